@@ -1,0 +1,76 @@
+"""Accounts and bearer tokens. Tokens are 256-bit random strings; only their SHA-256 is stored,
+so a copy of the database does not let anyone act as a user."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+
+from sqlmodel import Session, select
+
+from archive import events
+from archive.errors import Conflict, Forbidden, InvalidInput, Unauthorized
+from archive.models import Officer, Outcome, Role, User
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+
+# What each role may do. Officers upload; reviewers and auditors read; admins do everything.
+READ_ROLES = frozenset({Role.REVIEWER, Role.AUDITOR, Role.RECORDS_MANAGER, Role.ADMIN})
+UPLOAD_ROLES = frozenset({Role.OFFICER, Role.ADMIN})
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def add_user(session: Session, name: str, role: Role, *, actor: str = "system:cli") -> tuple[User, str]:
+    """Create a user and return it with its token (shown once, never stored)."""
+    if not _NAME.match(name):
+        raise InvalidInput(
+            "user name: 1-64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit"
+        )
+    if session.exec(select(User).where(User.name == name)).first():
+        raise Conflict(f"user {name!r} already exists")
+    token = "cus_" + secrets.token_urlsafe(32)
+    user = User(name=name, role=role, token_hash=hash_token(token))
+    session.add(user)
+    if role is Role.OFFICER and session.get(Officer, name) is None:
+        # An officer account is named by the officer's badge number.
+        session.add(Officer(badge=name, name=name))
+    session.flush()
+    events.record(
+        session,
+        actor=actor,
+        action="user.create",
+        subject_type="user",
+        subject_id=name,
+        details={"role": role},
+    )
+    return user, token
+
+
+def authenticate(session: Session, token: str | None, *, client_addr: str = "") -> User:
+    if not token:
+        raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
+    user = session.exec(select(User).where(User.token_hash == hash_token(token))).first()
+    if user is None or user.disabled:
+        raise Unauthorized("invalid or disabled token")
+    return user
+
+
+def record_denied(session: Session, user: User | None, action: str, subject: str, client_addr: str) -> None:
+    events.record(
+        session,
+        actor=f"user:{user.name}" if user else "anonymous",
+        action=action,
+        subject_type="request",
+        subject_id=subject[:64],
+        outcome=Outcome.DENIED,
+        client_addr=client_addr,
+    )
+
+
+def require_role(user: User, allowed: frozenset[Role], what: str) -> None:
+    if user.role not in allowed:
+        raise Forbidden(f"role {user.role} may not {what}")

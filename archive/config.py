@@ -1,0 +1,64 @@
+"""Settings: one pydantic-settings class, read from ``CUSTODY_*`` environment variables.
+
+Built lazily by :func:`get_settings` so that importing a module never reads the environment
+or opens a connection; processes create their clients after they fork.
+"""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CUSTODY_", env_file=None, extra="ignore")
+
+    # Where the embedded default keeps its state (SQLite file, signing keys, service data).
+    data_dir: Path = Path("var")
+    database_url: str = ""  # empty: SQLite at <data_dir>/custody.db
+    redis_url: str = "redis://127.0.0.1:6380/0"
+
+    s3_endpoint: str = "127.0.0.1:7480"  # host:port, as the minio client wants it
+    s3_access_key: str = "CUSTODYACCESSKEY0001"
+    s3_secret_key: SecretStr = SecretStr("custodysecretkey000000000000000000000001")
+    s3_secure: bool = False
+    s3_region: str = "us-east-1"
+    bucket_originals: str = "custody-originals"
+    bucket_derived: str = "custody-derived"
+
+    key_dir: Path | None = None  # empty: <data_dir>/keys
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+
+    # Upload limits. Metadata is small by nature; a huge header is an attack or a bug.
+    max_upload_bytes: int = 64 * 1024**3
+    max_metadata_bytes: int = 8 * 1024
+    upload_part_bytes: int = 16 * 1024**2  # S3 multipart part size; bounds API memory per upload
+
+    # Celery. The visibility timeout must exceed the longest task or Redis redelivers it mid-run.
+    transcode_time_limit_s: int = 6 * 3600
+    visibility_timeout_s: int = 7 * 3600
+    ffmpeg_stall_s: int = 120  # kill ffmpeg if its progress does not move for this long
+    reconcile_interval_s: float = 60.0
+    reconcile_stale_after_s: float = 600.0
+
+    proxy_height: int = 720
+    poster_width: int = 640
+
+    # Time each worker heartbeat stays valid in Redis (health check "worker alive").
+    worker_heartbeat_ttl_s: int = 30
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'custody.db').resolve()}"
+
+    def resolved_key_dir(self) -> Path:
+        return self.key_dir if self.key_dir is not None else self.data_dir / "keys"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,131 @@
+"""Ed25519 signing of canonical JSON manifests.
+
+A manifest is serialised by RFC 8785 (JSON Canonicalization Scheme), so anyone can rebuild the
+exact signed bytes from the JSON alone; the signature covers those bytes. Keys live in files under
+``key_dir`` (created on first use, mode 0600, never logged); the key id is the first 16 hex
+characters of the SHA-256 of the raw public key, so a verifier can derive it from the key itself.
+Old keys stay in the key directory after rotation so that old signatures remain verifiable.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import rfc8785
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from archive.errors import SignatureInvalid
+
+ALGORITHM = "ed25519"
+_CURRENT = "current"  # file naming the active key id
+
+
+def canonical_json(value: Any) -> bytes:
+    return rfc8785.dumps(value)
+
+
+def key_id_for(public_key: Ed25519PublicKey) -> str:
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def public_key_pem(public_key: Ed25519PublicKey) -> str:
+    return public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode("ascii")
+
+
+@dataclass(frozen=True)
+class PublicKeyInfo:
+    key_id: str
+    algorithm: str
+    public_key_pem: str
+
+
+@dataclass(frozen=True)
+class Signature:
+    key_id: str
+    signature_b64: str
+
+
+class Keyring:
+    """The signing keys in one directory: ``<key_id>.pem`` files and a ``current`` pointer."""
+
+    def __init__(self, key_dir: Path) -> None:
+        self.key_dir = key_dir
+
+    def _private_path(self, key_id: str) -> Path:
+        return self.key_dir / f"{key_id}.pem"
+
+    def _write_new_key(self) -> str:
+        self.key_dir.mkdir(parents=True, exist_ok=True)
+        self.key_dir.chmod(0o700)
+        key = Ed25519PrivateKey.generate()
+        key_id = key_id_for(key.public_key())
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        path = self._private_path(key_id)
+        # O_EXCL + 0600: the private key is never readable by anyone else, not even for an instant.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(pem)
+        tmp = self.key_dir / f".{_CURRENT}.tmp"
+        tmp.write_text(key_id + "\n")
+        tmp.replace(self.key_dir / _CURRENT)
+        return key_id
+
+    def current_key_id(self) -> str:
+        pointer = self.key_dir / _CURRENT
+        if pointer.exists():
+            return pointer.read_text().strip()
+        return self._write_new_key()
+
+    def rotate(self) -> str:
+        """Make a new current key; earlier keys stay for verification."""
+        return self._write_new_key()
+
+    def _load_private(self, key_id: str) -> Ed25519PrivateKey:
+        data = self._private_path(key_id).read_bytes()
+        key = serialization.load_pem_private_key(data, password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise SignatureInvalid(f"key file for {key_id} is not an Ed25519 key")
+        return key
+
+    def public_keys(self) -> list[PublicKeyInfo]:
+        self.current_key_id()  # first run creates the key
+        infos = []
+        for path in sorted(self.key_dir.glob("*.pem")):
+            pub = self._load_private(path.stem).public_key()
+            infos.append(PublicKeyInfo(key_id_for(pub), ALGORITHM, public_key_pem(pub)))
+        return infos
+
+    def sign(self, document: Any) -> Signature:
+        key_id = self.current_key_id()
+        sig = self._load_private(key_id).sign(canonical_json(document))
+        return Signature(key_id, base64.b64encode(sig).decode("ascii"))
+
+    def verify(self, document: Any, signature: Signature) -> None:
+        path = self._private_path(signature.key_id)
+        if not path.exists():
+            raise SignatureInvalid(f"unknown signing key {signature.key_id}")
+        verify_with_public_key(self._load_private(signature.key_id).public_key(), document, signature)
+
+
+def verify_with_public_key(public_key: Ed25519PublicKey, document: Any, signature: Signature) -> None:
+    """Raise SignatureInvalid unless ``signature`` is a valid signature of ``document``'s canonical form."""
+    try:
+        raw = base64.b64decode(signature.signature_b64, validate=True)
+        public_key.verify(raw, canonical_json(document))
+    except (InvalidSignature, ValueError) as exc:
+        raise SignatureInvalid(
+            f"manifest signature does not verify with key {signature.key_id}: "
+            "the manifest or its signature was altered"
+        ) from exc

@@ -1,0 +1,191 @@
+"""Object storage: a small interface and its S3 implementation through the ``minio`` client.
+
+Everything the archive stores goes through :class:`ObjectStore`. ``S3Error`` and transport
+errors are translated into :class:`StorageError` / :class:`NotFound` here, at the edge.
+Two buckets: originals (versioning + Object Lock enabled at creation, because S3 only allows
+Object Lock on new buckets and retention will rely on it) and derived files (proxies, posters).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+import urllib3
+from minio import Minio
+from minio.datatypes import Part
+from minio.error import MinioException, S3Error
+
+from archive.config import Settings
+from archive.errors import NotFound, StorageError
+
+READ_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    bucket: str
+    key: str
+    size: int
+    content_type: str | None
+
+
+class ObjectStore(Protocol):
+    originals: str
+    derived: str
+
+    def ensure_buckets(self) -> None: ...
+    def ping(self) -> None: ...
+    def put_bytes(self, bucket: str, key: str, data: bytes, content_type: str) -> None: ...
+    def put_file(self, bucket: str, key: str, path: Path, content_type: str) -> None: ...
+    def stat(self, bucket: str, key: str) -> ObjectInfo: ...
+    def exists(self, bucket: str, key: str) -> bool: ...
+    def read_bytes(self, bucket: str, key: str) -> bytes: ...
+    def delete(self, bucket: str, key: str) -> None: ...
+    def presigned_get(self, bucket: str, key: str, expires: timedelta) -> str: ...
+
+    @contextmanager
+    def open_stream(
+        self, bucket: str, key: str, offset: int = 0, length: int | None = None
+    ) -> Iterator[Iterator[bytes]]: ...
+
+    def start_multipart(self, bucket: str, key: str, content_type: str) -> str: ...
+    def upload_part(self, bucket: str, key: str, upload_id: str, number: int, data: bytes) -> str: ...
+    def complete_multipart(
+        self, bucket: str, key: str, upload_id: str, parts: list[tuple[int, str]]
+    ) -> None: ...
+    def abort_multipart(self, bucket: str, key: str, upload_id: str) -> None: ...
+
+
+def _translate(exc: Exception, what: str) -> Exception:
+    if isinstance(exc, S3Error) and exc.code in {"NoSuchKey", "NoSuchUpload", "NoSuchBucket"}:
+        return NotFound(f"{what}: {exc.code}")
+    return StorageError(f"{what}: {exc}")
+
+
+class MinioStore:
+    """The S3 implementation. Production: MinIO; tests and CI: Ceph RGW (see docs/operations.md)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.originals = settings.bucket_originals
+        self.derived = settings.bucket_derived
+        # Explicit pool: bounded retries and timeouts, so a dead S3 server surfaces as an error
+        # within seconds instead of hanging an upload or a health check.
+        http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=5, read=300),
+            maxsize=16,
+            retries=urllib3.Retry(total=3, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
+        )
+        self.client = Minio(
+            settings.s3_endpoint,
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key.get_secret_value(),
+            secure=settings.s3_secure,
+            region=settings.s3_region,
+            http_client=http,
+        )
+
+    def ensure_buckets(self) -> None:
+        try:
+            if not self.client.bucket_exists(self.originals):
+                self.client.make_bucket(self.originals, object_lock=True)
+            if not self.client.bucket_exists(self.derived):
+                self.client.make_bucket(self.derived)
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            raise _translate(exc, "creating buckets") from exc
+
+    def ping(self) -> None:
+        try:
+            if not self.client.bucket_exists(self.originals):
+                raise StorageError(f"bucket {self.originals} does not exist")
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            raise _translate(exc, "S3 ping") from exc
+
+    def put_bytes(self, bucket: str, key: str, data: bytes, content_type: str) -> None:
+        try:
+            self.client.put_object(bucket, key, io.BytesIO(data), len(data), content_type=content_type)
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            raise _translate(exc, f"put {bucket}/{key}") from exc
+
+    def put_file(self, bucket: str, key: str, path: Path, content_type: str) -> None:
+        try:
+            self.client.fput_object(bucket, key, str(path), content_type=content_type)
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            raise _translate(exc, f"put {bucket}/{key}") from exc
+
+    def stat(self, bucket: str, key: str) -> ObjectInfo:
+        try:
+            st = self.client.stat_object(bucket, key)
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            raise _translate(exc, f"stat {bucket}/{key}") from exc
+        return ObjectInfo(bucket, key, int(st.size or 0), st.content_type)
+
+    def exists(self, bucket: str, key: str) -> bool:
+        try:
+            self.stat(bucket, key)
+        except NotFound:
+            return False
+        return True
+
+    def read_bytes(self, bucket: str, key: str) -> bytes:
+        with self.open_stream(bucket, key) as chunks:
+            return b"".join(chunks)
+
+    def delete(self, bucket: str, key: str) -> None:
+        try:
+            self.client.remove_object(bucket, key)
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            raise _translate(exc, f"delete {bucket}/{key}") from exc
+
+    def presigned_get(self, bucket: str, key: str, expires: timedelta) -> str:
+        return self.client.presigned_get_object(bucket, key, expires=expires)
+
+    @contextmanager
+    def open_stream(
+        self, bucket: str, key: str, offset: int = 0, length: int | None = None
+    ) -> Iterator[Iterator[bytes]]:
+        try:
+            resp = self.client.get_object(bucket, key, offset=offset, length=length or 0)
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            raise _translate(exc, f"get {bucket}/{key}") from exc
+        try:
+            yield resp.stream(READ_CHUNK)
+        except urllib3.exceptions.HTTPError as exc:
+            raise StorageError(f"reading {bucket}/{key}: {exc}") from exc
+        finally:
+            resp.close()
+            resp.release_conn()
+
+    # Multipart: minio-py exposes these S3 calls only as underscore methods; they have been
+    # stable across 7.x and are what its own put_object uses. Wrapped here, in one place.
+    def start_multipart(self, bucket: str, key: str, content_type: str) -> str:
+        try:
+            upload_id: str = self.client._create_multipart_upload(bucket, key, {"Content-Type": content_type})
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            raise _translate(exc, f"start multipart {bucket}/{key}") from exc
+        return upload_id
+
+    def upload_part(self, bucket: str, key: str, upload_id: str, number: int, data: bytes) -> str:
+        try:
+            etag: str = self.client._upload_part(bucket, key, data, None, upload_id, number)
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            raise _translate(exc, f"upload part {number} of {bucket}/{key}") from exc
+        return etag
+
+    def complete_multipart(self, bucket: str, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+        mparts: list[Any] = [Part(n, etag) for n, etag in parts]
+        try:
+            self.client._complete_multipart_upload(bucket, key, upload_id, mparts)
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            raise _translate(exc, f"complete multipart {bucket}/{key}") from exc
+
+    def abort_multipart(self, bucket: str, key: str, upload_id: str) -> None:
+        try:
+            self.client._abort_multipart_upload(bucket, key, upload_id)
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            raise _translate(exc, f"abort multipart {bucket}/{key}") from exc

@@ -1,0 +1,401 @@
+"""Resumable uploads (tus 1.0) into S3, in bounded memory, surviving restarts.
+
+Bytes of an upload go to one S3 multipart upload, in parts of ``part_size`` bytes; part *n*
+always holds bytes ``[(n-1)*part_size, n*part_size)``, so a part re-sent after a crash overwrites
+itself with the same bytes. Bytes that do not yet fill a part are kept in a small "tail" object,
+so an API restart or a dropped connection loses nothing that was acknowledged. The database row
+is the only record of progress and is written after the bytes it describes are in S3.
+
+Memory per PATCH: at most ``part_size`` plus one network chunk.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlmodel import Session, select
+
+from archive import events
+from archive.clock import utcnow
+from archive.errors import Conflict, Forbidden, InvalidInput, NotFound, StorageError, TooLarge
+from archive.hashing import parse_sha256
+from archive.models import ClockSource, Device, Media, Officer, Role, Upload, UploadState, User
+from archive.storage import ObjectStore
+
+DEFERRED = "deferred"  # sha256 metadata value: the final PATCH carries Custody-Sha256 instead
+CHECKSUM_ALGORITHMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "md5": hashlib.md5}
+_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+MAX_NAME_BYTES = 255
+
+
+def parse_metadata(header: str | None, max_bytes: int) -> dict[str, str]:
+    """Parse a tus ``Upload-Metadata`` header: ``key base64value`` pairs separated by commas."""
+    if not header:
+        return {}
+    if len(header) > max_bytes:
+        raise TooLarge(f"Upload-Metadata is {len(header)} bytes; at most {max_bytes} are accepted")
+    out: dict[str, str] = {}
+    for pair in header.split(","):
+        bits = pair.strip().split(" ")
+        if not bits or not _KEY.match(bits[0]) or len(bits) > 2:
+            raise InvalidInput(f"malformed Upload-Metadata pair {pair.strip()[:40]!r}")
+        key = bits[0]
+        if key in out:
+            raise InvalidInput(f"Upload-Metadata names {key!r} twice")
+        try:
+            out[key] = base64.b64decode(bits[1], validate=True).decode("utf-8") if len(bits) == 2 else ""
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise InvalidInput(f"Upload-Metadata value of {key!r} is not base64 of UTF-8 text") from exc
+    return out
+
+
+def encode_metadata(meta: dict[str, str]) -> str:
+    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in meta.items())
+
+
+def check_file_name(name: str) -> str:
+    """A recorder's file name is kept as a label, never used as a path; refuse what cannot be a name."""
+    if not name:
+        raise InvalidInput("filename is required")
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        raise InvalidInput("filename contains control characters")
+    if "/" in name or "\\" in name:
+        raise InvalidInput("filename must be a bare name without path separators (use 'path' for folders)")
+    if name in {".", ".."}:
+        raise InvalidInput("filename must not be '.' or '..'")
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise InvalidInput(f"filename is longer than {MAX_NAME_BYTES} bytes")
+    return name
+
+
+def check_source_path(path: str) -> str:
+    """The file's path inside the recorder's folder: relative, no '..', no control characters."""
+    if not path:
+        return ""
+    if any(unicodedata.category(c) == "Cc" for c in path) or "\\" in path:
+        raise InvalidInput("path contains control characters or backslashes")
+    parts = path.split("/")
+    if path.startswith("/") or any(p in {"", ".", ".."} for p in parts):
+        raise InvalidInput("path must be relative to the recorder's folder, without '.' or '..' parts")
+    if len(path.encode("utf-8")) > 1024:
+        raise InvalidInput("path is longer than 1024 bytes")
+    return path
+
+
+@dataclass(frozen=True)
+class DockMetadata:
+    filename: str
+    source_path: str
+    officer: str
+    device: str
+    sha256: str  # hex, or DEFERRED
+    recorded_at: datetime | None
+    content_type: str
+    clock_offset_s: float
+    clock_source: ClockSource
+
+    @classmethod
+    def parse(cls, meta: dict[str, str]) -> DockMetadata:
+        for required in ("filename", "officer", "device", "sha256"):
+            if not meta.get(required):
+                raise InvalidInput(f"Upload-Metadata must name {required!r}")
+        for key in ("officer", "device"):
+            if not _ID.match(meta[key]):
+                raise InvalidInput(f"{key} must be 1-64 letters, digits, '.', '_', ':' or '-'")
+        sha = meta["sha256"].strip().lower()
+        if sha != DEFERRED:
+            sha = parse_sha256(sha)
+        recorded_at = None
+        if meta.get("recorded_at"):
+            try:
+                recorded_at = datetime.fromisoformat(meta["recorded_at"])
+            except ValueError as exc:
+                raise InvalidInput("recorded_at must be an ISO 8601 time") from exc
+            if recorded_at.tzinfo is None:
+                raise InvalidInput("recorded_at must carry a UTC offset")
+            recorded_at = recorded_at.astimezone(UTC)
+        offset = 0.0
+        if meta.get("clock_offset_s"):
+            try:
+                offset = float(meta["clock_offset_s"])
+            except ValueError as exc:
+                raise InvalidInput("clock_offset_s must be a number of seconds") from exc
+            if not -10 * 365 * 86400 < offset < 10 * 365 * 86400:
+                raise InvalidInput("clock_offset_s is out of range")
+        try:
+            source = ClockSource(meta.get("clock_source") or ClockSource.ASSUMED)
+        except ValueError as exc:
+            raise InvalidInput("clock_source must be measured, stated or assumed") from exc
+        content_type = meta.get("content_type") or meta.get("filetype") or "application/octet-stream"
+        if len(content_type) > 128 or not re.match(r"^[\w.+-]+/[\w.+-]+$", content_type):
+            raise InvalidInput("content_type is not a media type")
+        return cls(
+            filename=check_file_name(meta["filename"]),
+            source_path=check_source_path(meta.get("path", "")),
+            officer=meta["officer"],
+            device=meta["device"],
+            sha256=sha,
+            recorded_at=recorded_at,
+            content_type=content_type,
+            clock_offset_s=offset,
+            clock_source=source,
+        )
+
+
+def actor_of(user: User) -> str:
+    return f"user:{user.name}"
+
+
+def create_upload(
+    session: Session,
+    *,
+    user: User,
+    length: int,
+    meta: dict[str, str],
+    part_size: int,
+    max_bytes: int,
+    client_addr: str,
+    store: ObjectStore,
+) -> Upload:
+    if user.role not in {Role.OFFICER, Role.ADMIN}:
+        raise Forbidden(f"role {user.role} may not upload")
+    if length == 0:
+        raise InvalidInput("zero-length file: a recording with no bytes cannot be archived")
+    if length < 0:
+        raise InvalidInput("Upload-Length must not be negative")
+    if length > max_bytes:
+        raise TooLarge(f"Upload-Length {length} exceeds the limit of {max_bytes} bytes")
+    dock = DockMetadata.parse(meta)
+    if user.role is Role.OFFICER and dock.officer != user.name:
+        raise Forbidden(f"officer {user.name} may not upload recordings of officer {dock.officer}")
+    upload = Upload(
+        length=length, part_size=part_size, metadata_=meta, created_by=user.id or 0, object_key=""
+    )
+    upload.object_key = f"originals/{upload.id}"
+    upload.multipart_id = store.start_multipart(store.originals, upload.object_key, dock.content_type)
+    session.add(upload)
+    session.flush()
+    events.record(
+        session,
+        actor=actor_of(user),
+        action="upload.create",
+        subject_type="upload",
+        subject_id=upload.id,
+        client_addr=client_addr,
+        details={
+            "length": length,
+            "filename": dock.filename,
+            "officer": dock.officer,
+            "device": dock.device,
+            "declared_sha256": dock.sha256,
+        },
+    )
+    return upload
+
+
+def get_upload_for(session: Session, upload_id: str, user: User) -> Upload:
+    upload = session.get(Upload, upload_id)
+    if upload is None or upload.state is UploadState.TERMINATED:
+        raise NotFound(f"no upload {upload_id}")
+    if upload.created_by != user.id and user.role is not Role.ADMIN:
+        # Someone else's upload: as far as this user knows, it does not exist.
+        raise NotFound(f"no upload {upload_id}")
+    return upload
+
+
+def tail_key(upload: Upload) -> str:
+    return f"tus-tails/{upload.id}"
+
+
+class PartWriter:
+    """Accumulates PATCH bytes and writes whole parts to S3. Not thread-safe: one per PATCH,
+    under the upload's lock."""
+
+    def __init__(self, store: ObjectStore, upload: Upload) -> None:
+        self.store = store
+        self.bucket = store.originals
+        self.key = upload.object_key
+        self.multipart_id = upload.multipart_id or ""
+        self.part_size = upload.part_size
+        self.length = upload.length
+        self.parts: list[dict[str, Any]] = [dict(p) for p in upload.parts]
+        self.start_offset = upload.offset
+        self.tail_size = upload.tail_size
+        self.tail_object_key = tail_key(upload)
+        self.buf = bytearray()
+
+    @property
+    def parts_bytes(self) -> int:
+        return sum(int(p["size"]) for p in self.parts)
+
+    @property
+    def offset(self) -> int:
+        return self.parts_bytes + len(self.buf)
+
+    def load_tail(self) -> None:
+        if self.tail_size:
+            with self.store.open_stream(self.bucket, self.tail_object_key, 0, self.tail_size) as chunks:
+                for c in chunks:
+                    self.buf += c
+            if len(self.buf) != self.tail_size:
+                raise StorageError(
+                    f"tail of upload {self.key} has {len(self.buf)} bytes, expected {self.tail_size}"
+                )
+
+    def room(self) -> int:
+        return self.length - self.offset
+
+    def add(self, chunk: bytes) -> None:
+        if len(chunk) > self.room():
+            raise InvalidInput(f"PATCH carries more bytes than Upload-Length {self.length} allows")
+        self.buf += chunk
+
+    @property
+    def has_full_part(self) -> bool:
+        return len(self.buf) >= self.part_size
+
+    def flush_full_parts(self) -> None:
+        while len(self.buf) >= self.part_size:
+            number = len(self.parts) + 1
+            data = bytes(self.buf[: self.part_size])
+            etag = self.store.upload_part(self.bucket, self.key, self.multipart_id, number, data)
+            self.parts.append({"n": number, "etag": etag, "size": len(data)})
+            del self.buf[: self.part_size]
+
+    def finish(self) -> bool:
+        """Write what is left. Returns True when the upload is complete."""
+        if self.offset == self.length:
+            if self.buf:
+                number = len(self.parts) + 1
+                etag = self.store.upload_part(
+                    self.bucket, self.key, self.multipart_id, number, bytes(self.buf)
+                )
+                self.parts.append({"n": number, "etag": etag, "size": len(self.buf)})
+                self.buf.clear()
+            try:
+                self.store.complete_multipart(
+                    self.bucket, self.key, self.multipart_id, [(p["n"], p["etag"]) for p in self.parts]
+                )
+            except NotFound:
+                # Completed by an earlier attempt whose database commit was lost: the object is there.
+                if self.store.stat(self.bucket, self.key).size != self.length:
+                    raise
+            return True
+        if self.buf:
+            self.store.put_bytes(
+                self.bucket, self.tail_object_key, bytes(self.buf), "application/octet-stream"
+            )
+        return False
+
+    def save_progress(self, upload: Upload) -> None:
+        upload.parts = list(self.parts)
+        upload.tail_size = len(self.buf)
+        upload.offset = self.offset
+        upload.updated_at = utcnow()
+
+
+def complete_upload(
+    session: Session, upload: Upload, user: User, client_addr: str, sha256: str | None
+) -> Media:
+    """Record a finished upload as a media item awaiting verification (idempotent)."""
+    if upload.media_id:
+        media = session.get(Media, upload.media_id)
+        if media is not None:
+            return media
+    dock = DockMetadata.parse(upload.metadata_)
+    declared = dock.sha256
+    if declared == DEFERRED:
+        if not sha256:
+            raise InvalidInput("this upload deferred its SHA-256: the final PATCH must carry Custody-Sha256")
+        declared = parse_sha256(sha256)
+    if session.get(Officer, dock.officer) is None:
+        session.add(Officer(badge=dock.officer, name=dock.officer))
+        session.flush()
+    if session.get(Device, dock.device) is None:
+        session.add(Device(serial=dock.device, officer_badge=dock.officer))
+        session.flush()
+        events.record(
+            session,
+            actor=actor_of(user),
+            action="device.register",
+            subject_type="device",
+            subject_id=dock.device,
+            client_addr=client_addr,
+            details={"officer": dock.officer},
+        )
+    media = Media(
+        sha256=declared,
+        size=upload.length,
+        content_type=dock.content_type,
+        file_name=dock.filename,
+        source_path=dock.source_path,
+        officer_badge=dock.officer,
+        device_serial=dock.device,
+        recorded_at=dock.recorded_at,
+        clock_offset_s=dock.clock_offset_s,
+        clock_source=dock.clock_source,
+        object_key=upload.object_key,
+        upload_id=upload.id,
+    )
+    session.add(media)
+    upload.state = UploadState.COMPLETE
+    upload.media_id = media.id
+    session.flush()
+    events.record(
+        session,
+        actor=actor_of(user),
+        action="media.receive",
+        subject_type="media",
+        subject_id=media.id,
+        client_addr=client_addr,
+        details={
+            "upload": upload.id,
+            "declared_sha256": declared,
+            "size": upload.length,
+            "filename": dock.filename,
+            "officer": dock.officer,
+            "device": dock.device,
+            "recorded_at": dock.recorded_at.isoformat() if dock.recorded_at else None,
+            "clock_offset_s": dock.clock_offset_s,
+            "clock_source": dock.clock_source,
+        },
+    )
+    return media
+
+
+def terminate_upload(
+    session: Session, store: ObjectStore, upload: Upload, user: User, client_addr: str
+) -> None:
+    if upload.state is UploadState.COMPLETE:
+        raise Conflict("upload is complete: archived bytes cannot be withdrawn through tus termination")
+    if upload.multipart_id:
+        with contextlib.suppress(NotFound):
+            store.abort_multipart(store.originals, upload.object_key, upload.multipart_id)
+    if upload.tail_size:
+        store.delete(store.originals, tail_key(upload))
+    upload.state = UploadState.TERMINATED
+    upload.updated_at = utcnow()
+    events.record(
+        session,
+        actor=actor_of(user),
+        action="upload.terminate",
+        subject_type="upload",
+        subject_id=upload.id,
+        client_addr=client_addr,
+        details={"offset": upload.offset},
+    )
+
+
+def open_uploads_for(session: Session, user: User) -> list[Upload]:
+    return list(
+        session.exec(select(Upload).where(Upload.created_by == user.id, Upload.state == UploadState.OPEN))
+    )
