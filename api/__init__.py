@@ -1,0 +1,1 @@
+"""FastAPI app: the HTTP surface of the archive."""

@@ -1,0 +1,144 @@
+"""The FastAPI application: lifespan-built collaborators, one error handler, health, keys."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import redis
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy import text
+from sqlmodel import Session
+
+from api.deps import bearer_token, client_addr
+from api.routers import media, uploads
+from archive import accounts
+from archive.config import get_settings
+from archive.db import make_engine
+from archive.errors import CustodyError, Forbidden, Unauthorized
+from archive.signing import Keyring
+from archive.storage import MinioStore
+
+log = logging.getLogger("custody.api")
+HEARTBEAT_PREFIX = "custody:worker-heartbeat:"
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    s = get_settings()
+    app.state.engine = make_engine(s.resolved_database_url())
+    app.state.store = MinioStore(s)
+    app.state.redis = redis.Redis.from_url(s.redis_url, socket_timeout=5, socket_connect_timeout=2)
+    app.state.keyring = Keyring(s.resolved_key_dir())
+    if not hasattr(app.state, "dispatcher"):
+        from workers.celery_app import CeleryDispatcher  # the public face of the workers
+
+        app.state.dispatcher = CeleryDispatcher()
+    yield
+    app.state.engine.dispose()
+    app.state.redis.close()
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="Custody",
+        version="0.1.0",
+        description="Evidence and audio-video record archive. Calls need `Authorization: Bearer <token>`.",
+        lifespan=lifespan,
+    )
+    app.include_router(uploads.router)
+    app.include_router(media.router)
+
+    @app.exception_handler(CustodyError)
+    async def custody_error(request: Request, exc: CustodyError) -> JSONResponse:
+        if isinstance(exc, Unauthorized | Forbidden):
+            await run_in_threadpool(_record_denied, request, exc)
+        headers = (
+            {"Tus-Resumable": uploads.TUS_VERSION} if request.url.path.startswith("/api/v1/uploads") else {}
+        )
+        if isinstance(exc, Unauthorized):
+            headers["WWW-Authenticate"] = "Bearer"
+        return JSONResponse({"detail": str(exc)}, status_code=exc.http_status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        return JSONResponse({"detail": "; ".join(problems)}, status_code=422)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz(request: Request) -> JSONResponse:
+        """200 when the API, database, Redis and S3 answer and a worker is alive; 503 naming what is down."""
+        checks: dict[str, str] = {}
+        try:
+            with Session(request.app.state.engine) as session:
+                session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+            checks["database"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - a health check reports every failure, whatever it is
+            checks["database"] = f"down: {exc.__class__.__name__}"
+        try:
+            r = request.app.state.redis
+            r.ping()
+            checks["redis"] = "ok"
+            checks["worker"] = (
+                "ok"
+                if next(r.scan_iter(HEARTBEAT_PREFIX + "*", count=100), None)
+                else "down: no worker heartbeat"
+            )
+        except redis.RedisError as exc:
+            checks["redis"] = f"down: {exc.__class__.__name__}"
+            checks["worker"] = "unknown: redis is down"
+        try:
+            request.app.state.store.ping()
+            checks["s3"] = "ok"
+        except CustodyError as exc:
+            checks["s3"] = f"down: {exc}"
+        ok = all(v == "ok" for v in checks.values())
+        down = [k for k, v in checks.items() if v != "ok"]
+        body: dict[str, Any] = {"status": "ok" if ok else "down: " + ", ".join(down), "checks": checks}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    class KeyOut(BaseModel):
+        key_id: str
+        algorithm: str
+        public_key_pem: str
+
+    class KeysOut(BaseModel):
+        keys: list[KeyOut]
+
+    @app.get("/api/v1/keys", response_model=KeysOut, tags=["keys"])
+    def keys(request: Request) -> KeysOut:
+        """Public keys that verify manifest signatures (old keys stay listed after rotation).
+        Public by design: anyone holding an export must be able to check it."""
+        ring: Keyring = request.app.state.keyring
+        return KeysOut(
+            keys=[
+                KeyOut(key_id=k.key_id, algorithm=k.algorithm, public_key_pem=k.public_key_pem)
+                for k in ring.public_keys()
+            ]
+        )
+
+    return app
+
+
+def _record_denied(request: Request, exc: CustodyError) -> None:
+    user = getattr(request.state, "user", None)
+    with Session(request.app.state.engine) as session:
+        accounts.record_denied(
+            session,
+            user,
+            "auth.denied" if isinstance(exc, Unauthorized) else "access.denied",
+            f"{request.method} {request.url.path}",
+            client_addr(request),
+        )
+        session.commit()
+    if bearer_token(request) is None:
+        log.info("unauthenticated %s %s from %s", request.method, request.url.path, client_addr(request))
+
+
+app = create_app()

@@ -1,0 +1,76 @@
+"""Request dependencies: database session, current user, collaborators, client address."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlmodel import Session
+
+from archive import accounts
+from archive.models import Role, User
+from archive.signing import Keyring
+from archive.storage import ObjectStore
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One unit of work per request: commit once at the end, roll back on error."""
+    with Session(request.app.state.engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def client_addr(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+ClientAddr = Annotated[str, Depends(client_addr)]
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def current_user(request: Request, session: SessionDep) -> User:
+    user = accounts.authenticate(session, bearer_token(request), client_addr=client_addr(request))
+    request.state.user = user
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def require(*roles: Role) -> object:
+    allowed = frozenset(roles)
+
+    def check(user: CurrentUser) -> User:
+        accounts.require_role(user, allowed, "do this")
+        return user
+
+    return Depends(check)
+
+
+def get_store(request: Request) -> ObjectStore:
+    store: ObjectStore = request.app.state.store
+    return store
+
+
+StoreDep = Annotated[ObjectStore, Depends(get_store)]
+
+
+def get_keyring(request: Request) -> Keyring:
+    keyring: Keyring = request.app.state.keyring
+    return keyring
+
+
+KeyringDep = Annotated[Keyring, Depends(get_keyring)]

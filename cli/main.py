@@ -1,0 +1,246 @@
+"""`custody`: the one command line of the archive."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from archive.config import get_settings
+
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+
+
+@click.group()
+def main() -> None:
+    """Custody: evidence and audio-video record archive."""
+
+
+def _prepare() -> None:
+    """Schema to head, buckets present, signing key present: safe to run every start."""
+    from archive.db import migrate
+    from archive.signing import Keyring
+    from archive.storage import MinioStore
+
+    s = get_settings()
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate(s)
+    MinioStore(s).ensure_buckets()
+    Keyring(s.resolved_key_dir()).current_key_id()
+
+
+@main.command()
+def migrate() -> None:
+    """Apply database migrations (idempotent)."""
+    from archive.db import migrate as do_migrate
+
+    do_migrate(get_settings())
+    click.echo("database schema is up to date")
+
+
+@main.group()
+def users() -> None:
+    """Accounts and tokens."""
+
+
+@users.command("add")
+@click.argument("name")
+@click.option(
+    "--role", required=True, type=click.Choice(["officer", "reviewer", "auditor", "records-manager", "admin"])
+)
+def users_add(name: str, role: str) -> None:
+    """Create a user; prints the bearer token alone on the last line (it is not stored, keep it)."""
+    from archive import accounts
+    from archive.db import make_engine, migrate, session_scope
+    from archive.errors import CustodyError
+    from archive.models import Role
+
+    s = get_settings()
+    migrate(s)
+    try:
+        with session_scope(make_engine(s.resolved_database_url())) as session:
+            _, token = accounts.add_user(session, name, Role(role))
+    except CustodyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"created {role} {name}; bearer token:")
+    click.echo(token)
+
+
+@main.command()
+@click.option("--api-only", is_flag=True, help="Run only the HTTP API.")
+@click.option(
+    "--worker-only", is_flag=True, help="Run only the Celery workers (ingest and transcode queues)."
+)
+@click.option("--beat-only", is_flag=True, help="Run only the Celery beat scheduler.")
+@click.option("--host", default=None, help="API address (default 127.0.0.1).")
+@click.option("--port", default=None, type=int, help="API port (default 8000).")
+def serve(api_only: bool, worker_only: bool, beat_only: bool, host: str | None, port: int | None) -> None:
+    """Run the API, the workers and the scheduler (all by default), until interrupted."""
+    if sum([api_only, worker_only, beat_only]) > 1:
+        raise click.UsageError("choose at most one of --api-only, --worker-only, --beat-only")
+    everything = not (api_only or worker_only or beat_only)
+    s = get_settings()
+    _prepare()
+    py = sys.executable
+    celery = [py, "-m", "celery", "-A", "workers.celery_app", "--quiet"]
+    procs: list[tuple[str, list[str]]] = []
+    if everything or api_only:
+        procs.append(
+            (
+                "api",
+                [
+                    py,
+                    "-m",
+                    "uvicorn",
+                    "api.app:app",
+                    "--host",
+                    host or s.api_host,
+                    "--port",
+                    str(port or s.api_port),
+                    "--no-access-log",
+                ],
+            )
+        )
+    if everything or worker_only:
+        procs.append(
+            (
+                "ingest",
+                [*celery, "worker", "-Q", "ingest", "-c", "2", "-n", "ingest@%h", "--loglevel", "INFO"],
+            )
+        )
+        # Transcodes are CPU-bound and long: their own queue, one at a time.
+        procs.append(
+            (
+                "transcode",
+                [*celery, "worker", "-Q", "transcode", "-c", "1", "-n", "transcode@%h", "--loglevel", "INFO"],
+            )
+        )
+    if everything or beat_only:
+        procs.append(
+            ("beat", [*celery, "beat", "-s", str(s.data_dir / "celerybeat-schedule"), "--loglevel", "INFO"])
+        )
+    running: list[tuple[str, subprocess.Popen[bytes]]] = []
+    for name, cmd in procs:
+        running.append((name, subprocess.Popen(cmd)))
+        click.echo(f"started {name} (pid {running[-1][1].pid})", err=True)
+
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    rc = 0
+    try:
+        while not stopping:
+            for name, p in running:
+                if p.poll() is not None:
+                    click.echo(f"{name} exited with {p.returncode}; stopping the rest", err=True)
+                    rc = p.returncode or 1
+                    stopping = True
+            time.sleep(0.5)
+    finally:
+        for _, p in running:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        for _, p in running:
+            try:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+    sys.exit(rc)
+
+
+def _token(token: str | None) -> str:
+    t = token or os.environ.get("CUSTODY_TOKEN")
+    if not t:
+        raise click.UsageError("no token: pass --token or set CUSTODY_TOKEN")
+    return t
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--officer", required=True, help="Badge number of the officer whose recorder this is.")
+@click.option("--device", required=True, help="Serial number of the recorder.")
+@click.option("--server", default=DEFAULT_SERVER, show_default=True)
+@click.option("--token", default=None, help="Bearer token (default: $CUSTODY_TOKEN).")
+@click.option(
+    "--clock-offset",
+    type=float,
+    default=None,
+    help="Recorder clock minus true time, in seconds, as stated by the officer.",
+)
+@click.option(
+    "--clear", is_flag=True, help="Delete each file from the recorder once the server verified its hash."
+)
+@click.option(
+    "--state-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where resume state is kept (default: ~/.local/state/custody/).",
+)
+@click.option(
+    "--verify-timeout",
+    type=float,
+    default=600.0,
+    show_default=True,
+    help="Seconds to wait for the server to verify each file.",
+)
+def dock(
+    path: Path,
+    officer: str,
+    device: str,
+    server: str,
+    token: str | None,
+    clock_offset: float | None,
+    clear: bool,
+    state_file: Path | None,
+    verify_timeout: float,
+) -> None:
+    """Archive every file of a recorder's folder. Exit 0 only if every file is verified safe."""
+    import httpx
+
+    from cli.dock import Docker, DockError, ResumeState, default_state_file, print_progress, walk
+
+    state = ResumeState.load(state_file or default_state_file(path, server))
+    d = Docker(
+        server,
+        _token(token),
+        officer,
+        device,
+        clock_offset_s=clock_offset,
+        state=state,
+        verify_timeout_s=verify_timeout,
+        progress=print_progress,
+    )
+    results = []
+    try:
+        for p, rel in walk(path):
+            try:
+                r = d.dock_file(p, rel)
+            except (DockError, httpx.HTTPError, OSError) as exc:
+                from cli.dock import FileResult
+
+                r = FileResult(rel, False, str(exc))
+            results.append(r)
+            label = "SAFE" if r.ok else "FAIL"
+            click.echo(f"{label}  {rel}  {r.sha256 or '-'}  {r.media_id or '-'}  {r.message}")
+            if r.ok and clear:
+                p.unlink()
+                click.echo(f"      cleared {rel} from the recorder")
+    finally:
+        d.close()
+    bad = [r for r in results if not r.ok]
+    click.echo(
+        f"{len(results) - len(bad)} of {len(results)} files safe" + (f"; {len(bad)} NOT safe" if bad else "")
+    )
+    if bad:
+        sys.exit(1)

@@ -1,0 +1,1 @@
+"""Celery app and tasks: thin shells around archive.pipeline."""

@@ -1,0 +1,57 @@
+"""The Celery application. Configured from Settings when first used, never at import time
+with live connections: each worker process builds its own clients after fork."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from celery import Celery
+from kombu import Queue
+
+from archive.config import get_settings
+from archive.pipeline import Step
+
+INGEST_QUEUE = "ingest"
+TRANSCODE_QUEUE = "transcode"
+
+
+def make_celery() -> Celery:
+    s = get_settings()
+    app = Celery("custody", broker=s.redis_url, backend=None, include=["workers.tasks"])
+    app.conf.update(
+        task_queues=[Queue(INGEST_QUEUE), Queue(TRANSCODE_QUEUE)],
+        task_default_queue=INGEST_QUEUE,
+        task_routes={"custody.derive": {"queue": TRANSCODE_QUEUE}},
+        # Long tasks: acknowledge only when done, so a killed worker's task is delivered again;
+        # every task is idempotent (archive.pipeline), so running twice writes once.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        # Redis redelivers an unacknowledged task after the visibility timeout: it must exceed
+        # the longest task, or a long transcode runs twice (celery/celery#5935).
+        broker_transport_options={"visibility_timeout": s.visibility_timeout_s},
+        broker_connection_retry_on_startup=True,
+        task_time_limit=s.transcode_time_limit_s,
+        task_soft_time_limit=s.transcode_time_limit_s - 60,
+        task_ignore_result=True,
+        worker_hijack_root_logger=False,
+        beat_schedule={
+            "reconcile-stuck-media": {
+                "task": "custody.reconcile",
+                "schedule": timedelta(seconds=s.reconcile_interval_s),
+            },
+        },
+        timezone="UTC",
+    )
+    return app
+
+
+app = make_celery()
+
+
+class CeleryDispatcher:
+    """Sends pipeline steps by task name; used by the API and by the tasks themselves.
+    Call it only after the transaction that made the item has committed."""
+
+    def send(self, step: Step, media_id: str, sha256: str) -> None:
+        app.send_task(f"custody.{step}", args=[media_id, sha256])

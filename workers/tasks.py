@@ -1,0 +1,115 @@
+"""Celery tasks: open collaborators, call archive.pipeline, nothing more."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from datetime import timedelta
+from typing import Any
+
+import redis
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
+from sqlalchemy.exc import IntegrityError as DBIntegrityError
+from sqlmodel import Session
+
+from archive import pipeline
+from archive.config import get_settings
+from archive.db import make_engine
+from archive.errors import MediaToolFailed, StorageError
+from archive.signing import Keyring
+from archive.storage import MinioStore
+from workers.celery_app import CeleryDispatcher, app
+
+log = logging.getLogger("custody.tasks")
+HEARTBEAT_KEY = "custody:worker-heartbeat:"
+
+_ctx: pipeline.Context | None = None
+
+
+def context() -> pipeline.Context:
+    """Per-process collaborators, built lazily after fork (never shared across processes)."""
+    global _ctx
+    if _ctx is None:
+        s = get_settings()
+        _ctx = pipeline.Context(
+            engine=make_engine(s.resolved_database_url()),
+            store=MinioStore(s),
+            keyring=Keyring(s.resolved_key_dir()),
+            settings=s,
+        )
+    return _ctx
+
+
+@worker_process_init.connect
+def _reset_after_fork(**_: Any) -> None:
+    global _ctx
+    _ctx = None
+
+
+dispatcher = CeleryDispatcher()
+
+# Retry only what may pass: storage hiccups, an ffmpeg that stalled or crashed, and the
+# unique-digest race of two identical uploads verified at once.
+RETRYABLE = (StorageError, MediaToolFailed, DBIntegrityError)
+
+
+def _task(step: pipeline.Step) -> Any:
+    @app.task(
+        name=f"custody.{step}",
+        bind=True,
+        autoretry_for=RETRYABLE,
+        retry_backoff=5,
+        retry_backoff_max=300,
+        max_retries=8,
+    )
+    def run(self: Any, media_id: str, sha256: str) -> None:
+        pipeline.run(context(), step, media_id, sha256, dispatcher)
+
+    return run
+
+
+verify = _task(pipeline.Step.VERIFY)
+probe = _task(pipeline.Step.PROBE)
+derive = _task(pipeline.Step.DERIVE)
+sign = _task(pipeline.Step.SIGN)
+
+
+@app.task(name="custody.reconcile")
+def reconcile() -> int:
+    """Re-drive items stuck in a non-terminal state (lost message, crash between commit and send)."""
+    ctx = context()
+    with Session(ctx.engine) as session:
+        items = pipeline.stuck(session, ctx.clock(), timedelta(seconds=ctx.settings.reconcile_stale_after_s))
+    for step, media_id, sha in items:
+        log.warning("reconcile: re-driving %s for media %s", step, media_id)
+        dispatcher.send(step, media_id, sha)
+    return len(items)
+
+
+# Liveness for /healthz: the worker's main process refreshes a key with a short TTL.
+_stop = threading.Event()
+
+
+def _heartbeat_loop(name: str) -> None:
+    s = get_settings()
+    client = redis.Redis.from_url(s.redis_url)
+    while not _stop.is_set():
+        try:
+            client.set(HEARTBEAT_KEY + name, "1", ex=s.worker_heartbeat_ttl_s)
+        except redis.RedisError as exc:
+            log.warning("heartbeat failed: %s", exc)
+        _stop.wait(s.worker_heartbeat_ttl_s / 3)
+    client.delete(HEARTBEAT_KEY + name)
+
+
+@worker_ready.connect
+def _start_heartbeat(sender: Any = None, **_: Any) -> None:
+    name = getattr(sender, "hostname", None) or f"{socket.gethostname()}-{os.getpid()}"
+    threading.Thread(target=_heartbeat_loop, args=(name,), daemon=True, name="custody-heartbeat").start()
+
+
+@worker_shutdown.connect
+def _stop_heartbeat(**_: Any) -> None:
+    _stop.set()
