@@ -227,8 +227,9 @@ wait_for "authenticated S3 request" s3_ready
 if [ $fresh = 1 ]; then
   # warm up: the first bucket creation makes RGW create its index/data pools (~4 s); pay it here,
   # not in the first test
-  s3curl -m 60 -X PUT "$ENDPOINT/rgw-up-warmup" && s3curl -m 30 -X DELETE "$ENDPOINT/rgw-up-warmup" \
-    || log "warning: warm-up bucket failed"
+  if ! { s3curl -m 60 -X PUT "$ENDPOINT/rgw-up-warmup" && s3curl -m 30 -X DELETE "$ENDPOINT/rgw-up-warmup"; }; then
+    log "warning: warm-up bucket failed"
+  fi
   touch "$BASE/.initialized"
 fi
 log "ready at $ENDPOINT"
