@@ -26,7 +26,7 @@ ROOT=$(cd "$HERE/.." && pwd)
 VAR=$ROOT/var
 TIMEOUT=${SERVICES_TIMEOUT:-60}
 # State of an evidence archive is nobody else's business on a shared machine; the one exception
-# (PostgreSQL's parent folders, see pg_prepare) is made explicitly.
+# (var/ and var/test must let the postgres user through, see do_up) is made explicitly.
 umask 077
 
 usage() {
@@ -55,7 +55,7 @@ case "$PROFILE" in
     [ "$PURGE" = 0 ] || { echo "refusing --purge for embedded: it holds real data; remove var/ by hand" >&2; exit 2; }
     STATE=$VAR
     REDIS_PORT=6380 REDIS_DIR=$STATE/redis REDIS_PERSIST=1
-    WITH_PG=0
+    WITH_PG=0 PG_PORT='' PG_DATA=''
     export RGW_BASE=$STATE/rgw RGW_STORE=bluestore RGW_PORT=7480 RGW_MON_PORT=13300 RGW_OSD_PORTS=16800-16899
     export RGW_BLOCK_BYTES=$((20 * 1024 * 1024 * 1024))
     ;;
@@ -87,9 +87,9 @@ die() {  # $1 = message, rest = log files whose tail explains it
 # keeps that caller waiting until the daemon exits.
 spawn() {
   (
-    for fd in /proc/$BASHPID/fd/*; do
+    for fd in "/proc/$BASHPID/fd/"*; do
       fd=${fd##*/}
-      if [ "$fd" -gt 2 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
+      if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
     done
     exec "$@"
   )
@@ -135,12 +135,13 @@ redis_ping() { [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" =
 redis_up() {
   if ! redis_ours; then
     command -v redis-server >/dev/null || die "redis-server not installed (run deploy/install.sh)"
-    port_open "$REDIS_PORT" && die "port $REDIS_PORT is taken by a process that is not ours (another checkout?)"
+    if port_open "$REDIS_PORT"; then die "port $REDIS_PORT is taken by a process that is not ours (another checkout?)"; fi
     mkdir -p "$REDIS_DIR"
     local persist=(--save '' --appendonly no)
     # embedded: the queue and schedule must survive a restart; default RDB snapshots stay on too
-    [ "$REDIS_PERSIST" = 1 ] && persist=(--appendonly yes --appendfsync everysec)
+    if [ "$REDIS_PERSIST" = 1 ]; then persist=(--appendonly yes --appendfsync everysec); fi
     log "starting redis on 127.0.0.1:$REDIS_PORT ($REDIS_DIR)"
+    # shellcheck disable=SC2094  # die reads the log only after the launcher has exited
     spawn redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$REDIS_DIR" \
       --daemonize yes --pidfile "$REDIS_PIDFILE" --logfile "$REDIS_LOG" "${persist[@]}" \
       </dev/null >>"$REDIS_LOG" 2>&1 || die "redis-server failed to start" "$REDIS_LOG"
@@ -166,19 +167,17 @@ pg_bin() {  # newest installed server version, as Debian lays them out
 }
 
 # PostgreSQL refuses to run as root; on our root-run machines it runs as the `postgres` user.
-as_pg() {
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
+AS_PG=()
+if [ "$(id -u)" = 0 ]; then AS_PG=(runuser -u postgres --); fi
+as_pg() { "${AS_PG[@]}" "$@"; }
 pg_ours() { pid_ours_by_cwd "$PG_DATA/postmaster.pid" "$PG_DATA"; }
-pg_ready() { "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; }
-psql_admin() { "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres "$@"; }
+# as postgres: a role-less probe works too but logs a FATAL on every try
+pg_ready() { "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres; }
+psql_admin() { "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres; }
 
 pg_prepare() {  # first run: a cluster in $PG_DATA owned by the postgres user
   local owner=()
-  [ "$(id -u)" = 0 ] && owner=(-o postgres -g postgres)
-  # parents must be traversable by the postgres user (0711: it cannot list them, only pass)
-  local d
-  for d in "$VAR" "$STATE"; do [ -d "$d" ] || mkdir -m 0711 "$d"; done
+  if [ "$(id -u)" = 0 ]; then owner=(-o postgres -g postgres); fi
   if [ -s "$PG_DATA/PG_VERSION" ]; then
     local have want
     have=$(cat "$PG_DATA/PG_VERSION")
@@ -194,7 +193,8 @@ pg_prepare() {  # first run: a cluster in $PG_DATA owned by the postgres user
   as_pg "$PG_BIN/initdb" -D "$PG_DATA" --auth=trust -U postgres -E UTF8 --locale=C.UTF-8 \
     </dev/null >>"$PG_SETUP_LOG" 2>&1 || die "initdb failed" "$PG_SETUP_LOG"
   # our settings live in a file we own and rewrite on every start (see pg_up)
-  echo "include_if_exists = 'custody.conf'" >>"$PG_DATA/postgresql.conf"
+  # plain include, not include_if_exists: without it postgres would quietly take port 5432
+  echo "include = 'custody.conf'" >>"$PG_DATA/postgresql.conf"
 }
 
 pg_write_conf() {
@@ -210,21 +210,21 @@ fsync = off
 synchronous_commit = off
 full_page_writes = off
 EOF
-  [ "$(id -u)" = 0 ] && chown postgres:postgres "$conf"
+  if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$conf"; fi
   chmod 0600 "$conf"
 }
 
 pg_up() {
   pg_bin
   if ! pg_ours; then
-    port_open "$PG_PORT" && die "port $PG_PORT is taken by a process that is not ours (another checkout?)"
+    if port_open "$PG_PORT"; then die "port $PG_PORT is taken by a process that is not ours (another checkout?)"; fi
     pg_prepare
     pg_write_conf
     # a postmaster.pid whose pid is not our postmaster is stale (crash, reboot); postgres would
     # refuse to start if that pid now belongs to some other live process
     rm -f "$PG_DATA/postmaster.pid"
     log "starting postgres on 127.0.0.1:$PG_PORT ($PG_DATA)"
-    spawn as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -s -w -t "$TIMEOUT" start \
+    spawn "${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -s -w -t "$TIMEOUT" start \
       </dev/null >>"$PG_SETUP_LOG" 2>&1 || die "postgres failed to start" "$PG_SETUP_LOG" "$PG_LOG"
   fi
   wait_for "postgres on :$PG_PORT" "$PG_LOG" pg_ready
@@ -281,7 +281,9 @@ print_env() {
 }
 
 do_up() {
-  mkdir -p "$STATE"
+  # 0711: the postgres user must pass through to its data folder (it cannot list these)
+  local d
+  for d in "$VAR" "$STATE"; do [ -d "$d" ] || mkdir -m 0711 "$d"; done
   # the gateway is the slowest (3-7 s), so it starts first and the others come up meanwhile
   if ! rgw_running; then
     command -v curl >/dev/null || die "curl not installed (run deploy/install.sh)"
@@ -289,7 +291,7 @@ do_up() {
     RGW_JOB=$!
   fi
   redis_up
-  [ "$WITH_PG" = 1 ] && pg_up
+  if [ "$WITH_PG" = 1 ]; then pg_up; fi
   if [ -n "$RGW_JOB" ]; then
     local job=$RGW_JOB
     RGW_JOB=
@@ -304,7 +306,7 @@ do_down() {
   "$HERE/rgw-down.sh" </dev/null >&2 &
   local rgw=$!
   redis_down
-  [ "$WITH_PG" = 1 ] && pg_down
+  if [ "$WITH_PG" = 1 ]; then pg_down; fi
   wait "$rgw" || log "warning: rgw-down.sh reported a problem"
   if [ "$PURGE" = 1 ]; then
     rm -rf "$STATE"
@@ -317,8 +319,7 @@ do_status() {
   line() { printf '%-9s %-5s %s\n' "$1" "$2" "$3"; }
   if redis_ours && redis_ping; then line redis up "127.0.0.1:$REDIS_PORT"; else line redis down "127.0.0.1:$REDIS_PORT"; ok=1; fi
   if [ "$WITH_PG" = 1 ]; then
-    pg_bin
-    if pg_ours && pg_ready; then line postgres up "127.0.0.1:$PG_PORT"; else line postgres down "127.0.0.1:$PG_PORT"; ok=1; fi
+    if pg_ours && pg_bin && pg_ready; then line postgres up "127.0.0.1:$PG_PORT"; else line postgres down "127.0.0.1:$PG_PORT"; ok=1; fi
   fi
   if rgw_running; then line s3 up "127.0.0.1:$RGW_PORT"; else line s3 down "127.0.0.1:$RGW_PORT"; ok=1; fi
   return $ok
