@@ -43,7 +43,8 @@ def bearer_token(request: Request) -> str | None:
 
 def current_user(request: Request, session: SessionDep) -> User:
     user = accounts.authenticate(session, bearer_token(request), client_addr=client_addr(request))
-    request.state.user = user
+    # The name, not the row: the row expires when a failed request's session rolls back.
+    request.state.user_name = user.name
     return user
 
 

@@ -59,10 +59,12 @@ def authenticate(session: Session, token: str | None, *, client_addr: str = "") 
     return user
 
 
-def record_denied(session: Session, user: User | None, action: str, subject: str, client_addr: str) -> None:
+def record_denied(
+    session: Session, user_name: str | None, action: str, subject: str, client_addr: str
+) -> None:
     events.record(
         session,
-        actor=f"user:{user.name}" if user else "anonymous",
+        actor=f"user:{user_name}" if user_name else "anonymous",
         action=action,
         subject_type="request",
         subject_id=subject[:64],

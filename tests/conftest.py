@@ -1,0 +1,267 @@
+"""Test harness: every test runs against the real services (PostgreSQL, Redis, Ceph RGW for S3,
+ffmpeg). ``make test`` starts them through deploy/services.sh; run alone, pytest starts them too.
+
+Isolation: each test gets its own PostgreSQL database (cloned from a migrated template), its own
+buckets, a flushed Redis database and its own data folder (signing keys).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+import redis
+from sqlalchemy.engine import Engine, make_url
+
+from archive import accounts
+from archive.config import Settings, get_settings
+from archive.db import make_engine, migrate, session_scope
+from archive.models import Role
+from archive.storage import MinioStore
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE_DB = "custody_template"
+PART = 5 * 1024 * 1024  # the smallest S3 part size, so tests cross part boundaries with small files
+
+
+def _service_env() -> dict[str, str]:
+    needed = ("CUSTODY_TEST_DATABASE_URL", "CUSTODY_REDIS_URL", "CUSTODY_S3_ENDPOINT")
+    if all(os.environ.get(k) for k in needed):
+        return {k: v for k, v in os.environ.items() if k.startswith("CUSTODY_")}
+    out = subprocess.run(
+        ["bash", str(ROOT / "deploy" / "services.sh"), "up", "test"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        pytest.exit(f"could not start test services:\n{out.stderr[-3000:]}", returncode=3)
+    env = {}
+    for line in out.stdout.splitlines():
+        if line.startswith("export "):
+            key, _, value = line.removeprefix("export ").partition("=")
+            env[key] = shlex.split(value)[0] if value else ""
+    return env
+
+
+@pytest.fixture(scope="session")
+def services() -> dict[str, str]:
+    return _service_env()
+
+
+def _admin_conninfo(url: str) -> str:
+    u = make_url(url)
+    return f"host={u.host} port={u.port} user=postgres dbname=postgres"
+
+
+@pytest.fixture(scope="session")
+def pg_template(services: dict[str, str]) -> str:
+    """A database migrated once; each test clones it (CREATE DATABASE ... TEMPLATE is ~50 ms)."""
+    url = services["CUSTODY_TEST_DATABASE_URL"]
+    with psycopg.connect(_admin_conninfo(url), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {TEMPLATE_DB} OWNER custody")
+    template_url = make_url(url).set(database=TEMPLATE_DB).render_as_string(hide_password=False)
+    migrate(Settings(database_url=template_url))
+    return url
+
+
+@pytest.fixture
+def database_url(pg_template: str) -> Iterator[str]:
+    name = f"custody_t_{uuid.uuid4().hex[:12]}"
+    admin = _admin_conninfo(pg_template)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB} OWNER custody")
+    yield make_url(pg_template).set(database=name).render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def env(
+    services: dict[str, str], database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
+    """CUSTODY_* settings for one test, applied to this process and handed to subprocesses."""
+    tag = uuid.uuid4().hex[:10]
+    values = {
+        "CUSTODY_DATABASE_URL": database_url,
+        "CUSTODY_REDIS_URL": services["CUSTODY_REDIS_URL"],
+        "CUSTODY_S3_ENDPOINT": services["CUSTODY_S3_ENDPOINT"],
+        "CUSTODY_S3_ACCESS_KEY": services["CUSTODY_S3_ACCESS_KEY"],
+        "CUSTODY_S3_SECRET_KEY": services["CUSTODY_S3_SECRET_KEY"],
+        "CUSTODY_S3_SECURE": "false",
+        "CUSTODY_BUCKET_ORIGINALS": f"t-{tag}-originals",
+        "CUSTODY_BUCKET_DERIVED": f"t-{tag}-derived",
+        "CUSTODY_DATA_DIR": str(tmp_path / "var"),
+        "CUSTODY_UPLOAD_PART_BYTES": str(PART),
+        "CUSTODY_RECONCILE_INTERVAL_S": "5",
+        "CUSTODY_RECONCILE_STALE_AFTER_S": "20",
+    }
+    for k, v in values.items():
+        monkeypatch.setenv(k, v)
+    get_settings.cache_clear()
+    redis.Redis.from_url(values["CUSTODY_REDIS_URL"]).flushdb()
+    MinioStore(get_settings()).ensure_buckets()
+    yield values
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def settings(env: dict[str, str]) -> Settings:
+    return get_settings()
+
+
+@pytest.fixture
+def engine(env: dict[str, str]) -> Iterator[Engine]:
+    e = make_engine(env["CUSTODY_DATABASE_URL"])
+    yield e
+    e.dispose()
+
+
+@pytest.fixture
+def store(settings: Settings) -> MinioStore:
+    return MinioStore(settings)
+
+
+@pytest.fixture
+def make_user(engine: Engine) -> object:
+    def make(name: str, role: Role | str) -> str:
+        with session_scope(engine) as session:
+            _, token = accounts.add_user(session, name, Role(role))
+        return token
+
+    return make
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Proc:
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self, sig_kill: bool = False) -> None:
+        """Stop the process and its children (a Celery worker's pool, ffmpeg)."""
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGKILL if sig_kill else signal.SIGTERM)
+            try:
+                self.popen.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(5)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGKILL)  # leftovers of a killed parent
+
+    def tail(self, n: int = 4000) -> str:
+        return self.log.read_text(errors="replace")[-n:] if self.log.exists() else ""
+
+
+def _spawn(cmd: list[str], env: dict[str, str], log: Path) -> Proc:
+    full_env = {**os.environ, **env}
+    fh = log.open("ab")
+    p = subprocess.Popen(
+        cmd, env=full_env, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
+    )
+    fh.close()
+    return Proc(p, log)
+
+
+@dataclass
+class LiveAPI:
+    url: str
+    port: int
+    env: dict[str, str]
+    tmp: Path
+    proc: Proc | None = None
+
+    def start(self) -> None:
+        self.proc = _spawn(
+            [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(self.port)],
+            self.env,
+            self.tmp / "api.log",
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"{self.url}/healthz", timeout=2)
+                return
+            except httpx.HTTPError:
+                if self.proc.popen.poll() is not None:
+                    break
+                time.sleep(0.1)
+        raise RuntimeError(f"API did not start:\n{self.proc.tail()}")
+
+    def stop(self, sig_kill: bool = False) -> None:
+        if self.proc:
+            self.proc.stop(sig_kill)
+
+
+@pytest.fixture
+def live_api(env: dict[str, str], tmp_path: Path) -> Iterator[LiveAPI]:
+    """The real API in its own process (uvicorn), as a tus client or the dock sees it."""
+    port = free_port()
+    api = LiveAPI(f"http://127.0.0.1:{port}", port, env, tmp_path)
+    migrate(get_settings())
+    api.start()
+    yield api
+    api.stop()
+
+
+def start_worker(env: dict[str, str], log: Path, *extra_env: tuple[str, str]) -> Proc:
+    """A real Celery worker on both queues; returns once it has sent its first heartbeat."""
+    worker_env = {**env, **dict(extra_env)}
+    proc = _spawn(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "workers.celery_app",
+            "worker",
+            "-Q",
+            "ingest,transcode",
+            "-c",
+            "2",
+            "--loglevel",
+            "INFO",
+            "-n",
+            f"test-{uuid.uuid4().hex[:6]}@%h",
+        ],
+        worker_env,
+        log,
+    )
+    r = redis.Redis.from_url(env["CUSTODY_REDIS_URL"])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if next(r.scan_iter("custody:worker-heartbeat:*"), None):
+            return proc
+        if proc.popen.poll() is not None:
+            break
+        time.sleep(0.2)
+    proc.stop()
+    raise RuntimeError(f"worker did not start:\n{proc.tail()}")
+
+
+@pytest.fixture
+def worker(env: dict[str, str], tmp_path: Path) -> Iterator[Proc]:
+    proc = start_worker(env, tmp_path / "worker.log")
+    yield proc
+    proc.stop()
