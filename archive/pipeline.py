@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from archive import events, media
 from archive.clock import Clock, as_utc, utcnow
@@ -377,7 +377,7 @@ def stuck(
     rows = session.exec(
         select(Media)
         .where(Media.state.in_(list(STEP_FOR_STATE)), Media.updated_at < now - stale_after)  # type: ignore[attr-defined]
-        .order_by(Media.updated_at)
+        .order_by(col(Media.updated_at))
         .limit(limit)
     )
     return [(STEP_FOR_STATE[m.state], m.id, m.sha256) for m in rows]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from celery import Celery
-from kombu import Queue
+from kombu.entity import Queue
 
 from archive.config import get_settings
 from archive.pipeline import Step
@@ -29,7 +29,13 @@ def make_celery() -> Celery:
         worker_prefetch_multiplier=1,
         # Redis redelivers an unacknowledged task after the visibility timeout: it must exceed
         # the longest task, or a long transcode runs twice (celery/celery#5935).
-        broker_transport_options={"visibility_timeout": s.visibility_timeout_s},
+        # Redis hands an unacknowledged task (its worker died) to another worker once the
+        # visibility timeout passes; sweep for those every 10 s instead of kombu's ~100 s.
+        broker_transport_options={
+            "visibility_timeout": s.visibility_timeout_s,
+            "unacked_restore_interval": 10,
+            "unacked_restore_throttle": 1,
+        },
         broker_connection_retry_on_startup=True,
         task_time_limit=s.transcode_time_limit_s,
         task_soft_time_limit=s.transcode_time_limit_s - 60,

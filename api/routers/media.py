@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api.deps import ClientAddr, CurrentUser, SessionDep, StoreDep
 from api.ranges import parse_range
@@ -78,7 +78,9 @@ def list_media(
         q = q.where(Media.sha256 == sha256.lower())
     if state:
         q = q.where(Media.state == state)
-    rows = list(session.exec(q.order_by(Media.received_at.desc(), Media.id).offset(offset).limit(limit)))  # type: ignore[attr-defined]
+    rows = list(
+        session.exec(q.order_by(col(Media.received_at).desc(), col(Media.id)).offset(offset).limit(limit))
+    )
     total = len(list(session.exec(q)))
     return MediaList(items=[_public(session, m) for m in rows], total=total)
 
@@ -242,8 +244,8 @@ class ManifestOut(BaseModel):
 def manifest(media_id: str, session: SessionDep, user: CurrentUser, addr: ClientAddr) -> ManifestOut:
     item = _get(session, user, media_id)
     m = session.exec(
-        select(Manifest).where(Manifest.media_id == item.id).order_by(Manifest.version.desc())
-    ).first()  # type: ignore[attr-defined]
+        select(Manifest).where(Manifest.media_id == item.id).order_by(col(Manifest.version).desc())
+    ).first()
     if m is None:
         raise NotFound(f"media {media_id} has no signed manifest yet (state {item.state})")
     events.record(
