@@ -244,3 +244,7 @@ def dock(
     )
     if bad:
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
