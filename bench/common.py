@@ -160,6 +160,7 @@ class Stack:
     """A private Custody deployment. Use as a context manager; everything is removed on exit."""
 
     with_workers: bool = True
+    with_api: bool = True
     part_bytes: int | None = None  # None: the product default (16 MiB)
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     env: dict[str, str] = field(default_factory=dict)
@@ -225,7 +226,8 @@ class Stack:
         with session_scope(engine) as session:
             _, self.token = add_user(session, self.officer, Role.OFFICER)
         engine.dispose()
-        self._start_api()
+        if self.with_api:
+            self._start_api()
         if self.with_workers:
             self._start_workers()
         log(f"stack {self.tag} up in {time.monotonic() - t0:.1f} s (API {self.url})")
@@ -405,11 +407,20 @@ AUDIO = (
 
 def long_h264_clip(minutes: int = 10) -> Path:
     """10-minute 1080p30 H.264 ~8 Mbit/s + AAC, moov at the end (as recorders write it): 60 s encoded,
-    then stream-copy looped, as /work/shared/tools/make-sample-media.sh --long does. Cached."""
+    then stream-copy looped. Made by tests/make-sample-media.sh --long-only when the repository has it,
+    else by the same ffmpeg commands here. Cached in bench/out/cache."""
     out = CACHE / f"long_bodycam_h264_1080p30_{minutes}min.mp4"
     if out.exists():
         return out
     CACHE.mkdir(parents=True, exist_ok=True)
+    script = ROOT / "tests" / "make-sample-media.sh"
+    if script.exists():
+        log(f"generating {out.name} with {script.relative_to(ROOT)} --long-only (about 1 min of CPU)")
+        env = {**os.environ, "LONG_MINUTES": str(minutes)}
+        subprocess.run(["bash", str(script), "--long-only", str(CACHE)], check=True, env=env)
+        if out.exists():
+            return out
+        raise RuntimeError(f"{script} did not write {out}")
     seg = CACHE / ".long_segment_60s.mp4"
     log(f"generating {out.name} (about 1 min of CPU)")
     enc = ["-c:v", "libx264", "-preset", "superfast", "-profile:v", "high", "-pix_fmt", "yuv420p"]
@@ -666,5 +677,6 @@ def machine() -> str:
 
     return (
         f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 1024**3:.0f} GiB RAM, "
-        f"{platform.python_implementation()} {platform.python_version()}, {platform.machine()}"
+        f"{platform.python_implementation()} {platform.python_version()}, "
+        f"load avg {os.getloadavg()[0]:.2f} (other work on the machine skews timings)"
     )
