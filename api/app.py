@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlmodel import Session
 
-from api.deps import bearer_token, client_addr
+from api.deps import CurrentUser, bearer_token, client_addr
 from api.routers import media, uploads
 from archive import accounts
 from archive.config import get_settings
@@ -102,6 +102,15 @@ def create_app() -> FastAPI:
         down = [k for k, v in checks.items() if v != "ok"]
         body: dict[str, Any] = {"status": "ok" if ok else "down: " + ", ".join(down), "checks": checks}
         return JSONResponse(body, status_code=200 if ok else 503)
+
+    class MeOut(BaseModel):
+        name: str
+        role: str
+
+    @app.get("/api/v1/me", response_model=MeOut, tags=["accounts"])
+    def me(user: CurrentUser) -> MeOut:
+        """Who the token belongs to (the dock checks its token with this before sending anything)."""
+        return MeOut(name=user.name, role=user.role)
 
     class KeyOut(BaseModel):
         key_id: str

@@ -114,6 +114,12 @@ class Docker:
         self.verify_timeout_s = verify_timeout_s
         self.progress = progress or (lambda rel, done, total: None)
 
+    def check_token(self) -> dict[str, Any]:
+        """Fail fast, once, on a wrong token or an unreachable server, before touching any file."""
+        return dict(
+            self._check(self.client.get("/api/v1/me"), f"checking the token with {self.server}").json()
+        )
+
     def close(self) -> None:
         self.client.close()
 

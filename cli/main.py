@@ -223,6 +223,12 @@ def dock(
     )
     results = []
     try:
+        try:
+            who = d.check_token()
+        except (DockError, httpx.HTTPError) as exc:
+            click.echo(f"cannot dock: {exc}", err=True)
+            sys.exit(2)
+        click.echo(f"docking {path} as {who['role']} {who['name']} to {server}", err=True)
         for p, rel in walk(path):
             try:
                 r = d.dock_file(p, rel)
