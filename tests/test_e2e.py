@@ -208,3 +208,66 @@ def test_health_is_ok_with_a_worker(live_api: LiveAPI, worker: Proc) -> None:
     r = httpx.get(f"{live_api.url}/healthz")
     assert r.status_code == 200, r.text
     assert r.json()["checks"] == {"database": "ok", "redis": "ok", "worker": "ok", "s3": "ok"}
+
+
+def test_dock_killed_mid_file_resumes_without_resending(
+    live_api: LiveAPI, worker: Proc, make_user: Any, store: MinioStore, engine: Any, tmp_path: Path
+) -> None:
+    from sqlmodel import Session, select
+
+    from archive.models import Upload
+
+    officer = make_user("0815", "officer")
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    big = rec / "long.mp4"
+    with big.open("wb") as fh:  # 256 MiB of seeded noise: the kill lands well inside it
+        for i in range(64):
+            fh.write(hashlib.shake_256(i.to_bytes(4, "big")).digest(4 * 1024 * 1024))
+    state = tmp_path / "state.json"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "dock",
+            str(rec),
+            "--officer",
+            "0815",
+            "--device",
+            "BC-4711",
+            "--server",
+            live_api.url,
+            "--state-file",
+            str(state),
+        ],
+        env={**os.environ, "CUSTODY_TOKEN": officer},
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    offset = 0
+    while offset < 32 * 1024 * 1024:
+        assert time.monotonic() < deadline and proc.poll() is None, (
+            "dock finished before it could be interrupted"
+        )
+        with Session(engine) as s:
+            up = s.exec(select(Upload)).first()
+            offset = up.offset if up else 0
+        time.sleep(0.01)
+    proc.kill()
+    proc.wait()
+    with Session(engine) as s:
+        interrupted_at = s.exec(select(Upload)).one().offset
+    assert 0 < interrupted_at < big.stat().st_size
+
+    out = dock(live_api, officer, rec, state)
+    assert out.returncode == 0, out.stdout + out.stderr
+    with Session(engine) as s:
+        uploads = s.exec(select(Upload)).all()
+    assert len(uploads) == 1 and uploads[0].state == "complete"  # the same upload, resumed
+    sha = hashlib.sha256(big.read_bytes()).hexdigest()
+    assert sha in out.stdout
+    media = httpx.get(f"{live_api.url}/api/v1/media", headers={"Authorization": f"Bearer {officer}"}).json()
+    assert media["total"] == 1 and media["items"][0]["sha256"] == sha
