@@ -1,0 +1,102 @@
+"""Run every benchmark in sequence (each in its own process, so each starts clean) and print a summary.
+
+``make bench`` runs this after starting the test services. Figures land in bench/out/*.json too.
+Nothing here asserts a timing: the goals are printed beside the figures for a person to judge.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+BENCHES = ["ingest_throughput", "proxy_ratio", "dock_to_ready", "memory_4gb"]
+
+
+def load(name: str) -> dict[str, Any] | None:
+    path = OUT / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def main() -> int:
+    selected = sys.argv[1:] or BENCHES
+    status: dict[str, str] = {}
+    started = time.monotonic()
+    for name in selected:
+        (OUT / f"{name}.json").unlink(missing_ok=True)
+        print(f"\n===== {name}", flush=True)
+        t = time.monotonic()
+        rc = subprocess.run([sys.executable, str(HERE / f"{name}.py")], check=False).returncode
+        status[name] = f"exit {rc}, {time.monotonic() - t:.0f} s"
+    rows: list[tuple[str, str, str, str]] = []
+    if r := load("ingest_throughput"):
+        rows.append(
+            (
+                "ingest: dock until SAFE",
+                f"{r['ours_MBps']:.0f} MB/s",
+                f"{r['baseline_MBps']:.0f} MB/s (hash + fput_object)",
+                f"{r['ratio']:.2f} (goal >= 0.85)",
+            )
+        )
+        rows.append(
+            (
+                "ingest: tus upload phase only",
+                f"{r['ours_upload_only_MBps']:.0f} MB/s",
+                f"{r['baseline_put_only_MBps']:.0f} MB/s (fput_object only)",
+                f"{r['ratio_upload_vs_put']:.2f}",
+            )
+        )
+    if r := load("proxy_ratio"):
+        for c in r["clips"]:
+            rows.append(
+                (
+                    f"proxy: {c['clip']}",
+                    f"{c['ours_s']:.2f} s make_proxy; {c['derive_s']:.2f} s derive()",
+                    f"{c['bare_s']:.2f} s bare ffmpeg",
+                    f"{c['ratio']:.2f} bare/ours (goal >= 0.95)",
+                )
+            )
+    if r := load("dock_to_ready"):
+        rows.append(
+            (
+                "dock to ready, 10 min 1080p",
+                f"{r['dock_to_ready_s']:.1f} s ({r['state']})",
+                f"hash {r['floor_hash_s']:.1f} s + remux {r['floor_remux_s']:.1f} s",
+                "-",
+            )
+        )
+    if r := load("memory_4gb"):
+        for name in ("api", "workers (both)", "worker ingest", "worker transcode", "dock client"):
+            pk = r["peak"].get(name)
+            if pk:
+                idle = r["idle"].get(name, {}).get("pss", 0.0)
+                goal = " (goal < 300)" if name in ("api", "workers (both)") else ""
+                rows.append(
+                    (
+                        f"peak memory 4 GiB: {name}",
+                        f"{pk['pss']:.0f} MiB PSS, {pk['rss']:.0f} MiB RSS",
+                        f"idle {idle:.0f} MiB PSS",
+                        f"-{goal}",
+                    )
+                )
+    print("\n===== summary")
+    machine = next((r["machine"] for n in BENCHES if (r := load(n))), "")
+    print(f"machine: {machine}")
+    widths = [max(len(row[i]) for row in rows) if rows else 10 for i in range(4)]
+    header = ("measure", "ours", "baseline (same run)", "ratio")
+    widths = [max(w, len(h)) for w, h in zip(widths, header, strict=True)]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+    for name, st in status.items():
+        print(f"{name}: {st}")
+    print(f"total {time.monotonic() - started:.0f} s")
+    return 0 if all(s.startswith("exit 0") for s in status.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
