@@ -138,7 +138,7 @@ def bench_clip(stack: Stack, label: str, path: Path, rounds: int) -> dict[str, A
 def main() -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--remux-rounds", type=int, default=5)
-    ap.add_argument("--transcode-rounds", type=int, default=2)
+    ap.add_argument("--transcode-rounds", type=int, default=3)
     args = ap.parse_args()
     log(f"proxy ratio; {machine()}")
     clips = [
