@@ -91,6 +91,31 @@ _ABORT_AFTER_ERRORS = 500
 _KEEP_LINES = 20  # stderr lines kept for messages; ffmpeg can print millions
 _MAX_PROBE_OUTPUT = 16 * 1024 * 1024  # ffprobe JSON; a hostile file must not fill worker memory
 _POLL_S = 0.2
+_CHUNK = 64 * 1024
+
+# What probe() reads, and nothing else: ffprobe prints every tag in full otherwise, and one 20 MB comment
+# in an otherwise valid file would blow the output cap below and get the file refused.
+_TAG_KEYS = (
+    "major_brand", "creation_time", "com.apple.quicktime.creationdate", "date", "location", "location-eng",
+    "com.apple.quicktime.location.iso6709", "make", "model", "com.apple.quicktime.make",
+    "com.apple.quicktime.model", "com.android.manufacturer", "com.android.model", "rotate",
+)  # fmt: skip
+_PROBE_ENTRIES = ":".join(
+    (
+        "format=format_name,duration,bit_rate",
+        "format_tags=" + ",".join(_TAG_KEYS),
+        "stream=index,codec_type,codec_name,codec_tag_string,width,height,pix_fmt,avg_frame_rate,"
+        "r_frame_rate,duration,nb_frames",
+        "stream_disposition=attached_pic,timed_thumbnails",
+        "stream_tags=" + ",".join(_TAG_KEYS),
+        "stream_side_data=rotation",
+    )
+)
+_EXIF_KEYS = (
+    "Make", "Model", "Orientation", "DateTimeOriginal", "DateTimeDigitized", "DateTime",
+    "0x9010", "0x9011", "0x9012",  # OffsetTime, OffsetTimeOriginal, OffsetTimeDigitized (unnamed in ffmpeg)
+    "GPSLatitude", "GPSLatitudeRef", "GPSLongitude", "GPSLongitudeRef",
+)  # fmt: skip
 
 _H264_REMUXABLE_PIX_FMTS = frozenset({"yuv420p", "yuvj420p"})  # 8-bit 4:2:0: what every browser decodes
 _PREVIEW_MAX_PX = 1920
@@ -397,20 +422,23 @@ def _run(
     stdout_buf = bytearray()
     overflow = threading.Event()
 
+    # Bounded reads, never "for line in pipe": a hostile file can carry a 100 MB tag that ffprobe prints
+    # as one JSON line. Progress and log lines are short; a longer one is split, which is harmless.
     def read_stdout(pipe: IO[bytes]) -> None:
-        for raw in pipe:
-            if capture_stdout:
-                if len(stdout_buf) + len(raw) > _MAX_PROBE_OUTPUT:
+        if capture_stdout:
+            while chunk := pipe.read(_CHUNK):
+                if len(stdout_buf) + len(chunk) > _MAX_PROBE_OUTPUT:
                     overflow.set()
                     break
-                stdout_buf.extend(raw)
-            else:
+                stdout_buf.extend(chunk)
+        else:
+            while raw := pipe.readline(_CHUNK):
                 watch.progress_line(raw.decode("utf-8", "replace"))
-        for _ in pipe:  # keep draining so the tool never blocks on a full pipe
+        while pipe.read(_CHUNK):  # keep draining so the tool never blocks on a full pipe
             pass
 
     def read_stderr(pipe: IO[bytes]) -> None:
-        for raw in pipe:
+        while raw := pipe.readline(_CHUNK):
             watch.stderr_line(raw.decode("utf-8", "replace"))
 
     if proc.stdout is None or proc.stderr is None:  # cannot happen with PIPE; keeps mypy honest
@@ -459,6 +487,8 @@ def _run(
         proc.stdout.close()
         proc.stderr.close()
 
+    if killed_because is None and overflow.is_set():  # the tool finished before the loop noticed
+        killed_because = f"printed more than {_MAX_PROBE_OUTPUT} bytes"
     if killed_because:
         with watch.lock:
             tail = "; ".join(list(watch.tail)[-3:])
@@ -493,7 +523,7 @@ def probe(source: str, *, timeout_s: float = 60) -> ProbeFacts:
         if path.stat().st_size == 0:
             raise UndecodableMedia("the file is empty (0 bytes)")
 
-    doc = _ffprobe_json(source, ["-show_format", "-show_streams"], timeout_s=timeout_s, redact=redact)
+    doc = _ffprobe_json(source, ["-show_entries", _PROBE_ENTRIES], timeout_s=timeout_s, redact=redact)
     streams = [s for s in doc.get("streams", []) if isinstance(s, dict)]
     fmt = doc.get("format", {})
     if not isinstance(fmt, dict):
@@ -723,7 +753,14 @@ def _exif_rotation(exif: Mapping[str, str]) -> int:
 def _exif_tags(source: str, *, timeout_s: float, redact: Callable[[str], str]) -> dict[str, str]:
     doc = _ffprobe_json(
         source,
-        ["-select_streams", "v:0", "-read_intervals", "%+#1", "-show_entries", "frame_tags"],
+        [
+            "-select_streams",
+            "v:0",
+            "-read_intervals",
+            "%+#1",
+            "-show_entries",
+            "frame_tags=" + ",".join(_EXIF_KEYS),
+        ],
         timeout_s=timeout_s,
         redact=redact,
     )
@@ -1210,7 +1247,7 @@ def _locate_first_error(source: str, *, timeout_s: float) -> tuple[str, float, s
     timer = threading.Timer(min(timeout_s, 600), proc.kill)
     timer.start()
     try:
-        for raw in proc.stderr or ():
+        while proc.stderr is not None and (raw := proc.stderr.readline(_CHUNK)):
             line = redact(raw.decode("utf-8", "replace").rstrip())
             m = _LOG_LINE.match(line)
             if m and not first_error and m["level"] in _FATAL_LEVELS:

@@ -202,6 +202,21 @@ def test_probe_refuses_playlists_that_point_elsewhere(tmp_path: Path) -> None:
         probe(str(playlist))
 
 
+def test_probe_survives_a_huge_tag(samples: dict[str, Path], tmp_path: Path) -> None:
+    # A valid recording with a 20 MB comment must not overflow the probe's bounded output.
+    meta = tmp_path / "meta.txt"
+    meta.write_text(";FFMETADATA1\ncreation_time=2024-06-10T14:03:00Z\ncomment=" + "A" * 20_000_000 + "\n")
+    tagged = tmp_path / "tagged.mp4"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(samples["h264"]), "-i", str(meta),
+         "-map", "0", "-map_metadata", "1", "-c", "copy", str(tagged)],
+        check=True,
+        timeout=60,
+    )  # fmt: skip
+    facts = probe(str(tagged))
+    assert facts.video_codec == "h264" and facts.creation_time == datetime.fromtimestamp(EPOCH, UTC)
+
+
 def test_facts_json_round_trip(samples: dict[str, Path]) -> None:
     facts = probe(str(samples["mov_rotate"]))
     data = json.loads(json.dumps(facts.to_json()))
