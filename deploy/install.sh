@@ -6,7 +6,8 @@
 #   deploy/install.sh --with-postgres   ... plus the PostgreSQL server (tests use a real one)
 #
 # Debian packages: Redis (Celery broker), ffmpeg (transcodes), Ceph's radosgw (the S3 server we
-# can install here; production uses MinIO), curl (S3 readiness checks). A fresh machine or CI has
+# can install here; production uses MinIO), curl (S3 readiness checks), exiftool (writes the EXIF
+# tags of the sample photo the tests generate). A fresh machine or CI has
 # none of them, and whatever was installed by hand is gone on the next machine.
 set -euo pipefail
 
@@ -16,7 +17,7 @@ STAMP=$VENV/.installed-stamp
 
 log() { echo "[install $(date +%T)] $*" >&2; }
 
-packages=(redis-server ffmpeg ceph-mon ceph-osd radosgw ceph-common curl)
+packages=(redis-server ffmpeg ceph-mon ceph-osd radosgw ceph-common curl libimage-exiftool-perl)
 case "${1:-}" in
   --with-postgres) packages+=(postgresql) ;;
   "") ;;
