@@ -93,7 +93,9 @@ def main() -> dict[str, Any]:
         "samples": peak.samples,
     }
     print(f"\npeak memory, {size / 1024**3:g} GiB random file docked to '{state}' in {t_end - t0:.1f} s")
-    print(f"  machine: {machine()}; {peak.samples} samples at 50 ms")
+    every = (t_end - t0) / max(peak.samples, 1) * 1000
+    print(f"  machine: {machine()}")
+    print(f"  {peak.samples} samples, one per {every:.0f} ms (50 ms asked; reading PSS costs time)")
     print(f"  {'process tree':18} {'peak RSS':>9} {'peak PSS':>9} {'largest':>8} {'procs':>5}   idle RSS/PSS")
     for name, pk in peak.peak.items():
         base = idle.peak.get(name, {"rss": 0.0, "pss": 0.0})
