@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from sqlmodel import Session
 
 from archive import accounts
+from archive.db import session_scope
 from archive.models import Role, User
 from archive.signing import Keyring
 from archive.storage import ObjectStore
@@ -16,13 +17,8 @@ from archive.storage import ObjectStore
 
 def get_session(request: Request) -> Iterator[Session]:
     """One unit of work per request: commit once at the end, roll back on error."""
-    with Session(request.app.state.engine, expire_on_commit=False) as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+    with session_scope(request.app.state.engine) as session:
+        yield session
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

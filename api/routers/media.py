@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import PurePosixPath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -190,12 +191,18 @@ def _derivative(session: Session, item: Media, kind: DerivativeKind) -> Derivati
     return d
 
 
-@router.get("/{media_id}/proxy")
-def proxy(
-    media_id: str, request: Request, session: SessionDep, user: CurrentUser, store: StoreDep, addr: ClientAddr
+def _serve_derivative(
+    kind: DerivativeKind,
+    media_id: str,
+    request: Request,
+    session: Session,
+    user: User,
+    store: ObjectStore,
+    addr: str,
 ) -> StreamingResponse:
     item = _get(session, user, media_id)
-    d = _derivative(session, item, DerivativeKind.PROXY)
+    d = _derivative(session, item, kind)
+    name = f"{item.id}-{kind}{PurePosixPath(d.object_key).suffix}"
     return _serve(
         request,
         session,
@@ -207,31 +214,25 @@ def proxy(
         d.object_key,
         d.size,
         d.content_type,
-        "proxy",
-        f"{item.id}-proxy{'.jpg' if d.content_type == 'image/jpeg' else '.mp4'}",
+        kind,
+        name,
     )
+
+
+@router.get("/{media_id}/proxy")
+def proxy(
+    media_id: str, request: Request, session: SessionDep, user: CurrentUser, store: StoreDep, addr: ClientAddr
+) -> StreamingResponse:
+    """The browser-playable review copy (MP4, M4A for audio, JPEG for photos), with HTTP Range."""
+    return _serve_derivative(DerivativeKind.PROXY, media_id, request, session, user, store, addr)
 
 
 @router.get("/{media_id}/poster")
 def poster(
     media_id: str, request: Request, session: SessionDep, user: CurrentUser, store: StoreDep, addr: ClientAddr
 ) -> StreamingResponse:
-    item = _get(session, user, media_id)
-    d = _derivative(session, item, DerivativeKind.POSTER)
-    return _serve(
-        request,
-        session,
-        store,
-        user,
-        addr,
-        item,
-        store.derived,
-        d.object_key,
-        d.size,
-        d.content_type,
-        "poster",
-        f"{item.id}-poster.jpg",
-    )
+    """A still frame (JPEG) for lists and players, with HTTP Range."""
+    return _serve_derivative(DerivativeKind.POSTER, media_id, request, session, user, store, addr)
 
 
 class ManifestOut(BaseModel):
