@@ -21,7 +21,7 @@ from api.routers import media, uploads
 from archive import accounts
 from archive.config import get_settings
 from archive.db import make_engine
-from archive.errors import CustodyError, Forbidden, Unauthorized
+from archive.errors import CustodyError, Forbidden, StorageError, Unauthorized
 from archive.signing import Keyring
 from archive.storage import MinioStore
 
@@ -64,7 +64,14 @@ def create_app() -> FastAPI:
         )
         if isinstance(exc, Unauthorized):
             headers["WWW-Authenticate"] = "Bearer"
-        return JSONResponse({"detail": str(exc)}, status_code=exc.http_status, headers=headers)
+        if exc.http_status == 423:
+            headers["Retry-After"] = "5"
+        detail = str(exc)
+        if isinstance(exc, StorageError):
+            # Bucket names and object keys stay on the server (they map the archive's layout).
+            log.error("storage error on %s %s: %s", request.method, request.url.path, exc)
+            detail = "object storage is unavailable or an object is missing; the details were logged"
+        return JSONResponse({"detail": detail}, status_code=exc.http_status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 64 * 1024**3
     max_metadata_bytes: int = 8 * 1024
     upload_part_bytes: int = 16 * 1024**2  # S3 multipart part size; bounds API memory per upload
+    # One PATCH at a time per upload. Short, renewed while bytes flow: after an API crash the
+    # upload is writable again within this many seconds.
+    upload_lock_ttl_s: int = 30
 
     # Celery. The visibility timeout must exceed the longest task or Redis redelivers it mid-run.
     transcode_time_limit_s: int = 6 * 3600

@@ -51,9 +51,14 @@ class SignatureInvalid(IntegrityError):
 
 
 class StorageError(CustodyError):
-    """The object store failed or answered something unexpected."""
+    """The object store failed or answered something unexpected. The message names bucket and
+    key for the logs; the API never shows it to a client."""
 
     http_status = 503
+
+
+class ObjectMissing(StorageError):
+    """An object the archive expected is not in storage."""
 
 
 class UndecodableMedia(CustodyError):

@@ -26,7 +26,7 @@ from archive import events, media
 from archive.clock import Clock, as_utc, utcnow
 from archive.config import Settings
 from archive.db import session_scope
-from archive.errors import NotFound, UndecodableMedia
+from archive.errors import NotFound, ObjectMissing, UndecodableMedia
 from archive.hashing import digest_chunks, digest_file
 from archive.models import Derivative, DerivativeKind, Manifest, Media, MediaState, Outcome
 from archive.signing import ALGORITHM, Keyring
@@ -121,7 +121,7 @@ def verify(ctx: Context, media_id: str, sha256: str) -> Step | None:
     try:
         with ctx.store.open_stream(bucket, item.object_key) as chunks:
             actual = digest_chunks(chunks)
-    except NotFound:
+    except ObjectMissing:
         actual = None
     after_commit: Callable[[], None] | None = None
     with session_scope(ctx.engine) as session:

@@ -1,7 +1,7 @@
 """Object storage: a small interface and its S3 implementation through the ``minio`` client.
 
 Everything the archive stores goes through :class:`ObjectStore`. ``S3Error`` and transport
-errors are translated into :class:`StorageError` / :class:`NotFound` here, at the edge.
+errors are translated into :class:`StorageError` / :class:`ObjectMissing` here, at the edge.
 Two buckets: originals (versioning + Object Lock enabled at creation, because S3 only allows
 Object Lock on new buckets and retention will rely on it) and derived files (proxies, posters).
 """
@@ -22,7 +22,7 @@ from minio.datatypes import Part
 from minio.error import MinioException, S3Error
 
 from archive.config import Settings
-from archive.errors import NotFound, StorageError
+from archive.errors import ObjectMissing, StorageError
 
 READ_CHUNK = 1024 * 1024
 
@@ -64,7 +64,7 @@ class ObjectStore(Protocol):
 
 def _translate(exc: Exception, what: str) -> Exception:
     if isinstance(exc, S3Error) and exc.code in {"NoSuchKey", "NoSuchUpload", "NoSuchBucket"}:
-        return NotFound(f"{what}: {exc.code}")
+        return ObjectMissing(f"{what}: {exc.code}")
     return StorageError(f"{what}: {exc}")
 
 
@@ -128,7 +128,7 @@ class MinioStore:
     def exists(self, bucket: str, key: str) -> bool:
         try:
             self.stat(bucket, key)
-        except NotFound:
+        except ObjectMissing:
             return False
         return True
 

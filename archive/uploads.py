@@ -11,8 +11,6 @@ Memory per PATCH: at most ``part_size`` plus one network chunk.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import hashlib
 import re
@@ -25,41 +23,17 @@ from sqlmodel import Session, select
 
 from archive import events
 from archive.clock import utcnow
-from archive.errors import Conflict, Forbidden, InvalidInput, NotFound, StorageError, TooLarge
+from archive.errors import Conflict, Forbidden, InvalidInput, NotFound, ObjectMissing, StorageError, TooLarge
 from archive.hashing import parse_sha256
 from archive.models import ClockSource, Device, Media, Officer, Role, Upload, UploadState, User
 from archive.storage import ObjectStore
+from archive.tus import DEFERRED, encode_metadata, parse_metadata
 
-DEFERRED = "deferred"  # sha256 metadata value: the final PATCH carries Custody-Sha256 instead
+__all__ = ["DEFERRED", "encode_metadata", "parse_metadata"]
+
 CHECKSUM_ALGORITHMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "md5": hashlib.md5}
-_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 MAX_NAME_BYTES = 255
-
-
-def parse_metadata(header: str | None, max_bytes: int) -> dict[str, str]:
-    """Parse a tus ``Upload-Metadata`` header: ``key base64value`` pairs separated by commas."""
-    if not header:
-        return {}
-    if len(header) > max_bytes:
-        raise TooLarge(f"Upload-Metadata is {len(header)} bytes; at most {max_bytes} are accepted")
-    out: dict[str, str] = {}
-    for pair in header.split(","):
-        bits = pair.strip().split(" ")
-        if not bits or not _KEY.match(bits[0]) or len(bits) > 2:
-            raise InvalidInput(f"malformed Upload-Metadata pair {pair.strip()[:40]!r}")
-        key = bits[0]
-        if key in out:
-            raise InvalidInput(f"Upload-Metadata names {key!r} twice")
-        try:
-            out[key] = base64.b64decode(bits[1], validate=True).decode("utf-8") if len(bits) == 2 else ""
-        except (binascii.Error, UnicodeDecodeError) as exc:
-            raise InvalidInput(f"Upload-Metadata value of {key!r} is not base64 of UTF-8 text") from exc
-    return out
-
-
-def encode_metadata(meta: dict[str, str]) -> str:
-    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in meta.items())
 
 
 def check_file_name(name: str) -> str:
@@ -285,7 +259,7 @@ class PartWriter:
                 self.store.complete_multipart(
                     self.bucket, self.key, self.multipart_id, [(p["n"], p["etag"]) for p in self.parts]
                 )
-            except NotFound:
+            except ObjectMissing:
                 # Completed by an earlier attempt whose database commit was lost: the object is there.
                 if self.store.stat(self.bucket, self.key).size != self.length:
                     raise
@@ -296,7 +270,16 @@ class PartWriter:
             )
         return False
 
+    def save_durable_parts(self, upload: Upload) -> None:
+        """Record progress mid-stream: only whole parts already in S3. Bytes still in memory are
+        not durable yet (they reach S3 as a part or as the tail object in :meth:`finish`)."""
+        upload.parts = list(self.parts)
+        upload.tail_size = 0
+        upload.offset = self.parts_bytes
+        upload.updated_at = utcnow()
+
     def save_progress(self, upload: Upload) -> None:
+        """Record progress after :meth:`finish`: the parts plus the tail object just written."""
         upload.parts = list(self.parts)
         upload.tail_size = len(self.buf)
         upload.offset = self.offset
@@ -378,7 +361,7 @@ def terminate_upload(
     if upload.state is UploadState.COMPLETE:
         raise Conflict("upload is complete: archived bytes cannot be withdrawn through tus termination")
     if upload.multipart_id:
-        with contextlib.suppress(NotFound):
+        with contextlib.suppress(ObjectMissing):
             store.abort_multipart(store.originals, upload.object_key, upload.multipart_id)
     if upload.tail_size:
         store.delete(store.originals, tail_key(upload))

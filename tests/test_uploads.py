@@ -6,6 +6,7 @@ import base64
 import hashlib
 import os
 import socket
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -18,7 +19,7 @@ from tusclient import client as tus_client
 
 from archive.models import Event, Media, MediaState, Outcome, Upload, UploadState
 from archive.storage import MinioStore
-from archive.uploads import encode_metadata
+from archive.tus import encode_metadata
 from tests.conftest import PART, LiveAPI
 
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -161,6 +162,9 @@ def test_deferred_digest_must_come_with_the_final_patch(
     }
     r = httpx.patch(url, content=data, headers=hdr)
     assert r.status_code == 400 and "Custody-Sha256" in r.json()["detail"]
+    assert _offset(url, token) == 0
+    r = httpx.patch(url, content=data, headers={**hdr, "Custody-Sha256": "not-a-digest"})
+    assert r.status_code == 400 and "sha256" in r.json()["detail"]
     assert _offset(url, token) == 0
     r = httpx.patch(url, content=data, headers={**hdr, "Custody-Sha256": hashlib.sha256(data).hexdigest()})
     assert r.status_code == 204 and r.headers["upload-offset"] == "1000"
@@ -316,3 +320,44 @@ def test_options_advertises_tus(live_api: LiveAPI) -> None:
     assert r.status_code == 204
     assert r.headers["tus-version"] == "1.0.0"
     assert set(r.headers["tus-extension"].split(",")) == {"creation", "termination", "checksum"}
+
+
+def test_api_killed_mid_patch_keeps_whole_parts_and_resumes(
+    live_api: LiveAPI, make_user: Any, store: MinioStore, engine: Engine, tmp_path: Path
+) -> None:
+    live_api.stop()
+    live_api.env["CUSTODY_UPLOAD_LOCK_TTL_S"] = "3"  # so the dead request's lock expires soon
+    live_api.start()
+    token = make_user("0815", "officer")
+    path, sha = _file(tmp_path, 3 * PART + 500, seed=11)
+    data = path.read_bytes()
+    url = _create(live_api, token, len(data), _meta(sha))
+    u = urlparse(url)
+    head = (
+        f"PATCH {u.path} HTTP/1.1\r\nHost: {u.netloc}\r\nAuthorization: Bearer {token}\r\n"
+        f"Tus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream\r\n"
+        f"Upload-Offset: 0\r\nContent-Length: {len(data)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection((u.hostname, u.port)) as sock:
+        sock.sendall(head + data[: PART + PART // 2])  # one whole part and half of the next
+        upload_id = u.path.rsplit("/", 1)[-1]
+        deadline = time.monotonic() + 30
+        while True:
+            with Session(engine) as s:
+                up = s.get(Upload, upload_id)
+                if up is not None and up.offset >= PART:
+                    break
+            assert time.monotonic() < deadline, "the first part was never recorded"
+            time.sleep(0.05)
+        live_api.stop(sig_kill=True)  # mid-body: half a part is only in the dead API's memory
+    live_api.start()
+    assert _offset(url, token) == PART  # exactly what is durable, never bytes that were lost
+    auth = {**TUS, "Authorization": f"Bearer {token}", "Content-Type": "application/offset+octet-stream"}
+    busy = httpx.patch(url, content=data[PART : PART + 10], headers={**auth, "Upload-Offset": str(PART)})
+    if busy.status_code == 423:  # the dead request's lock lives on until its TTL runs out
+        assert busy.headers["retry-after"] and "retry" in busy.json()["detail"]
+    c = tus_client.TusClient(f"{live_api.url}/api/v1/uploads", headers={"Authorization": f"Bearer {token}"})
+    up2 = c.uploader(str(path), url=url, chunk_size=2 * PART, retries=10, retry_delay=1)
+    up2.upload()
+    _, stored = _stored(store, engine, url)
+    assert stored == data

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import logging
+import time
 from typing import Any
 
 from fastapi import APIRouter, Header, Request, Response
@@ -23,6 +25,7 @@ from api.deps import ClientAddr, CurrentUser, SessionDep, StoreDep
 from archive import uploads
 from archive.config import get_settings
 from archive.errors import Conflict, CustodyError, InvalidInput
+from archive.hashing import parse_sha256
 from archive.models import Media, Upload, UploadState
 from archive.pipeline import Step
 
@@ -192,10 +195,17 @@ async def patch(
     offset = _int_header("Upload-Offset", h.get("upload-offset"))
     checksum = _checksum(h.get("upload-checksum"))
     declared = h.get("custody-sha256")
+    if declared is not None:
+        # Checked before any byte is read: a bad digest must not strand a finished upload.
+        declared = parse_sha256(declared)
 
-    lock = request.app.state.redis.lock(f"custody:upload-lock:{upload_id}", timeout=300, blocking=False)
+    ttl = get_settings().upload_lock_ttl_s
+    lock = request.app.state.redis.lock(f"custody:upload-lock:{upload_id}", timeout=ttl, blocking=False)
     if not await run_in_threadpool(lock.acquire):
-        raise Locked("another request is writing to this upload; retry shortly")
+        raise Locked(
+            f"another request is writing to this upload, or one was cut off less than {ttl} s ago; "
+            "retry after a few seconds"
+        )
     try:
         return await _patch_locked(
             upload_id, request, session, user, store, addr, offset, checksum, declared, lock
@@ -245,11 +255,16 @@ async def _patch_locked(
 
     writer = uploads.PartWriter(store, upload)
     await run_in_threadpool(writer.load_tail)
+    ttl = get_settings().upload_lock_ttl_s
+    renewed = time.monotonic()
     hasher = checksum[2] if checksum else None
     disconnected = False
 
-    def save() -> None:
-        writer.save_progress(upload)
+    def save(durable_parts_only: bool = False) -> None:
+        if durable_parts_only:
+            writer.save_durable_parts(upload)
+        else:
+            writer.save_progress(upload)
         session.add(upload)
         session.commit()
 
@@ -260,12 +275,15 @@ async def _patch_locked(
             writer.add(chunk)
             if hasher is not None:
                 hasher.update(chunk)
+            if time.monotonic() - renewed > ttl / 3:
+                # Reset (not add to) the lock's lifetime, so a crashed API never holds it long.
+                await run_in_threadpool(functools.partial(lock.extend, ttl, replace_ttl=True))
+                renewed = time.monotonic()
             if writer.has_full_part:
                 await run_in_threadpool(writer.flush_full_parts)
-                await run_in_threadpool(lock.extend, 300)
                 if hasher is None:
-                    # Whole parts are safe in S3: record them, so a dropped connection keeps them.
-                    await run_in_threadpool(save)
+                    # Whole parts are safe in S3: record them, so even an API crash keeps them.
+                    await run_in_threadpool(save, True)
     except ClientDisconnect:
         disconnected = True
     if checksum is not None:
@@ -277,11 +295,15 @@ async def _patch_locked(
     if writer.offset == upload.length and meta_sha == uploads.DEFERRED and not declared:
         raise InvalidInput("this upload deferred its SHA-256: the final PATCH must carry Custody-Sha256")
     done = await run_in_threadpool(writer.finish)
-    await run_in_threadpool(save)
     if not done:
+        await run_in_threadpool(save)
         return _patched(upload)
 
     def complete() -> Media:
+        # The last bytes and the media row commit together: there is no moment at which the
+        # upload looks finished (offset == length) but nothing will ever verify it. If this
+        # commit is lost, the client re-sends the final PATCH and completion runs again.
+        writer.save_progress(upload)
         media = uploads.complete_upload(session, upload, user, addr, declared)
         session.commit()
         return media
