@@ -8,7 +8,6 @@ the server reports that its hash was verified; only then may ``--clear`` remove 
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -22,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from archive.uploads import DEFERRED, encode_metadata
+from archive.tus import DEFERRED, encode_metadata
 
 TUS = {"Tus-Resumable": "1.0.0"}
 READ_BLOCK = 1024 * 1024
@@ -32,7 +31,15 @@ SKIP_NAMES = {".DS_Store", "Thumbs.db"}
 
 
 class DockError(Exception):
-    pass
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def retryable(self) -> bool:
+        # 423: another PATCH holds the upload (or a crashed one's lock has not expired yet);
+        # 409: our offset is stale; 5xx: the server or its storage hiccuped.
+        return self.status is not None and (self.status in (409, 423) or self.status >= 500)
 
 
 @dataclass
@@ -129,7 +136,7 @@ class Docker:
                 detail = resp.json().get("detail", resp.text)
             except ValueError:
                 detail = resp.text
-            raise DockError(f"{what}: HTTP {resp.status_code}: {detail}")
+            raise DockError(f"{what}: HTTP {resp.status_code}: {detail}", resp.status_code)
         return resp
 
     def _create(self, p: Path, rel: str, size: int) -> tuple[str, int]:
@@ -237,7 +244,28 @@ class Docker:
             time.sleep(delay)
             delay = min(delay * 1.5, 2.0)
 
-    def dock_file(self, p: Path, rel: str) -> FileResult:
+    def _send_resuming(self, p: Path, rel: str, url: str, part: int, start: int, size: int) -> str:
+        """Send the file from ``start``; after a dropped connection or a busy upload, ask the
+        server where it stands and go on from there (the hash is recomputed from byte 0)."""
+        for attempt in range(self.RETRIES + 1):
+            try:
+                return self._send(p, rel, url, part, start, size)
+            except (DockError, httpx.TransportError) as exc:
+                retryable = isinstance(exc, httpx.TransportError) or exc.retryable
+                if not retryable or attempt == self.RETRIES:
+                    raise
+                time.sleep(min(2.0 * 2**attempt, 30.0))
+                got = self._offset(url)
+                if got is None:
+                    raise DockError(f"{rel}: the server no longer knows this upload") from exc
+                start = got
+        raise AssertionError("unreachable")
+
+    RETRIES = 6  # with backoff 2, 4, 8, 16, 30, 30 s: rides out an API restart and its upload locks
+
+    def send_file(self, p: Path, rel: str) -> FileResult | Pending:
+        """Upload one file (or learn that this station archived it before). The server's
+        verification is awaited separately, so the next file uploads while this one is checked."""
         fp = _fingerprint(p)
         size = fp["size"]
         if size == 0:
@@ -269,10 +297,14 @@ class Docker:
         if start >= size:
             sha = ""  # every byte is on the server already (completed earlier); just learn the result
         else:
-            # Any offset resumes (the server keeps sub-part bytes in a tail); the hash starts at byte 0.
-            sha = self._send(p, rel, url, part, start, size)
-        st = self._wait_verified(url)
+            sha = self._send_resuming(p, rel, url, part, start, size)
+        return Pending(rel, url, part, sha, fp)
+
+    def confirm(self, pending: Pending) -> FileResult:
+        """Wait until the server has hashed what it stored; only then is the file safe."""
+        st = self._wait_verified(pending.url)
         media_id = st.get("media_id") or ""
+        rel, sha = pending.rel, pending.sha256
         if st.get("media_state") == "quarantined":
             return FileResult(
                 rel, False, f"QUARANTINED by the server: {st.get('media_reason')}", sha, media_id
@@ -283,9 +315,9 @@ class Docker:
             else "verified"
         )
         self.state.entries[rel] = {
-            **fp,
-            "url": url,
-            "part": part,
+            **pending.fingerprint,
+            "url": pending.url,
+            "part": pending.part,
             "safe": True,
             "sha256": sha,
             "media_id": media_id,
@@ -294,8 +326,15 @@ class Docker:
         return FileResult(rel, True, note, sha, media_id)
 
 
-def b64(s: str) -> str:
-    return base64.b64encode(s.encode()).decode()
+@dataclass(frozen=True)
+class Pending:
+    """A file whose bytes are all on the server, awaiting the server's hash check."""
+
+    rel: str
+    url: str
+    part: int
+    sha256: str
+    fingerprint: dict[str, int]
 
 
 def print_progress(rel: str, done: int, total: int) -> None:

@@ -208,7 +208,16 @@ def dock(
     """Archive every file of a recorder's folder. Exit 0 only if every file is verified safe."""
     import httpx
 
-    from cli.dock import Docker, DockError, ResumeState, default_state_file, print_progress, walk
+    from cli.dock import (
+        Docker,
+        DockError,
+        FileResult,
+        Pending,
+        ResumeState,
+        default_state_file,
+        print_progress,
+        walk,
+    )
 
     state = ResumeState.load(state_file or default_state_file(path, server))
     d = Docker(
@@ -229,19 +238,37 @@ def dock(
             click.echo(f"cannot dock: {exc}", err=True)
             sys.exit(2)
         click.echo(f"docking {path} as {who['role']} {who['name']} to {server}", err=True)
-        for p, rel in walk(path):
-            try:
-                r = d.dock_file(p, rel)
-            except (DockError, httpx.HTTPError, OSError) as exc:
-                from cli.dock import FileResult
+        pending: list[tuple[Path, Pending]] = []
 
-                r = FileResult(rel, False, str(exc))
+        def report(p: Path, r: FileResult) -> None:
             results.append(r)
             label = "SAFE" if r.ok else "FAIL"
-            click.echo(f"{label}  {rel}  {r.sha256 or '-'}  {r.media_id or '-'}  {r.message}")
+            click.echo(f"{label}  {r.rel}  {r.sha256 or '-'}  {r.media_id or '-'}  {r.message}")
             if r.ok and clear:
                 p.unlink()
-                click.echo(f"      cleared {rel} from the recorder")
+                click.echo(f"      cleared {r.rel} from the recorder")
+
+        def confirm_ready(block: bool) -> None:
+            # Confirm in docking order; a file is cleared only after its own confirmation.
+            while pending and (block or len(pending) > 1):
+                p0, item = pending.pop(0)
+                try:
+                    report(p0, d.confirm(item))
+                except (DockError, httpx.HTTPError) as exc:
+                    report(p0, FileResult(item.rel, False, str(exc)))
+
+        for p, rel in walk(path):
+            try:
+                sent = d.send_file(p, rel)
+            except (DockError, httpx.HTTPError, OSError) as exc:
+                sent = FileResult(rel, False, str(exc))
+            if isinstance(sent, Pending):
+                pending.append((p, sent))
+                # The server verifies this file while the next one uploads.
+                confirm_ready(block=False)
+            else:
+                report(p, sent)
+        confirm_ready(block=True)
     finally:
         d.close()
     bad = [r for r in results if not r.ok]
