@@ -50,7 +50,8 @@ def migrate(settings: Settings) -> None:
     url = settings.resolved_database_url()
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    command.upgrade(alembic_config(url), "head")
+    # "heads": domains may add migrations side by side (each from the same parent); all apply.
+    command.upgrade(alembic_config(url), "heads")
 
 
 @contextmanager

@@ -4,7 +4,7 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
 
-import archive.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import archive.schema  # noqa: F401  (registers every domain's tables on SQLModel.metadata)
 
 config = context.config
 target_metadata = SQLModel.metadata

@@ -1,0 +1,3 @@
+"""Every table the archive has, for Alembic and for tests: import each domain's models here."""
+
+import archive.models  # noqa: F401
