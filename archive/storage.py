@@ -47,6 +47,7 @@ class ObjectStore(Protocol):
     def exists(self, bucket: str, key: str) -> bool: ...
     def read_bytes(self, bucket: str, key: str) -> bytes: ...
     def delete(self, bucket: str, key: str) -> None: ...
+    def versions(self, bucket: str, key: str) -> list[str | None]: ...
     def presigned_get(self, bucket: str, key: str, expires: timedelta) -> str: ...
 
     @contextmanager
@@ -137,10 +138,29 @@ class MinioStore:
             return b"".join(chunks)
 
     def delete(self, bucket: str, key: str) -> None:
+        """Delete every version of ``key``. In a versioned bucket (originals: Object Lock needs
+        versioning) a plain delete only adds a delete marker and keeps the bytes forever."""
         try:
-            self.client.remove_object(bucket, key)
+            versions = [
+                o.version_id
+                for o in self.client.list_objects(bucket, prefix=key, include_version=True)
+                if o.object_name == key
+            ]
+            for version_id in versions or [None]:
+                self.client.remove_object(bucket, key, version_id=version_id)
         except (MinioException, urllib3.exceptions.HTTPError) as exc:
             raise _translate(exc, f"delete {bucket}/{key}") from exc
+
+    def versions(self, bucket: str, key: str) -> list[str | None]:
+        """The version ids stored under ``key`` (delete markers included)."""
+        try:
+            return [
+                o.version_id
+                for o in self.client.list_objects(bucket, prefix=key, include_version=True)
+                if o.object_name == key
+            ]
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            raise _translate(exc, f"list versions of {bucket}/{key}") from exc
 
     def presigned_get(self, bucket: str, key: str, expires: timedelta) -> str:
         return self.client.presigned_get_object(bucket, key, expires=expires)

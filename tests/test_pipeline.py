@@ -193,7 +193,7 @@ def test_second_docking_of_same_bytes_is_recorded_not_stored(
     drive(ctx, second)
     m2 = reload(ctx.engine, second.id)
     assert m2.state is MediaState.DUPLICATE and m2.duplicate_of == first.id
-    assert not ctx.store.exists(ctx.store.originals, m2.object_key)
+    assert ctx.store.versions(ctx.store.originals, m2.object_key) == []  # gone, not just hidden
     assert ctx.store.exists(ctx.store.originals, reload(ctx.engine, first.id).object_key)
     with Session(ctx.engine) as s:
         again = s.exec(select(Event).where(Event.action == "media.docked_again")).one()
