@@ -12,19 +12,34 @@ import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 import urllib3
 from minio import Minio
+from minio.commonconfig import COMPLIANCE
 from minio.datatypes import Part
 from minio.error import MinioException, S3Error
+from minio.retention import Retention
 
 from archive.config import Settings
 from archive.errors import ObjectMissing, StorageError
 
 READ_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class LockState:
+    retain_until: datetime | None
+    legal_hold: bool
+
+
+def _parse_s3_time(value: str) -> datetime:
+    # RGW sends up to 9 fractional digits; Python reads at most 6.
+    head, _, frac = value.rstrip("Z").partition(".")
+    parsed = datetime.fromisoformat(head + (("." + frac[:6]) if frac else "")).replace(tzinfo=UTC)
+    return parsed
 
 
 @dataclass(frozen=True)
@@ -49,6 +64,9 @@ class ObjectStore(Protocol):
     def delete(self, bucket: str, key: str) -> None: ...
     def versions(self, bucket: str, key: str) -> list[str | None]: ...
     def presigned_get(self, bucket: str, key: str, expires: timedelta) -> str: ...
+    def lock_state(self, bucket: str, key: str) -> LockState: ...
+    def extend_retention(self, bucket: str, key: str, until: datetime) -> datetime: ...
+    def set_legal_hold(self, bucket: str, key: str, on: bool) -> None: ...
 
     @contextmanager
     def open_stream(
@@ -164,6 +182,43 @@ class MinioStore:
 
     def presigned_get(self, bucket: str, key: str, expires: timedelta) -> str:
         return self.client.presigned_get_object(bucket, key, expires=expires)
+
+    # Object Lock (originals bucket). COMPLIANCE mode: nobody, not even the S3 root account, can
+    # shorten the date or delete the version before it - the property a court relies on.
+    def lock_state(self, bucket: str, key: str) -> LockState:
+        # Read from the object's headers: minio-py's get_object_retention cannot parse RGW's
+        # 9-digit fractional seconds (see docs/operations.md).
+        try:
+            st = self.client.stat_object(bucket, key)
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            raise _translate(exc, f"stat {bucket}/{key}") from exc
+        headers = {k.lower(): v for k, v in (st.metadata or {}).items()}
+        until = headers.get("x-amz-object-lock-retain-until-date")
+        return LockState(
+            retain_until=_parse_s3_time(until) if until else None,
+            legal_hold=headers.get("x-amz-object-lock-legal-hold", "").upper() == "ON",
+        )
+
+    def extend_retention(self, bucket: str, key: str, until: datetime) -> datetime:
+        """Set the object's COMPLIANCE retain-until date to ``until`` unless it is already later.
+        Returns the date in force."""
+        current = self.lock_state(bucket, key).retain_until
+        if current is not None and current >= until:
+            return current
+        try:
+            self.client.set_object_retention(bucket, key, Retention(COMPLIANCE, until))
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            raise _translate(exc, f"set retention on {bucket}/{key}") from exc
+        return until
+
+    def set_legal_hold(self, bucket: str, key: str, on: bool) -> None:
+        try:
+            if on:
+                self.client.enable_object_legal_hold(bucket, key)
+            else:
+                self.client.disable_object_legal_hold(bucket, key)
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            raise _translate(exc, f"legal hold on {bucket}/{key}") from exc
 
     @contextmanager
     def open_stream(
