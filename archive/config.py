@@ -53,6 +53,14 @@ class Settings(BaseSettings):
     # Time each worker heartbeat stays valid in Redis (health check "worker alive").
     worker_heartbeat_ttl_s: int = 30
 
+    # Custody log (issue 5). Checkpoints are signed on this schedule when the log grew.
+    checkpoint_interval_s: float = 300.0
+    # Fixity sweep: every archived original and derivative is re-hashed once per cycle, a slice
+    # per run, at no more than the rate below (so the sweep never starves ingest or review of S3).
+    fixity_cycle_s: float = 7 * 86400.0
+    fixity_interval_s: float = 3600.0
+    fixity_rate_bytes_per_s: float = 50e6
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

@@ -72,6 +72,49 @@ def users_add(name: str, role: str) -> None:
 
 
 @main.command()
+def checkpoint() -> None:
+    """Sequence new custody events into the log and sign a checkpoint now."""
+    from archive.db import make_engine, migrate, session_scope
+    from archive.ledger import services as ledger
+    from archive.signing import Keyring
+
+    s = get_settings()
+    migrate(s)
+    with session_scope(make_engine(s.resolved_database_url())) as session:
+        cp = ledger.sign_checkpoint(session, Keyring(s.resolved_key_dir()))
+    click.echo(f"checkpoint {cp.id}: tree size {cp.tree_size}, root {cp.root_hash}, key {cp.key_id}")
+
+
+@main.group()
+def keys() -> None:
+    """Signing keys (Ed25519)."""
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Make a new current signing key; old keys stay so old signatures still verify."""
+    from archive import events
+    from archive.db import make_engine, migrate, session_scope
+    from archive.signing import Keyring
+
+    s = get_settings()
+    migrate(s)
+    ring = Keyring(s.resolved_key_dir())
+    old = ring.current_key_id()
+    new = ring.rotate()
+    with session_scope(make_engine(s.resolved_database_url())) as session:
+        events.record(
+            session,
+            actor="system:cli",
+            action="keys.rotate",
+            subject_type="key",
+            subject_id=new,
+            details={"previous": old},
+        )
+    click.echo(f"signing key rotated: {old} -> {new} (the old key still verifies old signatures)")
+
+
+@main.command()
 @click.option("--api-only", is_flag=True, help="Run only the HTTP API.")
 @click.option(
     "--worker-only", is_flag=True, help="Run only the Celery workers (ingest and transcode queues)."

@@ -46,6 +46,11 @@ def make_celery() -> Celery:
                 "task": "custody.reconcile",
                 "schedule": timedelta(seconds=s.reconcile_interval_s),
             },
+            # Custody log: sequence new events and sign a checkpoint when the log grew.
+            "sign-log-checkpoint": {
+                "task": "custody.checkpoint",
+                "schedule": timedelta(seconds=s.checkpoint_interval_s),
+            },
         },
         timezone="UTC",
     )

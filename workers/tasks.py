@@ -16,8 +16,9 @@ from sqlmodel import Session
 
 from archive import pipeline
 from archive.config import get_settings
-from archive.db import make_engine
+from archive.db import make_engine, session_scope
 from archive.errors import MediaToolFailed, StorageError
+from archive.ledger import services as ledger
 from archive.signing import Keyring
 from archive.storage import MinioStore
 from workers.celery_app import CeleryDispatcher, app
@@ -86,6 +87,15 @@ def reconcile() -> int:
         log.warning("reconcile: re-driving %s for media %s", step, media_id)
         dispatcher.send(step, media_id, sha)
     return len(items)
+
+
+@app.task(name="custody.checkpoint")
+def checkpoint() -> int:
+    """Sequence committed events into the Merkle log and sign a checkpoint if it grew."""
+    ctx = context()
+    with session_scope(ctx.engine) as session:
+        cp = ledger.sign_checkpoint(session, ctx.keyring, clock=ctx.clock, force=False)
+    return cp.tree_size
 
 
 # Liveness for /healthz: the worker's main process refreshes a key with a short TTL.

@@ -1,0 +1,304 @@
+"""Sequencing events into the Merkle log, signing checkpoints, serving proofs.
+
+Threats this answers: an insider (or a compromised service account) who edits, removes or
+reorders custody entries after the fact. Once a checkpoint is signed and handed out (to an auditor,
+into an export), any later change to an entry it covers changes the root, and any removal breaks
+the consistency proof from that checkpoint to the current tree.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlmodel import Session, col, select
+
+from archive.clock import Clock, as_utc, utcnow
+from archive.errors import IntegrityError, NotFound
+from archive.ledger import merkle
+from archive.ledger.models import Checkpoint, LogLeaf, LogNode
+from archive.models import Event
+from archive.signing import ALGORITHM, Keyring, PublicKeyInfo, Signature, canonical_json
+
+LOG_ORIGIN = "custody-log/v1"
+TILE_LEVEL = 8  # perfect subtrees of 2^8 = 256 leaves and larger are stored in log_nodes
+TILE = 1 << TILE_LEVEL
+SEQUENCE_BATCH = 5000
+# pg_advisory_xact_lock key ("custody" in ASCII): one sequencer at a time across all processes.
+_SEQUENCER_LOCK = 0x637573746F6479
+
+
+class LogCorrupt(IntegrityError):
+    """The stored log is not a dense, consistent tree (rows missing or changed)."""
+
+
+def leaf_document(ev: Event) -> dict[str, Any]:
+    """The facts of one event, as hashed into the log. Datetimes as ISO 8601 UTC strings."""
+    return {
+        "id": ev.id,
+        "at": as_utc(ev.at).isoformat(),
+        "actor": ev.actor,
+        "action": ev.action,
+        "subject_type": ev.subject_type,
+        "subject_id": ev.subject_id,
+        "client_addr": ev.client_addr,
+        "outcome": ev.outcome.value,
+        "details": ev.details,
+    }
+
+
+def leaf_bytes(ev: Event) -> bytes:
+    return canonical_json(leaf_document(ev))
+
+
+def event_leaf_hash(ev: Event) -> bytes:
+    return merkle.leaf_hash(leaf_bytes(ev))
+
+
+def _lock_sequencer(session: Session) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        # Held until commit: two sequencers never hand out the same index or interleave batches.
+        session.exec(text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=_SEQUENCER_LOCK))  # type: ignore[call-overload]
+    # SQLite has one writer at a time; the unique idx and event_id make a racing batch fail whole.
+
+
+def tree_size(session: Session) -> int:
+    n = session.exec(select(LogLeaf.idx).order_by(col(LogLeaf.idx).desc()).limit(1)).first()
+    return 0 if n is None else n + 1
+
+
+def _unsequenced(session: Session, limit: int) -> list[Event]:
+    # Not "id > last sequenced id": on PostgreSQL ids are handed out at INSERT but become visible
+    # at COMMIT, so event 41 can appear after 42 was sequenced. Sequence what is committed and
+    # not yet in the log, in id order.
+    sequenced = select(LogLeaf.event_id).where(LogLeaf.event_id == Event.id)
+    q = select(Event).where(~sequenced.exists()).order_by(col(Event.id)).limit(limit)
+    return list(session.exec(q))
+
+
+def sequence(session: Session, *, clock: Clock = utcnow, batch: int = SEQUENCE_BATCH) -> int:
+    """Give the next dense leaf indices to committed, unsequenced events (one batch). Returns how many.
+    The caller commits; the lock is held until then."""
+    _lock_sequencer(session)
+    events = _unsequenced(session, batch)
+    if not events:
+        return 0
+    start = tree_size(session)
+    now = clock()
+    fresh: dict[int, bytes] = {}
+    for i, ev in enumerate(events):
+        h = event_leaf_hash(ev)
+        assert ev.id is not None
+        fresh[start + i] = h
+        session.add(LogLeaf(idx=start + i, event_id=ev.id, leaf_hash=h.hex(), sequenced_at=now))
+    session.flush()
+    _store_nodes(session, start, start + len(events), fresh)
+    return len(events)
+
+
+def sequence_all(session: Session, *, clock: Clock = utcnow) -> int:
+    total = 0
+    while n := sequence(session, clock=clock):
+        total += n
+    return total
+
+
+def _store_nodes(session: Session, old_size: int, new_size: int, fresh: dict[int, bytes]) -> None:
+    """Store every perfect subtree of >= 256 leaves that the append completed."""
+    src = SubtreeSource(session, fresh)
+    for tile in range(old_size // TILE, new_size // TILE):
+        if (tile + 1) * TILE <= old_size:
+            continue
+        level, idx = TILE_LEVEL, tile
+        h = src.leaf_range_root(tile * TILE, (tile + 1) * TILE)
+        while True:
+            session.add(LogNode(level=level, idx=idx, hash=h.hex()))
+            src.nodes[(level, idx)] = h
+            if idx % 2 == 0:
+                break
+            h = merkle.node_hash(src.node(level, idx - 1), h)
+            level, idx = level + 1, idx // 2
+    session.flush()
+
+
+class SubtreeSource:
+    """MTH(D[a:b]) from the database: stored perfect subtrees where they exist, leaf hashes
+    (at most 255 per ragged edge) where they do not. Bounded memory: nothing scales with n."""
+
+    def __init__(self, session: Session, fresh: dict[int, bytes] | None = None) -> None:
+        self.session = session
+        self.fresh = fresh or {}
+        self.nodes: dict[tuple[int, int], bytes] = {}
+
+    def node(self, level: int, idx: int) -> bytes:
+        got = self.nodes.get((level, idx))
+        if got is None:
+            row = self.session.get(LogNode, (level, idx))
+            if row is None:
+                raise LogCorrupt(f"stored subtree ({level}, {idx}) of the custody log is missing")
+            got = self.nodes[(level, idx)] = bytes.fromhex(row.hash)
+        return got
+
+    def leaf_range_root(self, a: int, b: int) -> bytes:
+        known = [self.fresh.get(i) for i in range(a, b)]
+        if all(h is not None for h in known):
+            return merkle.root_of(h for h in known if h is not None)
+        rows = list(
+            self.session.exec(
+                select(LogLeaf.idx, LogLeaf.leaf_hash)
+                .where(LogLeaf.idx >= a, LogLeaf.idx < b)
+                .order_by(col(LogLeaf.idx))
+            )
+        )
+        if [r[0] for r in rows] != list(range(a, b)):
+            raise LogCorrupt(f"custody log leaves {a}..{b - 1} are not all present")
+        return merkle.root_of(self.fresh.get(i) or bytes.fromhex(h) for i, h in rows)
+
+    def __call__(self, a: int, b: int) -> bytes:
+        n = b - a
+        if n <= 0:
+            return merkle.EMPTY_ROOT
+        if n & (n - 1) == 0 and a % n == 0 and n >= TILE:
+            return self.node(n.bit_length() - 1, a // n)
+        if n <= TILE:
+            return self.leaf_range_root(a, b)
+        k = merkle.split_point(n)
+        return merkle.node_hash(self(a, a + k), self(a + k, b))
+
+
+def root_hash(session: Session, size: int | None = None) -> bytes:
+    n = tree_size(session) if size is None else size
+    return SubtreeSource(session)(0, n)
+
+
+# Checkpoints ------------------------------------------------------------------------------------
+
+
+def checkpoint_body(size: int, root: bytes, signed_at: str, key_id: str) -> dict[str, Any]:
+    return {
+        "origin": LOG_ORIGIN,
+        "tree_size": size,
+        "root_hash": root.hex(),
+        "timestamp": signed_at,
+        "algorithm": ALGORITHM,
+        "key_id": key_id,
+    }
+
+
+def latest_checkpoint(session: Session) -> Checkpoint | None:
+    return session.exec(select(Checkpoint).order_by(col(Checkpoint.id).desc()).limit(1)).first()
+
+
+def sign_checkpoint(
+    session: Session, keyring: Keyring, *, clock: Clock = utcnow, force: bool = True
+) -> Checkpoint:
+    """Sequence everything committed, then sign (size, root, time). With ``force=False`` (the
+    schedule) an unchanged tree keeps its latest checkpoint instead of piling up identical ones."""
+    sequence_all(session, clock=clock)
+    size = tree_size(session)
+    last = latest_checkpoint(session)
+    if not force and last is not None and last.tree_size == size:
+        return last
+    root = root_hash(session, size)
+    now = as_utc(clock())
+    key_id = keyring.current_key_id()
+    body = checkpoint_body(size, root, now.isoformat(), key_id)
+    sig = keyring.sign(body)
+    if sig.key_id != key_id:  # a rotation between the two calls: sign again under the new key
+        body["key_id"] = sig.key_id
+        sig = keyring.sign(body)
+    cp = Checkpoint(
+        tree_size=size,
+        root_hash=root.hex(),
+        signed_at=now,
+        key_id=sig.key_id,
+        signature=sig.signature_b64,
+        body=body,
+    )
+    session.add(cp)
+    session.flush()
+    return cp
+
+
+def verify_checkpoint(cp: Checkpoint, keys: list[PublicKeyInfo], keyring: Keyring) -> None:
+    """Raise SignatureInvalid/IntegrityError unless the stored row is what its signature covers."""
+    if {k.key_id for k in keys} and cp.key_id not in {k.key_id for k in keys}:
+        raise IntegrityError(f"checkpoint {cp.id} is signed by unknown key {cp.key_id}")
+    keyring.verify(cp.body, Signature(cp.key_id, cp.signature))
+    b = cp.body
+    if (b.get("tree_size"), b.get("root_hash"), b.get("key_id")) != (cp.tree_size, cp.root_hash, cp.key_id):
+        raise IntegrityError(f"checkpoint {cp.id}: the row's size, root or key differ from its signed body")
+
+
+# Proofs -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InclusionProof:
+    event_id: int
+    leaf_index: int
+    tree_size: int
+    leaf: dict[str, Any]
+    leaf_hash: str
+    path: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "leaf_index": self.leaf_index,
+            "tree_size": self.tree_size,
+            "leaf": self.leaf,
+            "leaf_hash": self.leaf_hash,
+            "inclusion_path": self.path,
+        }
+
+
+def leaf_for_event(session: Session, event_id: int) -> LogLeaf:
+    leaf = session.exec(select(LogLeaf).where(LogLeaf.event_id == event_id)).first()
+    if leaf is None:
+        raise NotFound(f"event {event_id} is not (yet) in the custody log; the next checkpoint sequences it")
+    return leaf
+
+
+def inclusion(session: Session, event_id: int, size: int) -> InclusionProof:
+    leaf = leaf_for_event(session, event_id)
+    if leaf.idx >= size:
+        raise NotFound(f"event {event_id} is leaf {leaf.idx}, after the tree of size {size}")
+    ev = session.get(Event, event_id)
+    if ev is None:
+        raise LogCorrupt(f"event {event_id} is in the log as leaf {leaf.idx} but its row is gone")
+    path = merkle.inclusion_proof(leaf.idx, size, SubtreeSource(session))
+    return InclusionProof(
+        event_id, leaf.idx, size, leaf_document(ev), leaf.leaf_hash, [p.hex() for p in path]
+    )
+
+
+def consistency(session: Session, first: int, second: int) -> list[str]:
+    if second > tree_size(session):
+        raise NotFound(f"the log has fewer than {second} entries")
+    return [p.hex() for p in merkle.consistency_proof(first, second, SubtreeSource(session))]
+
+
+def iter_leaves(session: Session, batch: int = 10000) -> Iterator[LogLeaf]:
+    """All leaves in index order, a batch at a time (keyset pagination: bounded memory)."""
+    after = -1
+    while True:
+        rows = list(
+            session.exec(select(LogLeaf).where(LogLeaf.idx > after).order_by(col(LogLeaf.idx)).limit(batch))
+        )
+        if not rows:
+            return
+        yield from rows
+        after = rows[-1].idx
+
+
+def b64(sig: bytes) -> str:
+    return base64.b64encode(sig).decode("ascii")
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
