@@ -48,7 +48,6 @@ def upgrade() -> None:
         sa.Column("event_id", sa.Integer(), nullable=False),
         sa.Column("leaf_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("sequenced_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
-        sa.ForeignKeyConstraint(["event_id"], ["events.id"]),
         sa.PrimaryKeyConstraint("idx"),
         sa.UniqueConstraint("event_id"),
     )
