@@ -10,6 +10,7 @@ can never overwrite each other's bytes with different ones.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import tempfile
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from archive.db import session_scope
 from archive.errors import NotFound, ObjectMissing, UndecodableMedia
 from archive.hashing import digest_chunks, digest_file
 from archive.models import Derivative, DerivativeKind, Manifest, Media, MediaState, Outcome
-from archive.signing import ALGORITHM, Keyring
+from archive.signing import ALGORITHM, Keyring, canonical_json
 from archive.storage import ObjectStore
 
 log = logging.getLogger("custody.pipeline")
@@ -351,7 +352,17 @@ def sign(ctx: Context, media_id: str, sha256: str) -> Step | None:
             )
         )
         final = MediaState.UNPLAYABLE if item.state_reason else MediaState.READY
-        _advance(session, ctx, item, final, "media.sign", key_id=signature.key_id)
+        # The manifest's digest goes into the custody log: a manifest replaced later (even by one
+        # validly signed with a stolen or newer key) no longer matches what the log recorded.
+        _advance(
+            session,
+            ctx,
+            item,
+            final,
+            "media.sign",
+            key_id=signature.key_id,
+            manifest_sha256=hashlib.sha256(canonical_json(body)).hexdigest(),
+        )
     return None
 
 

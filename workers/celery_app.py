@@ -21,7 +21,11 @@ def make_celery() -> Celery:
     app.conf.update(
         task_queues=[Queue(INGEST_QUEUE), Queue(TRANSCODE_QUEUE)],
         task_default_queue=INGEST_QUEUE,
-        task_routes={"custody.derive": {"queue": TRANSCODE_QUEUE}},
+        # The fixity sweep reads for a long time (rate-limited): keep it off the ingest queue.
+        task_routes={
+            "custody.derive": {"queue": TRANSCODE_QUEUE},
+            "custody.fixity": {"queue": TRANSCODE_QUEUE},
+        },
         # Long tasks: acknowledge only when done, so a killed worker's task is delivered again;
         # every task is idempotent (archive.pipeline), so running twice writes once.
         task_acks_late=True,
@@ -50,6 +54,11 @@ def make_celery() -> Celery:
             "sign-log-checkpoint": {
                 "task": "custody.checkpoint",
                 "schedule": timedelta(seconds=s.checkpoint_interval_s),
+            },
+            # Fixity: a slice of the archive re-hashed per run, all of it once per fixity_cycle_s.
+            "fixity-sweep": {
+                "task": "custody.fixity",
+                "schedule": timedelta(seconds=s.fixity_interval_s),
             },
         },
         timezone="UTC",

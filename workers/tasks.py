@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlmodel import Session
 
 from archive import pipeline
+from archive.audit import services as audit
 from archive.config import get_settings
 from archive.db import make_engine, session_scope
 from archive.errors import MediaToolFailed, StorageError
@@ -96,6 +97,23 @@ def checkpoint() -> int:
     with session_scope(ctx.engine) as session:
         cp = ledger.sign_checkpoint(session, ctx.keyring, clock=ctx.clock, force=False)
     return cp.tree_size
+
+
+@app.task(name="custody.fixity")
+def fixity() -> int:
+    """One slice of the fixity cycle (see archive.audit.services.fixity_sweep)."""
+    ctx = context()
+    s = ctx.settings
+    report = audit.fixity_sweep(
+        ctx.engine,
+        ctx.store,
+        ctx.keyring,
+        interval_s=s.fixity_interval_s,
+        cycle_s=s.fixity_cycle_s,
+        rate_bytes_per_s=s.fixity_rate_bytes_per_s,
+        clock=ctx.clock,
+    )
+    return len(report.discrepancies)
 
 
 # Liveness for /healthz: the worker's main process refreshes a key with a short TTL.

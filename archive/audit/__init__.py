@@ -1,0 +1,1 @@
+"""Auditor verification: re-hash what S3 holds, check every signature, recompute the log."""
