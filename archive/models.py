@@ -102,14 +102,32 @@ class MediaState(StrEnum):
     UNPLAYABLE = "unplayable"  # archived, hashed and signed, but not decodable
     QUARANTINED = "quarantined"  # hash mismatch or other integrity failure: never archived
     DUPLICATE = "duplicate"  # same bytes as an archived original: recorded, not stored twice
+    DELETED = "deleted"  # retention expired: bytes removed, a signed tombstone remains
 
     @property
     def terminal(self) -> bool:
-        return self in {MediaState.READY, MediaState.UNPLAYABLE, MediaState.QUARANTINED, MediaState.DUPLICATE}
+        return self in {
+            MediaState.READY,
+            MediaState.UNPLAYABLE,
+            MediaState.QUARANTINED,
+            MediaState.DUPLICATE,
+            MediaState.DELETED,
+        }
 
     @property
     def hash_verified(self) -> bool:
         return self not in {MediaState.RECEIVED, MediaState.QUARANTINED}
+
+    @property
+    def archived(self) -> bool:
+        """An original of our own is in storage (what retention governs)."""
+        return self in {
+            MediaState.VERIFIED,
+            MediaState.PROBED,
+            MediaState.DERIVED,
+            MediaState.READY,
+            MediaState.UNPLAYABLE,
+        }
 
 
 class ClockSource(StrEnum):

@@ -6,6 +6,10 @@ from sqlmodel import SQLModel
 
 import archive.schema  # noqa: F401  (registers every domain's tables on SQLModel.metadata)
 
+# retention/ sits above archive/ (it imports archive, never the reverse), so its tables are
+# registered here, at the deployment edge, rather than in archive.schema.
+import retention.models  # noqa: F401
+
 config = context.config
 target_metadata = SQLModel.metadata
 

@@ -1,0 +1,101 @@
+"""Retention policy as data: a versioned JSON document a records manager can read and change.
+
+The default (``default_policy.json``) encodes the public-security rule for on-scene audio and
+video: kept at least six calendar months from the recording; kept permanently when used as
+evidence in an administrative or criminal case, when it records obstruction of officers, the
+handling of a major emergency or mass incident, or a major, difficult or complex incident;
+administrative-enforcement recordings kept as long as their case file; a recorder's "important"
+mark held until a reviewer has looked. When several rules apply, the longest wins.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from archive.errors import InvalidInput
+
+DEFAULT_POLICY_FILE = Path(__file__).with_name("default_policy.json")
+
+
+class FlagKind(StrEnum):
+    """Facts a reviewer (or the recorder) states about a recording, each with a reason."""
+
+    EVIDENCE = "evidence"
+    OBSTRUCTION = "obstruction"
+    MAJOR_INCIDENT = "major_incident"  # major emergency or mass incident
+    MAJOR_CASE = "major_case"  # major, difficult or complex incident
+    IMPORTANT = "important"  # the recorder's "important" mark
+
+
+class Keep(StrEnum):
+    """How long a rule keeps an item, from longest to shortest."""
+
+    PERMANENT = "permanent"
+    CASE_FILE = "case_file"  # as long as the linked case file exists
+    UNTIL_REVIEWED = "until_reviewed"
+    PERIOD = "period"  # a number of calendar months from the recording
+
+
+class Condition(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    flag: FlagKind | None = None
+    case_kinds: list[str] | None = None
+    used_as_evidence: bool | None = None
+
+
+class Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
+    keep: Keep
+    when: Condition
+    months: int | None = Field(default=None, ge=1, le=1200)  # for keep = period
+    description: str = ""
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: int = Field(ge=1)
+    title: str = ""
+    default_months: int = Field(ge=1, le=1200)
+    rules: list[Rule]
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+def parse_policy(data: Any) -> Policy:
+    try:
+        policy = Policy.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise InvalidInput(f"retention policy is not valid: {problems}") from exc
+    ids = [r.id for r in policy.rules]
+    if len(ids) != len(set(ids)):
+        raise InvalidInput("retention policy names a rule id twice")
+    for r in policy.rules:
+        if (r.keep is Keep.PERIOD) != (r.months is not None):
+            raise InvalidInput(f"rule {r.id}: 'months' goes with keep=period, and only with it")
+    return policy
+
+
+def default_policy() -> Policy:
+    return parse_policy(json.loads(DEFAULT_POLICY_FILE.read_text()))
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """Calendar months, clamped to the month's last day: 31 August + 6 months is 28 February
+    (29 February in a leap year). Time of day and time zone are kept."""
+    if moment.tzinfo is None:
+        raise ValueError("retention dates must be timezone-aware")
+    index = moment.year * 12 + (moment.month - 1) + months
+    year, month = divmod(index, 12)
+    month += 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
