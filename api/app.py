@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from api.deps import CurrentUser, bearer_token, client_addr
-from api.routers import audit, media, uploads
+from api.routers import audit, cases, media, retention, uploads
 from archive import accounts
 from archive.config import get_settings
 from archive.db import make_engine
@@ -54,7 +54,11 @@ def create_app() -> FastAPI:
     )
     app.include_router(uploads.router)
     app.include_router(media.router)
+    app.include_router(cases.router)
+    app.include_router(cases.pages)
     app.include_router(audit.router)
+    app.include_router(audit.exports)
+    app.include_router(retention.router)
 
     @app.exception_handler(CustodyError)
     async def custody_error(request: Request, exc: CustodyError) -> JSONResponse:

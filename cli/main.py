@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -119,6 +120,45 @@ def verify(as_json: bool) -> None:
             "OK: no discrepancies" if report.ok else f"FAILED: {len(report.discrepancies)} discrepancies"
         )
     sys.exit(0 if report.ok else 1)
+
+
+@main.command("export")
+@click.argument("case")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--media",
+    "media_ids",
+    multiple=True,
+    required=True,
+    help="Media id to include (repeat). Until cases (issue 3) are wired in, a case's media are named here.",
+)
+def export_case(case: str, out: Path, media_ids: tuple[str, ...]) -> None:
+    """Write an evidence export (zip with a standalone verifier) for CASE's media."""
+    from archive.db import make_engine, migrate
+    from archive.errors import CustodyError
+    from archive.export import services as export
+    from archive.signing import Keyring
+    from archive.storage import MinioStore
+
+    s = get_settings()
+    migrate(s)
+    try:
+        res = export.build_export(
+            make_engine(s.resolved_database_url()),
+            MinioStore(s),
+            Keyring(s.resolved_key_dir()),
+            list(media_ids),
+            out,
+            actor="system:cli",
+            case_ref=case,
+        )
+    except CustodyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"export {res.export_id}: {len(res.media_ids)} media items, {res.events} custody events "
+        f"proven against checkpoint {res.checkpoint_id}, {res.bytes_written} bytes -> {res.path}"
+    )
+    click.echo(f"check it offline: unzip it and run  python3 verify_export.py {res.path.name}")
 
 
 @main.group()
@@ -356,6 +396,109 @@ def dock(
     )
     if bad:
         sys.exit(1)
+
+
+def _collaborators() -> tuple[Any, Any, Any]:
+    from archive.db import make_engine
+    from archive.signing import Keyring
+    from archive.storage import MinioStore
+
+    s = get_settings()
+    return make_engine(s.resolved_database_url()), MinioStore(s), Keyring(s.resolved_key_dir())
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True, help="List what would be deleted, and why; delete nothing.")
+@click.option("--batch", type=int, default=None, help="Rows per transaction (default from settings).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def sweep(dry_run: bool, batch: int | None, as_json: bool) -> None:
+    """Delete expired, unprotected recordings (retention), leaving signed tombstones."""
+    import json as jsonlib
+
+    from retention import services as rs
+
+    engine, store, keyring = _collaborators()
+    rs.classify_pending(engine, store)
+    rs.refresh_changed(engine, store)
+    result = rs.sweep(
+        engine,
+        store,
+        keyring,
+        dry_run=dry_run,
+        batch=batch or get_settings().retention_sweep_batch,
+        actor="user:cli-sweep",
+    )
+    if as_json:
+        click.echo(
+            jsonlib.dumps({"dry_run": dry_run, "deleted": result.deleted, "kept": result.kept}, indent=1)
+        )
+        return
+    verb = "would delete" if dry_run else "deleted"
+    for e in result.deleted:
+        click.echo(
+            f"{verb}  {e['media_id']}  rule {e['rule']}  {e.get('delete_after') or e.get('sha256', '')}"
+        )
+    for e in result.kept:
+        click.echo(f"kept    {e['media_id']}  {e.get('why') or 'not due'}")
+    click.echo(f"{len(result.deleted)} {verb}, {len(result.kept)} kept on re-check")
+
+
+@main.group(name="retention")
+def retention_group() -> None:
+    """Retention policy and the deletion report."""
+
+
+@retention_group.command("report")
+@click.option("--days", type=int, default=30, show_default=True)
+def retention_report(days: int) -> None:
+    """What becomes deletable within DAYS."""
+    from sqlmodel import Session
+
+    from archive.clock import as_utc, utcnow
+    from retention import services as rs
+
+    engine, _, _ = _collaborators()
+    with Session(engine) as session:
+        rows = rs.upcoming(session, utcnow(), days)
+    for r in rows:
+        when = as_utc(r.delete_after).isoformat() if r.delete_after else "-"
+        click.echo(f"{when}  {r.media_id}  rule {r.rule_id}")
+    click.echo(f"{len(rows)} item(s) become deletable within {days} days")
+
+
+@retention_group.command("policy")
+@click.option(
+    "--set",
+    "new_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Install this JSON file as the next policy version.",
+)
+@click.option("--reason", default="", help="Why the policy changes (required with --set).")
+def retention_policy(new_file: Path | None, reason: str) -> None:
+    """Print the policy in force, or install a new version with --set FILE --reason TEXT."""
+    import json as jsonlib
+
+    from archive.db import session_scope
+    from archive.errors import CustodyError
+    from retention import services as rs
+
+    engine, store, _ = _collaborators()
+    if new_file is None:
+        from sqlmodel import Session
+
+        with Session(engine) as session:
+            click.echo(jsonlib.dumps(rs.current_policy(session).to_json(), indent=1))
+        return
+    try:
+        with session_scope(engine) as session:
+            policy = rs.set_policy(
+                session, jsonlib.loads(new_file.read_text()), actor="user:cli", reason=reason
+            )
+    except (CustodyError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    count = rs.reclassify_all(engine, store)
+    click.echo(f"retention policy version {policy.version} in force; {count} item(s) reclassified")
 
 
 if __name__ == "__main__":

@@ -6,16 +6,21 @@ the public keys from ``/api/v1/keys``: the leaf's JSON, its RFC 6962 inclusion p
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
 from pydantic import BaseModel
 from sqlmodel import col, select
+from starlette.background import BackgroundTask
 
 from api.deps import ClientAddr, KeyringDep, SessionDep, StoreDep, require
 from archive.audit import services as audit
 from archive.errors import NotFound
+from archive.export import services as export
 from archive.ledger import services as ledger
 from archive.ledger.models import Checkpoint, CheckpointPublic
 from archive.models import Role, User
@@ -132,3 +137,48 @@ def verification_results(
             for e in audit.last_reports(session, limit)
         ]
     }
+
+
+exports = APIRouter(prefix="/api/v1/exports", tags=["exports"])
+Reviewer = Annotated[User, require(Role.REVIEWER, Role.ADMIN)]
+
+
+class ExportIn(BaseModel):
+    case: str | None = None
+    media: list[str]
+
+
+def _remove(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    path.parent.rmdir()
+
+
+@exports.post("", response_class=FileResponse)
+async def create_export(
+    body: ExportIn, request: Request, user: Reviewer, addr: ClientAddr, store: StoreDep, keyring: KeyringDep
+) -> FileResponse:
+    """An evidence export as a zip (originals, proxies, manifests, custody events with inclusion
+    proofs, keys, ``verify_export.py``). Logged as ``export.create`` and ``media.export``.
+    (Case-scoped rights for reviewers arrive with cases, issue 3.)"""
+    out = Path(tempfile.mkdtemp(prefix="custody-export-")) / "export.zip"
+    try:
+        res = await run_in_threadpool(
+            export.build_export,
+            request.app.state.engine,
+            store,
+            keyring,
+            body.media,
+            out,
+            actor=f"user:{user.name}",
+            case_ref=body.case,
+            client_addr=addr,
+        )
+    except BaseException:
+        _remove(out)
+        raise
+    return FileResponse(
+        res.path,
+        media_type="application/zip",
+        filename=f"custody-export-{res.export_id}.zip",
+        background=BackgroundTask(_remove, res.path),
+    )

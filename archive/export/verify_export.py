@@ -1,0 +1,345 @@
+#!/usr/bin/env python3
+"""Check a Custody evidence export offline. Needs Python 3.9+ and the `cryptography` package only.
+
+    python3 verify_export.py EXPORT.zip [--trusted-keys keys.json]
+
+What it checks, printing one line per check (OK / FAIL) and exiting 1 if anything fails:
+  1. the zip is complete (not truncated) and every file listed in index.json is present with the
+     SHA-256 and size the index states, and nothing unlisted was added;
+  2. index.json is signed by one of the export's public keys (Ed25519 over RFC 8785 canonical JSON),
+     and each key's id is the first 16 hex digits of the SHA-256 of the raw public key;
+  3. each media item's manifest signature, and that the original, proxy and poster files are the
+     bytes the manifest names (SHA-256 and size);
+  4. the signed checkpoint of the custody log, and that every custody event in the export is in the
+     log tree it signs (RFC 6962/9162 leaf hash and inclusion proof).
+The public keys inside the export prove consistency, not origin: compare the printed key ids with
+the ones the agency publishes (its /api/v1/keys), or pass them with --trusted-keys.
+
+This file deliberately repeats the hashing, RFC 8785 and Merkle code of the archive instead of
+importing it, so that checking an export does not mean trusting the archive's software.
+"""
+
+# ruff: noqa: T201  (a command-line verifier: it talks to a person through print)
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import math
+import sys
+import zipfile
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+# --------------------------------------------------------------------------- RFC 8785 (JCS)
+
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_MAX_SAFE_INT = 2**53 - 1
+
+
+def _jcs_string(s: str) -> str:
+    out = ['"']
+    for ch in s:
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif ord(ch) < 0x20:
+            out.append(f"\\u{ord(ch):04x}")
+        elif 0xD800 <= ord(ch) <= 0xDFFF:
+            raise ValueError("lone surrogate in string")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def _jcs_number(x: float) -> str:
+    """ECMAScript Number.prototype.toString, as RFC 8785 section 3.2.2.3 requires."""
+    if math.isnan(x) or math.isinf(x):
+        raise ValueError("NaN and Infinity are not JSON")
+    if x == 0:
+        return "0"
+    if x < 0:
+        return "-" + _jcs_number(-x)
+    # repr() is the shortest string that round-trips, closest to x: the same digits ECMAScript picks.
+    _, digits, exp = Decimal(repr(x)).as_tuple()
+    s = "".join(map(str, digits)).rstrip("0")
+    assert isinstance(exp, int)
+    exp += len(digits) - len(s)
+    s = s.lstrip("0")
+    k = len(s)
+    n = exp + k  # x = 0.s * 10^n
+    if k <= n <= 21:
+        return s + "0" * (n - k)
+    if 0 < n <= 21:
+        return s[:n] + "." + s[n:]
+    if -6 < n <= 0:
+        return "0." + "0" * (-n) + s
+    e = n - 1
+    mant = s if k == 1 else s[0] + "." + s[1:]
+    return f"{mant}e{'+' if e >= 0 else '-'}{abs(e)}"
+
+
+def _jcs(value: Any) -> str:
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        if abs(value) > _MAX_SAFE_INT:
+            raise ValueError(f"integer {value} is outside the I-JSON range")
+        return str(value)
+    if isinstance(value, float):
+        return _jcs_number(value)
+    if isinstance(value, str):
+        return _jcs_string(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_jcs(v) for v in value) + "]"
+    if isinstance(value, dict):
+        keys = sorted(value, key=lambda k: k.encode("utf-16-be"))
+        return "{" + ",".join(_jcs_string(k) + ":" + _jcs(value[k]) for k in keys) + "}"
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def canonical_json(value: Any) -> bytes:
+    return _jcs(value).encode("utf-8")
+
+
+# --------------------------------------------------------------------------- RFC 6962 / 9162
+
+
+def leaf_hash(data: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def inclusion_holds(index: int, size: int, leaf: bytes, proof: list[bytes], root: bytes) -> bool:
+    """RFC 9162 section 2.1.3.2."""
+    if index >= size:
+        return False
+    fn, sn, r = index, size - 1, leaf
+    for p in proof:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            if not fn & 1:
+                while not fn & 1 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and r == root
+
+
+# --------------------------------------------------------------------------- the checks
+
+
+class Checker:
+    def __init__(self) -> None:
+        self.failures = 0
+        self.passed = 0
+
+    def ok(self, msg: str) -> None:
+        self.passed += 1
+        print(f"OK    {msg}")
+
+    def fail(self, msg: str) -> None:
+        self.failures += 1
+        print(f"FAIL  {msg}")
+
+    def check(self, cond: bool, good: str, bad: str) -> bool:
+        (self.ok if cond else self.fail)(good if cond else bad)
+        return cond
+
+
+def _key_id(pub: Ed25519PublicKey) -> str:
+    raw = pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def _load_keys(c: Checker, doc: Any, where: str) -> dict[str, Ed25519PublicKey]:
+    keys: dict[str, Ed25519PublicKey] = {}
+    for k in doc.get("keys", []):
+        pub = serialization.load_pem_public_key(k["public_key_pem"].encode("ascii"))
+        if not isinstance(pub, Ed25519PublicKey):
+            c.fail(f"{where}: key {k.get('key_id')} is not an Ed25519 key")
+            continue
+        if c.check(
+            _key_id(pub) == k["key_id"],
+            f"{where}: key {k['key_id']} matches its public key",
+            f"{where}: key id {k['key_id']} does not match its public key ({_key_id(pub)})",
+        ):
+            keys[k["key_id"]] = pub
+    return keys
+
+
+def _sig_ok(keys: dict[str, Ed25519PublicKey], key_id: str, signature_b64: str, doc: Any) -> bool:
+    pub = keys.get(key_id)
+    if pub is None:
+        return False
+    try:
+        pub.verify(base64.b64decode(signature_b64, validate=True), canonical_json(doc))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def _read_json(c: Checker, zf: zipfile.ZipFile, name: str) -> Any:
+    try:
+        return json.loads(zf.read(name))
+    except KeyError:
+        c.fail(f"{name} is missing from the export")
+    except (ValueError, zipfile.BadZipFile) as exc:
+        c.fail(f"{name} is unreadable: {exc}")
+    return None
+
+
+def _digest(zf: zipfile.ZipFile, name: str) -> tuple[str, int]:
+    h = hashlib.sha256()
+    n = 0
+    with zf.open(name) as fh:
+        while chunk := fh.read(1024 * 1024):
+            h.update(chunk)
+            n += len(chunk)
+    return h.hexdigest(), n
+
+
+def verify(path: str, trusted_keys: str | None = None) -> int:
+    c = Checker()
+    print(f"Checking {path}")
+    try:
+        zf = zipfile.ZipFile(path)
+        bad = zf.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        c.fail(f"the export is not a complete zip file (truncated or damaged): {exc}")
+        return 1
+    with zf:
+        if bad is not None:
+            c.fail(f"{bad} is damaged inside the zip (CRC mismatch)")
+        keys_doc = _read_json(c, zf, "keys.json") or {}
+        keys = _load_keys(c, keys_doc, "keys.json")
+        if trusted_keys:
+            with Path(trusted_keys).open(encoding="utf-8") as fh:
+                trusted = _load_keys(c, json.load(fh), "trusted keys")
+            keys = {k: v for k, v in keys.items() if k in trusted}
+            c.check(
+                bool(keys), "the export's keys include a trusted key", "none of the export's keys is trusted"
+            )
+        index = _read_json(c, zf, "index.json")
+        sig = _read_json(c, zf, "index.sig.json")
+        if index is None or sig is None:
+            return 1
+        c.check(
+            _sig_ok(keys, sig.get("key_id", ""), sig.get("signature", ""), index),
+            f"index.json is signed by key {sig.get('key_id')}",
+            f"index.json signature does not verify with key {sig.get('key_id')}: the listing was altered",
+        )
+        # 1. Completeness: every listed file present with its digest; nothing unlisted.
+        present = set(zf.namelist())
+        listed = index.get("files", {})
+        for name, want in sorted(listed.items()):
+            if name not in present:
+                c.fail(f"{name} is listed in the index but missing from the export")
+                continue
+            got_sha, got_size = _digest(zf, name)
+            c.check(
+                (got_sha, got_size) == (want["sha256"], want["size"]),
+                f"{name}: sha256 {got_sha[:16]}..., {got_size} bytes, as listed",
+                f"{name}: sha256 {got_sha} ({got_size} bytes) but the index lists "
+                f"{want['sha256']} ({want['size']} bytes)",
+            )
+        for name in sorted(present - set(listed) - {"index.json", "index.sig.json"}):
+            if not name.endswith("/"):
+                c.fail(f"{name} is in the export but not in the signed index (added afterwards)")
+        # 2. Manifests and the media files they sign.
+        media_ids = []
+        for item in index.get("media", []):
+            mid = item["media_id"]
+            media_ids.append(mid)
+            signed = _read_json(c, zf, f"media/{mid}/manifest.json")
+            if signed is None:
+                continue
+            manifest = signed["manifest"]
+            c.check(
+                _sig_ok(keys, signed["key_id"], signed["signature"], manifest)
+                and manifest.get("media_id") == mid,
+                f"media {mid}: manifest signature verifies (key {signed['key_id']})",
+                f"media {mid}: manifest signature does not verify: the manifest was altered or replaced",
+            )
+            files = {f["role"]: f["path"] for f in item.get("files", [])}
+            want = [("original", manifest["original"]["sha256"], manifest["original"]["size"])]
+            want += [(d["kind"], d["sha256"], d["size"]) for d in manifest.get("derivatives", [])]
+            for role, sha, size in want:
+                name = files.get(role)
+                if name is None or name not in present:
+                    c.fail(f"media {mid}: the {role} named in the manifest is not in the export")
+                    continue
+                got_sha, got_size = _digest(zf, name)
+                c.check(
+                    (got_sha, got_size) == (sha, size),
+                    f"media {mid}: {role} is the signed file (sha256 {sha[:16]}..., {size} bytes)",
+                    f"media {mid}: {role} has sha256 {got_sha} but the signed manifest says {sha}",
+                )
+        # 3. Custody log: checkpoint signature, then every event's inclusion.
+        cp = _read_json(c, zf, "log/checkpoint.json")
+        evs = _read_json(c, zf, "log/events.json")
+        if cp is None or evs is None:
+            return 1
+        body = cp["body"]
+        c.check(
+            _sig_ok(keys, cp["key_id"], cp["signature"], body),
+            f"log checkpoint (size {body['tree_size']}, root {body['root_hash'][:16]}..., "
+            f"{body['timestamp']}) is signed by key {cp['key_id']}",
+            "log checkpoint signature does not verify",
+        )
+        root = bytes.fromhex(body["root_hash"])
+        size = body["tree_size"]
+        for e in evs:
+            leaf = e["leaf"]
+            ok = inclusion_holds(
+                e["leaf_index"],
+                size,
+                leaf_hash(canonical_json(leaf)),
+                [bytes.fromhex(p) for p in e["inclusion_path"]],
+                root,
+            )
+            c.check(
+                ok,
+                f"event {leaf['id']} ({leaf['at']} {leaf['action']} by {leaf['actor']}) is in the signed log",
+                f"event {leaf['id']} ({leaf['action']}) is NOT in the signed log: changed or forged",
+            )
+        logged = {e["leaf"]["subject_id"] for e in evs if e["leaf"]["subject_type"] == "media"}
+        for mid in media_ids:
+            c.check(
+                mid in logged,
+                f"media {mid}: custody history included",
+                f"media {mid}: no custody events included",
+            )
+    print(f"{c.passed} checks passed, {c.failures} failed")
+    print("RESULT: OK, the export is intact" if c.failures == 0 else "RESULT: FAILED, see FAIL lines above")
+    return 0 if c.failures == 0 else 1
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="Check a Custody evidence export offline.")
+    ap.add_argument("export", help="the export zip")
+    ap.add_argument("--trusted-keys", help="keys.json from the agency's /api/v1/keys, to pin the signer")
+    args = ap.parse_args()
+    sys.exit(verify(args.export, args.trusted_keys))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+"""Evidence export: the standalone verifier passes a fresh export and names what is wrong with a
+tampered one, run as a separate process in a clean virtual environment (only `cryptography`)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import struct
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import httpx
+import pytest
+import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlmodel import Session, select
+
+from archive import pipeline
+from archive.export.services import VERIFIER
+from archive.models import Event, Media
+from tests.conftest import ROOT, LiveAPI
+from tests.test_audit import archived, ctx, samples  # noqa: F401  (fixtures)
+
+
+def _load_verifier() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("verify_export", VERIFIER)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+V = _load_verifier()
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner, max_size=5),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(JSON)
+def test_standalone_canonical_json_matches_rfc8785(value: Any) -> None:
+    assert V.canonical_json(value) == rfc8785.dumps(value)
+
+
+@settings(max_examples=20000, deadline=None)
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_standalone_number_serialisation_matches_rfc8785(x: float) -> None:
+    assert V.canonical_json(x) == rfc8785.dumps(x)
+
+
+def test_rfc8785_appendix_numbers() -> None:
+    # IEEE 754 bit patterns -> ECMAScript strings (edge cases of RFC 8785 section 3.2.2.3).
+    cases = {
+        "0000000000000000": "0",
+        "8000000000000000": "0",
+        "0000000000000001": "5e-324",
+        "8000000000000001": "-5e-324",
+        "7fefffffffffffff": "1.7976931348623157e+308",
+        "4340000000000000": "9007199254740992",
+        "444b1ae4d6e2ef50": "1e+21",
+        "3eb0c6f7a0b5ed8d": "0.000001",
+        "3eb0c6f7a0b5ed8c": "9.999999999999997e-7",
+        "41b3de4355555555": "333333333.3333333",
+    }
+    for bits, want in cases.items():
+        x = struct.unpack(">d", bytes.fromhex(bits))[0]
+        assert V.canonical_json(x).decode() == want
+
+
+@pytest.fixture(scope="session")
+def clean_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A virtual environment with `cryptography` and nothing else: what a court's laptop may have."""
+    venv = tmp_path_factory.mktemp("clean-venv") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "cryptography"], check=True, timeout=600)
+    frozen = subprocess.run(
+        [str(py), "-m", "pip", "freeze"], capture_output=True, text=True, check=True
+    ).stdout
+    assert {ln.split("==")[0].lower() for ln in frozen.split()} <= {"cryptography", "cffi", "pycparser"}
+    return py
+
+
+def export_cli(env: dict[str, str], out: Path, *media_ids: str) -> subprocess.CompletedProcess[str]:
+    args = [a for m in media_ids for a in ("--media", m)]
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", "export", "CASE-2026-17", "--out", str(out), *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+
+
+def run_verifier(python: Path, export: Path, workdir: Path) -> subprocess.CompletedProcess[str]:
+    """Unzip only verify_export.py (from the first, intact export), then run it in its own process
+    with nothing of ours on the path (-I: isolated mode, no cwd or user site on sys.path)."""
+    script = workdir / "verify_export.py"
+    if not script.exists():
+        with zipfile.ZipFile(export) as zf:
+            script.write_bytes(zf.read("verify_export.py"))
+    return subprocess.run(
+        [str(python), "-I", str(script), str(export)],
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+        timeout=300,
+    )
+
+
+def rewrite(src: Path, dst: Path, change: dict[str, bytes | None]) -> None:
+    """Copy an export, replacing (or with None dropping) some members, as a forger would."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            if info.filename in change:
+                data = change[info.filename]
+                if data is not None:
+                    zout.writestr(info.filename, data)
+            else:
+                zout.writestr(info, zin.read(info.filename))
+
+
+def test_fresh_export_verifies_offline_and_tampered_ones_fail(
+    archived: list[Media],  # noqa: F811
+    ctx: pipeline.Context,  # noqa: F811
+    env: dict[str, str],
+    clean_python: Path,
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "case.zip"
+    made = export_cli(env, out, *(m.id for m in archived))
+    assert made.returncode == 0, made.stderr
+    ok = run_verifier(clean_python, out, tmp_path)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "RESULT: OK" in ok.stdout
+    for m in archived:
+        assert f"media {m.id}: manifest signature verifies" in ok.stdout
+        assert f"media {m.id}: original is the signed file" in ok.stdout
+        assert f"media {m.id}: custody history included" in ok.stdout
+    assert "log checkpoint (size" in ok.stdout and "is in the signed log" in ok.stdout
+    # The export itself is on record.
+    with Session(ctx.engine) as s:
+        assert (
+            s.exec(select(Event).where(Event.action == "export.create")).one().details["case"]
+            == "CASE-2026-17"
+        )
+        assert len(list(s.exec(select(Event).where(Event.action == "media.export")))) == 2
+
+    victim = archived[0].id
+    with zipfile.ZipFile(out) as zf:
+        names = zf.namelist()
+        original = next(n for n in names if n.startswith(f"media/{victim}/original"))
+        data = bytearray(zf.read(original))
+        events_doc = json.loads(zf.read("log/events.json"))
+        manifest = json.loads(zf.read(f"media/{victim}/manifest.json"))
+
+    # Truncated in transit.
+    cut = tmp_path / "truncated.zip"
+    cut.write_bytes(out.read_bytes()[: out.stat().st_size // 2])
+    r = run_verifier(clean_python, cut, tmp_path)
+    assert r.returncode == 1 and "truncated" in r.stdout, r.stdout
+
+    # One byte of the original changed.
+    data[len(data) // 3] ^= 0xFF
+    flipped = tmp_path / "flipped.zip"
+    rewrite(out, flipped, {original: bytes(data)})
+    r = run_verifier(clean_python, flipped, tmp_path)
+    assert r.returncode == 1
+    assert (
+        f"FAIL  {original}: sha256" in r.stdout and f"FAIL  media {victim}: original has sha256" in r.stdout
+    )
+
+    # A custody event rewritten (who did it), another dropped.
+    events_doc[0]["leaf"]["actor"] = "user:nobody"
+    edited = tmp_path / "edited-log.zip"
+    rewrite(out, edited, {"log/events.json": json.dumps(events_doc).encode()})
+    r = run_verifier(clean_python, edited, tmp_path)
+    assert r.returncode == 1
+    assert (
+        f"FAIL  event {events_doc[0]['leaf']['id']} ({events_doc[0]['leaf']['action']}) "
+        "is NOT in the signed log" in r.stdout
+    )
+    assert "FAIL  log/events.json: sha256" in r.stdout
+
+    # A manifest replaced (officer changed) and a file dropped.
+    manifest["manifest"]["officer"] = "4242"
+    swapped = tmp_path / "swapped.zip"
+    rewrite(out, swapped, {f"media/{victim}/manifest.json": json.dumps(manifest).encode(), original: None})
+    r = run_verifier(clean_python, swapped, tmp_path)
+    assert r.returncode == 1
+    assert f"FAIL  media {victim}: manifest signature does not verify" in r.stdout
+    assert f"FAIL  {original} is listed in the index but missing" in r.stdout
+
+
+def test_reviewer_exports_through_the_api(
+    archived: list[Media],  # noqa: F811
+    live_api: LiveAPI,
+    make_user: Any,
+    clean_python: Path,
+    tmp_path: Path,
+) -> None:
+    reviewer = make_user("rev1", "reviewer")
+    officer = make_user("0816", "officer")
+    body = {"case": "ADM-9", "media": [archived[1].id]}
+    url = f"{live_api.url}/api/v1/exports"
+    denied = httpx.post(url, json=body, headers={"Authorization": f"Bearer {officer}"})
+    assert denied.status_code == 403
+    r = httpx.post(url, json=body, headers={"Authorization": f"Bearer {reviewer}"}, timeout=120)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/zip"
+    out = tmp_path / "api-export.zip"
+    out.write_bytes(r.content)
+    v = run_verifier(clean_python, out, tmp_path)
+    assert v.returncode == 0, v.stdout
+    assert f"media {archived[1].id}: custody history included" in v.stdout
