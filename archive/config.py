@@ -61,6 +61,14 @@ class Settings(BaseSettings):
     fixity_interval_s: float = 3600.0
     fixity_rate_bytes_per_s: float = 50e6
 
+    # Cases (issue 3). A text record links media of its officers recorded within this many seconds
+    # of its window, on the corrected clock.
+    autolink_buffer_s: float = 300.0
+    # Longest record body accepted (characters); a whole transcript fits, a pasted disk image does not.
+    record_body_max_chars: int = 200_000
+    # Lifetime of the review page's HttpOnly cookie that lets <video> elements stream proxies.
+    view_session_ttl_s: int = 3600
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

@@ -93,7 +93,8 @@ def test_dock_a_recorder_folder_end_to_end(
     tmp_path: Path,
 ) -> None:
     officer = make_user("0815", "officer")
-    reviewer = make_user("rev1", "reviewer")
+    # An auditor reads every item; reviewers see media only through cases assigned to them (issue 3).
+    reviewer = make_user("aud1", "auditor")
     rec = tmp_path / "recorder"
     (rec / "DCIM" / "100").mkdir(parents=True)
     files = {

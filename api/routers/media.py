@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Annotated, Any
 
@@ -13,7 +14,9 @@ from sqlmodel import Session, col, select
 
 from api.deps import ClientAddr, CurrentUser, SessionDep, StoreDep
 from api.ranges import parse_range
+from api.viewsession import Viewer
 from archive import events
+from archive.cases import services as cases
 from archive.errors import NotFound
 from archive.models import (
     Derivative,
@@ -23,24 +26,19 @@ from archive.models import (
     Media,
     MediaPublic,
     MediaState,
-    Role,
     User,
 )
 from archive.storage import ObjectStore
 
 router = APIRouter(prefix="/api/v1/media", tags=["media"])
 
-# Officers see their own recordings; everyone else with an account reads.
-# (Case-based visibility for reviewers arrives with cases: see docs/api.md.)
-
-
-def _visible(user: User, item: Media) -> bool:
-    return user.role is not Role.OFFICER or item.officer_badge == user.name
+# Officers see their own recordings; reviewers what is linked to the cases assigned to them;
+# auditors, records managers and admins everything (archive.cases.services.visible_media_clause).
 
 
 def _get(session: Session, user: User, media_id: str) -> Media:
     item = session.get(Media, media_id)
-    if item is None or not _visible(user, item):
+    if item is None or not cases.media_visible(session, user, item):
         raise NotFound(f"no media {media_id}")
     return item
 
@@ -65,12 +63,21 @@ def list_media(
     device: str | None = None,
     sha256: Annotated[str | None, Query(pattern="^[0-9a-fA-F]{64}$")] = None,
     state: MediaState | None = None,
+    linked: bool | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> MediaList:
-    q = select(Media)
-    if user.role is Role.OFFICER:
-        q = q.where(Media.officer_badge == user.name)
+    """``linked``: only media linked (or not linked) to some case; ``since``/``until``: the device's
+    recording time (``recorded_at``)."""
+    q = select(Media).where(cases.visible_media_clause(user))
+    if linked is not None:
+        q = q.where(cases.linked_clause(linked))
+    if since:
+        q = q.where(col(Media.recorded_at) >= since)
+    if until:
+        q = q.where(col(Media.recorded_at) <= until)
     if officer:
         q = q.where(Media.officer_badge == officer)
     if device:
@@ -118,6 +125,7 @@ def _serve(
     content_type: str,
     what: str,
     filename: str,
+    case: str | None = None,
 ) -> StreamingResponse:
     rng = parse_range(request.headers.get("range"), size)
     start, end = rng if rng else (0, size - 1)
@@ -133,6 +141,8 @@ def _serve(
         status = 206
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     details: dict[str, Any] = {"what": what, "range": [start, end] if rng else None}
+    if case:
+        details["case"] = case[:36]  # the case the review page was showing
     events.record(
         session,
         actor=f"user:{user.name}",
@@ -199,6 +209,7 @@ def _serve_derivative(
     user: User,
     store: ObjectStore,
     addr: str,
+    case: str | None,
 ) -> StreamingResponse:
     item = _get(session, user, media_id)
     d = _derivative(session, item, kind)
@@ -216,23 +227,37 @@ def _serve_derivative(
         d.content_type,
         kind,
         name,
+        case,
     )
 
 
 @router.get("/{media_id}/proxy")
 def proxy(
-    media_id: str, request: Request, session: SessionDep, user: CurrentUser, store: StoreDep, addr: ClientAddr
+    media_id: str,
+    request: Request,
+    session: SessionDep,
+    user: Viewer,
+    store: StoreDep,
+    addr: ClientAddr,
+    case: Annotated[str | None, Query(max_length=36)] = None,
 ) -> StreamingResponse:
-    """The browser-playable review copy (MP4, M4A for audio, JPEG for photos), with HTTP Range."""
-    return _serve_derivative(DerivativeKind.PROXY, media_id, request, session, user, store, addr)
+    """The browser-playable review copy (MP4, M4A for audio, JPEG for photos), with HTTP Range.
+    Takes the bearer token or the review page's streaming cookie."""
+    return _serve_derivative(DerivativeKind.PROXY, media_id, request, session, user, store, addr, case)
 
 
 @router.get("/{media_id}/poster")
 def poster(
-    media_id: str, request: Request, session: SessionDep, user: CurrentUser, store: StoreDep, addr: ClientAddr
+    media_id: str,
+    request: Request,
+    session: SessionDep,
+    user: Viewer,
+    store: StoreDep,
+    addr: ClientAddr,
+    case: Annotated[str | None, Query(max_length=36)] = None,
 ) -> StreamingResponse:
-    """A still frame (JPEG) for lists and players, with HTTP Range."""
-    return _serve_derivative(DerivativeKind.POSTER, media_id, request, session, user, store, addr)
+    """A still frame (JPEG) for lists and players, with HTTP Range. Bearer token or streaming cookie."""
+    return _serve_derivative(DerivativeKind.POSTER, media_id, request, session, user, store, addr, case)
 
 
 class ManifestOut(BaseModel):

@@ -1,0 +1,346 @@
+"""Cases, text records, case-media links, the case timeline, record search and the review page."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import FileResponse, HTMLResponse
+from pydantic import BaseModel, Field
+
+from api import viewsession
+from api.deps import ClientAddr, CurrentUser, SessionDep
+from archive import events
+from archive.cases import services as cases
+from archive.cases.models import (
+    CaseKind,
+    CasePublic,
+    CaseStatus,
+    DocumentKind,
+    LinkPublic,
+    RecordPublic,
+    Stage,
+    Timeline,
+)
+from archive.config import get_settings
+from archive.errors import NotFound, TooLarge
+
+router = APIRouter(prefix="/api/v1", tags=["cases"])
+pages = APIRouter(tags=["review page"])
+PAGES = Path(__file__).resolve().parents[1] / "pages"
+
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"
+
+
+def _body_limit(request: Request) -> None:
+    """Refuse a huge body before it is read: a record body is bounded in characters, and JSON spends
+    at most 6 bytes on one (\\uXXXX)."""
+    limit = get_settings().record_body_max_chars * 6 + 64 * 1024
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise TooLarge(f"request body of {length} bytes is over the limit of {limit} bytes")
+
+
+BodyLimit = Depends(_body_limit)
+
+
+class CaseCreate(BaseModel):
+    number: str = Field(min_length=1, max_length=64)
+    title: str = Field(min_length=1, max_length=500)
+    kind: CaseKind
+    stage: Stage = Stage.FILING
+    status: CaseStatus = CaseStatus.OPEN
+    agency: str = Field(default="default", pattern=_NAME)
+    reviewers: list[Annotated[str, Field(pattern=_NAME)]] = Field(default_factory=list, max_length=100)
+
+
+class CaseList(BaseModel):
+    items: list[CasePublic]
+    total: int
+
+
+class Reviewers(BaseModel):
+    reviewers: list[Annotated[str, Field(pattern=_NAME)]] = Field(max_length=100)
+
+
+class RecordCreate(BaseModel):
+    stage: Stage
+    doc_kind: DocumentKind
+    author: str = Field(min_length=1, max_length=200)
+    title: str = Field(default="", max_length=500)
+    officers: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=50)
+    occurred_from: datetime
+    occurred_to: datetime
+    body: str
+    attachments: list[Annotated[str, Field(max_length=36)]] = Field(default_factory=list, max_length=100)
+
+    def to_input(self) -> cases.RecordInput:
+        return cases.RecordInput(**self.model_dump())
+
+
+class RecordCreated(BaseModel):
+    record: RecordPublic
+    linked_media: list[str]
+
+
+class LinkCreate(BaseModel):
+    media_id: str = Field(max_length=36)
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class Unlink(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class Relinked(BaseModel):
+    linked_media: list[str]
+
+
+@router.post("/cases", response_model=CasePublic, status_code=201, dependencies=[BodyLimit])
+def create_case(body: CaseCreate, session: SessionDep, user: CurrentUser, addr: ClientAddr) -> CasePublic:
+    """Open a case (records managers and admins). The number is unique per agency."""
+    case = cases.create_case(session, user, cases.CaseInput(**body.model_dump()), addr=addr)
+    return cases.case_public(session, case)
+
+
+@router.get("/cases", response_model=CaseList)
+def list_cases(
+    session: SessionDep,
+    user: CurrentUser,
+    number: str | None = None,
+    officer: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    stage: Stage | None = None,
+    status: CaseStatus | None = None,
+    kind: CaseKind | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> CaseList:
+    """Cases the caller may see, by number, officer, date range (a record's window overlaps it), stage."""
+    rows, total = cases.find_cases(
+        session,
+        user,
+        cases.CaseQuery(number, officer, since, until, stage, status, kind, limit, offset),
+    )
+    return CaseList(items=[cases.case_public(session, c) for c in rows], total=total)
+
+
+@router.get("/cases/{case_id}", response_model=CasePublic)
+def get_case(case_id: str, session: SessionDep, user: CurrentUser, addr: ClientAddr) -> CasePublic:
+    return cases.case_public(session, cases.view_case(session, user, case_id, addr=addr))
+
+
+@router.put("/cases/{case_id}/reviewers", response_model=CasePublic)
+def set_reviewers(
+    case_id: str, body: Reviewers, session: SessionDep, user: CurrentUser, addr: ClientAddr
+) -> CasePublic:
+    return cases.case_public(session, cases.set_reviewers(session, user, case_id, body.reviewers, addr=addr))
+
+
+@router.post(
+    "/cases/{case_id}/records", response_model=RecordCreated, status_code=201, dependencies=[BodyLimit]
+)
+def add_record(
+    case_id: str, body: RecordCreate, session: SessionDep, user: CurrentUser, addr: ClientAddr
+) -> RecordCreated:
+    """Add a text record; media of its officers overlapping its window (+- the buffer) are linked."""
+    s = get_settings()
+    rec, linked = cases.add_record(
+        session,
+        user,
+        case_id,
+        body.to_input(),
+        addr=addr,
+        buffer_s=s.autolink_buffer_s,
+        max_body=s.record_body_max_chars,
+    )
+    return RecordCreated(record=cases.record_public(rec), linked_media=linked)
+
+
+@router.post(
+    "/cases/{case_id}/records/{record_id}/versions",
+    response_model=RecordCreated,
+    status_code=201,
+    dependencies=[BodyLimit],
+)
+def add_version(
+    case_id: str,
+    record_id: str,
+    body: RecordCreate,
+    session: SessionDep,
+    user: CurrentUser,
+    addr: ClientAddr,
+) -> RecordCreated:
+    """Edit a record: stores the next version; every earlier version stays readable."""
+    s = get_settings()
+    rec, linked = cases.add_record(
+        session,
+        user,
+        case_id,
+        body.to_input(),
+        addr=addr,
+        buffer_s=s.autolink_buffer_s,
+        max_body=s.record_body_max_chars,
+        record_id=record_id,
+    )
+    return RecordCreated(record=cases.record_public(rec), linked_media=linked)
+
+
+def _log_read(session: SessionDep, user: CurrentUser, addr: str, action: str, case_id: str) -> None:
+    events.record(
+        session,
+        actor=cases.actor(user),
+        action=action,
+        subject_type="case",
+        subject_id=case_id,
+        client_addr=addr,
+    )
+
+
+@router.get("/cases/{case_id}/records", response_model=list[RecordPublic])
+def list_records(
+    case_id: str, session: SessionDep, user: CurrentUser, addr: ClientAddr, all_versions: bool = False
+) -> list[RecordPublic]:
+    rows = cases.records(session, user, case_id, all_versions=all_versions)
+    _log_read(session, user, addr, "case.records", case_id)
+    return [cases.record_public(r) for r in rows]
+
+
+@router.get("/cases/{case_id}/records/{record_id}", response_model=list[RecordPublic])
+def record_versions(
+    case_id: str, record_id: str, session: SessionDep, user: CurrentUser, addr: ClientAddr
+) -> list[RecordPublic]:
+    """Every version of one record, oldest first."""
+    rows = cases.record_versions(session, user, case_id, record_id)
+    _log_read(session, user, addr, "case.records", case_id)
+    return [cases.record_public(r) for r in rows]
+
+
+@router.get("/cases/{case_id}/media", response_model=list[LinkPublic])
+def list_links(
+    case_id: str, session: SessionDep, user: CurrentUser, include_unlinked: bool = False
+) -> list[LinkPublic]:
+    return [
+        cases.link_public(x) for x in cases.links(session, user, case_id, include_closed=include_unlinked)
+    ]
+
+
+@router.post("/cases/{case_id}/media", response_model=LinkPublic, status_code=201)
+def link(
+    case_id: str, body: LinkCreate, session: SessionDep, user: CurrentUser, addr: ClientAddr
+) -> LinkPublic:
+    """Link a media item by hand, with a reason."""
+    return cases.link_public(cases.link_media(session, user, case_id, body.media_id, body.reason, addr=addr))
+
+
+@router.post("/cases/{case_id}/media/{media_id}/unlink", response_model=LinkPublic)
+def unlink(
+    case_id: str, media_id: str, body: Unlink, session: SessionDep, user: CurrentUser, addr: ClientAddr
+) -> LinkPublic:
+    """Unlink a media item, with a reason. The auto-link rule will not link it to this case again."""
+    return cases.link_public(cases.unlink_media(session, user, case_id, media_id, body.reason, addr=addr))
+
+
+@router.post("/cases/{case_id}/autolink", response_model=Relinked)
+def autolink(case_id: str, session: SessionDep, user: CurrentUser, addr: ClientAddr) -> Relinked:
+    """Apply every record's auto-link rule again (for media docked after the record was written)."""
+    case = cases.get_case(session, user, case_id)
+    cases.require_writer(session, user, case)
+    made: list[str] = []
+    for rec in cases.records(session, user, case.id):
+        made += cases.autolink(session, user, case, rec, buffer_s=get_settings().autolink_buffer_s, addr=addr)
+    return Relinked(linked_media=made)
+
+
+@router.get("/cases/{case_id}/timeline", response_model=Timeline)
+def timeline(
+    case_id: str,
+    session: SessionDep,
+    user: CurrentUser,
+    addr: ClientAddr,
+    via: Annotated[str, Query(pattern="^(api|page)$")] = "api",
+) -> Timeline:
+    """Text records and linked media in time order, media on the corrected clock."""
+    return cases.timeline(session, user, case_id, addr=addr, via=via)
+
+
+@router.get("/records/search", response_model=list[RecordPublic])
+def search(
+    session: SessionDep,
+    user: CurrentUser,
+    addr: ClientAddr,
+    q: Annotated[str, Query(min_length=1, max_length=500)],
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> list[RecordPublic]:
+    """Full-text search over record versions in the cases the caller may see (every word must match)."""
+    rows = cases.search_records(session, user, q, limit=limit)
+    events.record(
+        session,
+        actor=cases.actor(user),
+        action="records.search",
+        subject_type="query",
+        subject_id=str(len(rows)),
+        client_addr=addr,
+        details={"q": q[:200]},
+    )
+    return [cases.record_public(r) for r in rows]
+
+
+# --------------------------------------------------------------------------- review session + page
+
+
+@router.post("/session", status_code=204, tags=["review page"])
+def open_session(
+    request: Request, response: Response, session: SessionDep, user: CurrentUser, addr: ClientAddr
+) -> None:
+    """Trade the bearer token for the streaming cookie the page's players need (see api/viewsession.py)."""
+    ttl = get_settings().view_session_ttl_s
+    value = viewsession.create(request.app.state.redis, user.name, ttl)
+    response.set_cookie(
+        viewsession.COOKIE,
+        value,
+        max_age=ttl,
+        path=viewsession.COOKIE_PATH,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    events.record(
+        session,
+        actor=cases.actor(user),
+        action="session.open",
+        subject_type="user",
+        subject_id=user.name,
+        client_addr=addr,
+        details={"ttl_s": ttl},
+    )
+
+
+# The page holds no data: it is a shell whose script asks the API (with the bearer token) for the
+# timeline. Scripts only from this origin, nothing inline, so text that slipped past escaping cannot run.
+_PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; media-src 'self'; "
+        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+@pages.get("/cases/{case_id}", response_class=HTMLResponse, include_in_schema=False)
+def review_page(case_id: str) -> HTMLResponse:
+    """The review page (its view is logged when its script reads the timeline: case.timeline via=page)."""
+    return HTMLResponse((PAGES / "case.html").read_text(), headers=_PAGE_HEADERS)
+
+
+@pages.get("/pages/{name}", include_in_schema=False)
+def page_asset(name: str) -> FileResponse:
+    assets = {"review.js": "text/javascript", "review.css": "text/css"}
+    if name not in assets:
+        raise NotFound(f"no page asset {name}")
+    return FileResponse(PAGES / name, media_type=assets[name], headers=_PAGE_HEADERS)

@@ -1,0 +1,63 @@
+"""The review page's streaming cookie.
+
+``<video>``, ``<audio>`` and ``<img>`` cannot send an Authorization header, and a bearer token in a
+URL ends up in logs and browser history. So the page trades its token (sent as a header) for a
+short-lived random cookie: HttpOnly (page scripts cannot read it), SameSite=Strict (no other site
+can make the browser send it), Path=/api/v1/media (sent to nothing else), and accepted only by the
+GET routes that stream proxies and posters. Redis keeps only the cookie's SHA-256, with a TTL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Annotated
+
+import redis
+from fastapi import Depends, Request
+from sqlmodel import select
+
+from api.deps import SessionDep, bearer_token, client_addr
+from archive import accounts
+from archive.errors import Unauthorized
+from archive.models import User
+
+COOKIE = "custody_view"
+COOKIE_PATH = "/api/v1/media"
+_PREFIX = "custody:view-session:"
+
+
+def _key(value: str) -> str:
+    return _PREFIX + hashlib.sha256(value.encode()).hexdigest()
+
+
+def create(r: redis.Redis, user_name: str, ttl_s: int) -> str:
+    value = secrets.token_urlsafe(32)
+    r.setex(_key(value), ttl_s, user_name)
+    return value
+
+
+def drop(r: redis.Redis, value: str) -> None:
+    r.delete(_key(value))
+
+
+def lookup(r: redis.Redis, value: str) -> str | None:
+    name = r.get(_key(value))
+    return name.decode() if isinstance(name, bytes) else name
+
+
+def viewer(request: Request, session: SessionDep) -> User:
+    """The bearer token if there is one, else the streaming cookie."""
+    if bearer_token(request) is not None or COOKIE not in request.cookies:
+        user = accounts.authenticate(session, bearer_token(request), client_addr=client_addr(request))
+    else:
+        name = lookup(request.app.state.redis, request.cookies[COOKIE])
+        found = session.exec(select(User).where(User.name == name)).first() if name else None
+        if found is None or found.disabled:
+            raise Unauthorized("the review session has expired: reload the page")
+        user = found
+    request.state.user_name = user.name
+    return user
+
+
+Viewer = Annotated[User, Depends(viewer)]
