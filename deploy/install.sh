@@ -7,7 +7,8 @@
 #
 # Debian packages: Redis (Celery broker), ffmpeg (transcodes), Ceph's radosgw (the S3 server we
 # can install here; production uses MinIO), curl (S3 readiness checks), exiftool (writes the EXIF
-# tags of the sample photo the tests generate). A fresh machine or CI has
+# tags of the sample photo the tests generate), chromium (the review page's browser test drives it
+# through Playwright; Playwright's own browser download is never used). A fresh machine or CI has
 # none of them, and whatever was installed by hand is gone on the next machine.
 set -euo pipefail
 
@@ -17,7 +18,7 @@ STAMP=$VENV/.installed-stamp
 
 log() { echo "[install $(date +%T)] $*" >&2; }
 
-packages=(redis-server ffmpeg ceph-mon ceph-osd radosgw ceph-common curl libimage-exiftool-perl)
+packages=(redis-server ffmpeg ceph-mon ceph-osd radosgw ceph-common curl libimage-exiftool-perl chromium)
 case "${1:-}" in
   --with-postgres) packages+=(postgresql) ;;
   "") ;;
