@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     fixity_interval_s: float = 3600.0
     fixity_rate_bytes_per_s: float = 50e6
 
+    # Retention: the sweep's schedule as a five-field crontab (minute hour day month weekday, UTC).
+    retention_sweep_cron: str = "30 2 * * *"
+    retention_sweep_batch: int = 200
+    retention_classify_interval_s: float = 60.0
+
     # Cases (issue 3). A text record links media of its officers recorded within this many seconds
     # of its window, on the corrected clock.
     autolink_buffer_s: float = 300.0

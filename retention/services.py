@@ -9,15 +9,16 @@ whenever a fact changes, and again inside the sweep's lock before anything is de
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import tuple_
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from archive import events
+from archive.cases.models import Case, CaseMedia
 from archive.clock import Clock, as_utc, utcnow
 from archive.db import session_scope
 from archive.errors import Conflict, InvalidInput, NotFound
@@ -52,15 +53,20 @@ class Facts:
     legal_hold: bool = False
 
 
-# Case links live in the cases domain (issue 3); this seam reads them when that domain exists.
-CaseFactsProvider = Callable[[Session, str], list[CaseFact]]
+# Events after which an item's retention facts may have changed without a retention call
+# (the cases domain sits below retention and cannot call it): `refresh_changed` re-reads them.
+FACT_EVENTS = ("case.link", "case.unlink")
 
 
-def _no_cases(_session: Session, _media_id: str) -> list[CaseFact]:
-    return []
-
-
-case_facts_provider: CaseFactsProvider = _no_cases
+def _case_facts(session: Session, media_id: str, evidence: bool) -> list[CaseFact]:
+    """Open case links of the item. Whether it is *used as evidence* is a reviewer's statement
+    (the `evidence` flag, with a reason naming the case), not something a link implies."""
+    rows = session.exec(
+        select(Case.id, Case.kind)
+        .join(CaseMedia, col(CaseMedia.case_id) == col(Case.id))
+        .where(CaseMedia.media_id == media_id, col(CaseMedia.unlinked_at).is_(None))
+    ).all()
+    return [CaseFact(case_id, str(kind), evidence) for case_id, kind in rows]
 
 
 def gather_facts(session: Session, media: Media) -> Facts:
@@ -91,9 +97,8 @@ def gather_facts(session: Session, media: Media) -> Facts:
         ).first()
         is not None
     )
-    return Facts(
-        media.id, recorded, frozenset(flags), reviewed, tuple(case_facts_provider(session, media.id)), held
-    )
+    cases = _case_facts(session, media.id, FlagKind.EVIDENCE in flags)
+    return Facts(media.id, recorded, frozenset(flags), reviewed, tuple(cases), held)
 
 
 # Decision ----------------------------------------------------------------------------------
@@ -524,6 +529,67 @@ def classify_pending(engine: Engine, store: ObjectStore, *, clock: Clock = utcno
     return len(rows)
 
 
+def refresh_changed(engine: Engine, store: ObjectStore, *, clock: Clock = utcnow, limit: int = 500) -> int:
+    """Reclassify items whose case links changed since their last classification."""
+    with session_scope(engine) as session:
+        ids = session.exec(
+            select(Event.subject_id)
+            .join(RetentionStatus, col(RetentionStatus.media_id) == col(Event.subject_id))
+            .where(
+                col(Event.action).in_(FACT_EVENTS),
+                Event.subject_type == "media",
+                col(Event.at) > col(RetentionStatus.computed_at),
+                col(RetentionStatus.deleted_at).is_(None),
+            )
+            .distinct()
+            .limit(limit)
+        ).all()
+        policy = current_policy(session)
+        for media_id in ids:
+            media = session.get(Media, media_id)
+            if media is not None:
+                recompute(
+                    session,
+                    store,
+                    media,
+                    actor=SWEEP_ACTOR,
+                    reason="case links changed",
+                    policy=policy,
+                    clock=clock,
+                )
+    return len(ids)
+
+
+def reclassify_all(engine: Engine, store: ObjectStore, *, clock: Clock = utcnow, batch: int = 500) -> int:
+    """After a policy change: every live item, in batches (each its own transaction)."""
+    done, last = 0, ""
+    while True:
+        with session_scope(engine) as session:
+            ids = session.exec(
+                select(RetentionStatus.media_id)
+                .where(col(RetentionStatus.deleted_at).is_(None), col(RetentionStatus.media_id) > last)
+                .order_by(col(RetentionStatus.media_id))
+                .limit(batch)
+            ).all()
+            if not ids:
+                return done
+            policy = current_policy(session)
+            for media_id in ids:
+                media = session.get(Media, media_id)
+                if media is not None:
+                    recompute(
+                        session,
+                        store,
+                        media,
+                        actor=SWEEP_ACTOR,
+                        reason=f"policy v{policy.version}",
+                        policy=policy,
+                        clock=clock,
+                    )
+            done += len(ids)
+            last = ids[-1]
+
+
 # Sweep -------------------------------------------------------------------------------------
 
 
@@ -582,7 +648,9 @@ def sweep(
     harmlessly."""
     result = SweepResult(dry_run=dry_run)
     now = clock()
-    seen: set[str] = set()
+    # Keyset pagination on (delete_after, media_id): each candidate is visited once per sweep,
+    # in due order, without an ever-growing exclusion list.
+    after: tuple[datetime, str] | None = None
     while True:
         with session_scope(engine) as session:
             q = (
@@ -592,11 +660,13 @@ def sweep(
                     col(RetentionStatus.deleted_at).is_(None),
                     col(RetentionStatus.delete_after) <= now,
                 )
-                .order_by(col(RetentionStatus.delete_after))
+                .order_by(col(RetentionStatus.delete_after), col(RetentionStatus.media_id))
                 .limit(batch)
             )
-            if seen:
-                q = q.where(col(RetentionStatus.media_id).not_in(seen))
+            if after is not None:
+                q = q.where(
+                    tuple_(col(RetentionStatus.delete_after), col(RetentionStatus.media_id)) > tuple_(*after)
+                )
             if not dry_run:
                 # Two sweeps (or a sweep and a reviewer) never fight over the same rows.
                 q = q.with_for_update(skip_locked=True)
@@ -604,8 +674,10 @@ def sweep(
             if not rows:
                 return result
             policy = current_policy(session)
+            last = rows[-1]
+            assert last.delete_after is not None
+            after = (last.delete_after, last.media_id)
             for status in rows:
-                seen.add(status.media_id)
                 media = session.exec(select(Media).where(Media.id == status.media_id).with_for_update()).one()
                 if dry_run:
                     preview = classify(gather_facts(session, media), policy)

@@ -94,6 +94,7 @@ def archived(engine: Engine, store: MinioStore, recorded_at: datetime, *, offset
         if s.get(Officer, "0815") is None:
             s.add(Officer(badge="0815"))
             s.flush()  # no ORM relationships: flush in foreign-key order by hand
+        if s.get(Device, "BC-4711") is None:
             s.add(Device(serial="BC-4711", officer_badge="0815"))
             s.flush()
         m = Media(

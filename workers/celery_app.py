@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from celery import Celery
+from celery.schedules import crontab
 from kombu.entity import Queue
 
 from archive.config import get_settings
@@ -13,6 +14,18 @@ from archive.pipeline import Step
 
 INGEST_QUEUE = "ingest"
 TRANSCODE_QUEUE = "transcode"
+
+
+def sweep_schedule(expression: str) -> crontab:
+    """A five-field crontab ("30 2 * * *": 02:30 UTC daily). Parsed field by field so that a
+    wrong expression fails at start, not silently at some odd hour (see docs/operations.md)."""
+    fields = expression.split()
+    if len(fields) != 5:
+        raise ValueError(
+            f"retention_sweep_cron needs 5 fields (minute hour day month weekday): {expression!r}"
+        )
+    minute, hour, day, month, weekday = fields
+    return crontab(minute=minute, hour=hour, day_of_month=day, month_of_year=month, day_of_week=weekday)
 
 
 def make_celery() -> Celery:
@@ -60,6 +73,15 @@ def make_celery() -> Celery:
                 "task": "custody.fixity",
                 "schedule": timedelta(seconds=s.fixity_interval_s),
             },
+            # Retention: classify new arrivals and items whose case links changed; sweep daily.
+            "retention-classify": {
+                "task": "custody.retention_classify",
+                "schedule": timedelta(seconds=s.retention_classify_interval_s),
+            },
+            "retention-sweep": {
+                "task": "custody.retention_sweep",
+                "schedule": sweep_schedule(s.retention_sweep_cron),
+            },
         },
         timezone="UTC",
     )
@@ -75,3 +97,6 @@ class CeleryDispatcher:
 
     def send(self, step: Step, media_id: str, sha256: str) -> None:
         app.send_task(f"custody.{step}", args=[media_id, sha256])
+
+    def send_task(self, name: str, *args: str) -> None:
+        app.send_task(name, args=list(args))

@@ -22,6 +22,7 @@ from archive.errors import MediaToolFailed, StorageError
 from archive.ledger import services as ledger
 from archive.signing import Keyring
 from archive.storage import MinioStore
+from retention import services as retention
 from workers.celery_app import CeleryDispatcher, app
 
 log = logging.getLogger("custody.tasks")
@@ -114,6 +115,30 @@ def fixity() -> int:
         clock=ctx.clock,
     )
     return len(report.discrepancies)
+
+
+@app.task(name="custody.retention_classify")
+def retention_classify() -> int:
+    """First classification of new arrivals, and reclassification after case links changed."""
+    ctx = context()
+    return retention.classify_pending(ctx.engine, ctx.store) + retention.refresh_changed(
+        ctx.engine, ctx.store
+    )
+
+
+@app.task(name="custody.retention_reclassify")
+def retention_reclassify() -> int:
+    ctx = context()
+    return retention.reclassify_all(ctx.engine, ctx.store)
+
+
+@app.task(name="custody.retention_sweep", acks_late=True)
+def retention_sweep() -> int:
+    """Daily: delete what expired and nothing protected (re-checked in the lock), with tombstones."""
+    ctx = context()
+    result = retention.sweep(ctx.engine, ctx.store, ctx.keyring, batch=ctx.settings.retention_sweep_batch)
+    log.info("retention sweep: %d deleted, %d kept on re-check", len(result.deleted), len(result.kept))
+    return len(result.deleted)
 
 
 # Liveness for /healthz: the worker's main process refreshes a key with a short TTL.
