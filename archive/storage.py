@@ -164,7 +164,8 @@ class MinioStore:
                 for o in self.client.list_objects(bucket, prefix=key, include_version=True)
                 if o.object_name == key
             ]
-            for version_id in versions or [None]:
+            # No versions: nothing is there. (A plain delete would *add* a delete marker.)
+            for version_id in versions:
                 self.client.remove_object(bucket, key, version_id=version_id)
         except (MinioException, urllib3.exceptions.HTTPError) as exc:
             raise _translate(exc, f"delete {bucket}/{key}") from exc

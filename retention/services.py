@@ -21,7 +21,7 @@ from archive import events
 from archive.cases.models import Case, CaseMedia
 from archive.clock import Clock, as_utc, utcnow
 from archive.db import session_scope
-from archive.errors import Conflict, InvalidInput, NotFound
+from archive.errors import Conflict, InvalidInput, NotFound, ObjectMissing
 from archive.models import Derivative, Event, Media, MediaState, Upload
 from archive.signing import Keyring
 from archive.storage import ObjectStore
@@ -601,7 +601,13 @@ class SweepResult:
 
 
 def _tombstone(
-    session: Session, keyring: Keyring, media: Media, status: RetentionStatus, now: datetime, actor: str
+    session: Session,
+    keyring: Keyring,
+    media: Media,
+    status: RetentionStatus,
+    now: datetime,
+    actor: str,
+    original_already_missing: bool = False,
 ) -> Tombstone:
     body = {
         "tombstone_version": 1,
@@ -617,6 +623,7 @@ def _tombstone(
         "delete_after": as_utc(status.delete_after).isoformat() if status.delete_after else None,
         "deleted_at": now.isoformat(),
         "actor": actor,
+        "original_already_missing": original_already_missing,
     }
     sig = keyring.sign(body)
     stone = Tombstone(
@@ -712,7 +719,13 @@ def sweep(
                         }
                     )
                     continue
-                lock = store.lock_state(store.originals, media.object_key) if media.object_key else None
+                try:
+                    lock = store.lock_state(store.originals, media.object_key)
+                    already_gone = False
+                except ObjectMissing:
+                    # An earlier sweep deleted it and died before committing: finish its work. (The
+                    # tombstone says so, in case something else removed it: auditors should know.)
+                    lock, already_gone = None, True
                 if lock and (lock.legal_hold or (lock.retain_until and lock.retain_until > utcnow())):
                     result.kept.append(
                         {
@@ -725,7 +738,7 @@ def sweep(
                 for d in session.exec(select(Derivative).where(Derivative.media_id == media.id)):
                     store.delete(store.derived, d.object_key)
                 store.delete(store.originals, media.object_key)
-                stone = _tombstone(session, keyring, media, status, now, actor)
+                stone = _tombstone(session, keyring, media, status, now, actor, already_gone)
                 status.deleted_at = now
                 media.state = MediaState.DELETED
                 media.state_reason = (

@@ -305,3 +305,48 @@ def test_property_protected_never_deleted_expired_always_deleted(
                         st_row = s.get(RetentionStatus, mid)
                         assert st_row is not None and (st_row.deleted_at is not None) == due
                         assert store.exists(store.originals, f"originals/{mid}") != due
+
+
+class DiesMidSweep:
+    """The real S3 store, except that the process 'dies' (raises) right after the third original
+    is really deleted, before the database commits: fault injection around the real service."""
+
+    def __init__(self, real: MinioStore) -> None:
+        self._real = real
+        self.deletes = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def delete(self, bucket: str, key: str) -> None:
+        self._real.delete(bucket, key)
+        if bucket == self._real.originals:
+            self.deletes += 1
+            if self.deletes == 3:
+                raise KeyboardInterrupt("killed mid-sweep")
+
+
+def test_sweep_killed_half_way_finishes_on_the_next_run(
+    engine: Engine, store: MinioStore, settings: Any
+) -> None:
+    old = datetime.now(UTC) - timedelta(days=300)
+    due = [archived(engine, store, old) for _ in range(5)]
+    kept = archived(engine, store, old)
+    rs.classify_pending(engine, store)
+    with session_scope(engine) as s:
+        rs.set_flag(
+            s, store, kept.id, FlagKind.MAJOR_INCIDENT, actor="user:rev", reason="mass incident 3 May"
+        )
+    keyring = Keyring(settings.resolved_key_dir())
+    with pytest.raises(KeyboardInterrupt):
+        rs.sweep(engine, store=DiesMidSweep(store), keyring=keyring, batch=2)  # type: ignore[arg-type]
+    with Session(engine) as s:
+        assert len(s.exec(select(Tombstone)).all()) == 2  # the batch that died rolled back
+    result = rs.sweep(engine, store, keyring, batch=2)
+    assert len(result.deleted) == 3
+    with Session(engine) as s:
+        stones = s.exec(select(Tombstone)).all()
+    assert sorted(t.media_id for t in stones) == sorted(m.id for m in due)  # one each, none twice
+    for m in due:
+        assert store.versions(store.originals, m.object_key) == []
+    assert store.exists(store.originals, kept.object_key)
