@@ -90,6 +90,23 @@ def walk(folder: Path) -> Iterator[tuple[Path, str]]:
             yield p, p.relative_to(folder).as_posix()
 
 
+def measure_clock_offset(device_clock: str, now: datetime) -> float:
+    """Recorder clock minus true time, from the time the recorder shows (read off its display or
+    settings menu by the officer at docking) and this station's clock, which is NTP-synchronised.
+
+    Recorders show local time without a zone, so a time without an offset is read in this station's
+    local zone (the station and the recorder sit in the same office). Good to about a second: the
+    officer's reading is the limit, not the arithmetic.
+    """
+    try:
+        shown = datetime.fromisoformat(device_clock)
+    except ValueError as exc:
+        raise DockError(f"--device-clock: {device_clock!r} is not an ISO 8601 time") from exc
+    if shown.tzinfo is None:
+        shown = shown.astimezone()  # station local time
+    return round((shown - now).total_seconds(), 3)
+
+
 def _fingerprint(p: Path) -> dict[str, int]:
     st = p.stat()
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
@@ -104,6 +121,7 @@ class Docker:
         device: str,
         *,
         clock_offset_s: float | None = None,
+        clock_source: str | None = None,
         state: ResumeState,
         verify_timeout_s: float = 600.0,
         progress: Callable[[str, int, int], None] | None = None,
@@ -117,6 +135,8 @@ class Docker:
         self.officer = officer
         self.device = device
         self.clock_offset_s = clock_offset_s
+        # "measured" (--device-clock), "stated" (--clock-offset) or "assumed" (neither: zero).
+        self.clock_source = clock_source or ("stated" if clock_offset_s is not None else "assumed")
         self.state = state
         self.verify_timeout_s = verify_timeout_s
         self.progress = progress or (lambda rel, done, total: None)
@@ -149,7 +169,7 @@ class Docker:
             "sha256": DEFERRED,
             "recorded_at": mtime.isoformat(),
             "clock_offset_s": str(self.clock_offset_s or 0.0),
-            "clock_source": "stated" if self.clock_offset_s is not None else "assumed",
+            "clock_source": self.clock_source,
         }
         resp = self._check(
             self.client.post(

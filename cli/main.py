@@ -298,6 +298,13 @@ def _token(token: str | None) -> str:
     help="Recorder clock minus true time, in seconds, as stated by the officer.",
 )
 @click.option(
+    "--device-clock",
+    default=None,
+    metavar="ISO8601",
+    help="The time the recorder shows now (e.g. 2024-06-10T14:03:05, station local time if no offset); "
+    "the dock measures the recorder's clock offset from it and records it as measured.",
+)
+@click.option(
     "--clear", is_flag=True, help="Delete each file from the recorder once the server verified its hash."
 )
 @click.option(
@@ -320,6 +327,7 @@ def dock(
     server: str,
     token: str | None,
     clock_offset: float | None,
+    device_clock: str | None,
     clear: bool,
     state_file: Path | None,
     verify_timeout: float,
@@ -334,10 +342,23 @@ def dock(
         Pending,
         ResumeState,
         default_state_file,
+        measure_clock_offset,
         print_progress,
         walk,
     )
 
+    clock_source = None
+    if device_clock is not None:
+        if clock_offset is not None:
+            raise click.UsageError("give --device-clock or --clock-offset, not both")
+        from datetime import UTC, datetime
+
+        try:
+            clock_offset = measure_clock_offset(device_clock, datetime.now(UTC))
+        except DockError as exc:
+            raise click.UsageError(str(exc)) from exc
+        clock_source = "measured"
+        click.echo(f"recorder clock offset {clock_offset:+.3f} s (measured from --device-clock)", err=True)
     state = ResumeState.load(state_file or default_state_file(path, server))
     d = Docker(
         server,
@@ -345,6 +366,7 @@ def dock(
         officer,
         device,
         clock_offset_s=clock_offset,
+        clock_source=clock_source,
         state=state,
         verify_timeout_s=verify_timeout,
         progress=print_progress,
