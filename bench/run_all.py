@@ -15,7 +15,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
-BENCHES = ["ingest_throughput", "proxy_ratio", "dock_to_ready", "memory_4gb"]
+BENCHES = ["ingest_throughput", "proxy_ratio", "dock_to_ready", "memory_4gb", "timeline_latency"]
 
 
 def load(name: str) -> dict[str, Any] | None:
