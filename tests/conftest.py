@@ -33,7 +33,13 @@ from archive.models import Role
 from archive.storage import MinioStore
 
 ROOT = Path(__file__).resolve().parents[1]
-TEMPLATE_DB = "custody_template"
+# Two pytest runs on one machine share the test services; CUSTODY_TEST_SLOT (0-7) gives a run its own
+# Redis database index and template database so they do not flush each other's queues.
+# (The benches use Redis indexes 8-15.)
+TEST_SLOT = int(os.environ.get("CUSTODY_TEST_SLOT", "0"))
+if not 0 <= TEST_SLOT <= 7:
+    raise ValueError("CUSTODY_TEST_SLOT must be 0-7")
+TEMPLATE_DB = "custody_template" if TEST_SLOT == 0 else f"custody_template_{TEST_SLOT}"
 PART = 5 * 1024 * 1024  # the smallest S3 part size, so tests cross part boundaries with small files
 
 
@@ -59,7 +65,11 @@ def _service_env() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def services() -> dict[str, str]:
-    return _service_env()
+    env = _service_env()
+    if TEST_SLOT:
+        url = make_url(env["CUSTODY_REDIS_URL"]).set(database=str(TEST_SLOT))
+        env["CUSTODY_REDIS_URL"] = url.render_as_string(hide_password=False)
+    return env
 
 
 def _admin_conninfo(url: str) -> str:
