@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from archive import events, media
+from archive.cases import services as cases
 from archive.clock import Clock, as_utc, utcnow
 from archive.config import Settings
 from archive.db import session_scope
@@ -362,6 +363,11 @@ def sign(ctx: Context, media_id: str, sha256: str) -> Step | None:
             "media.sign",
             key_id=signature.key_id,
             manifest_sha256=hashlib.sha256(canonical_json(body)).hexdigest(),
+        )
+        # Records written before this recording was docked link it now (issue 3's auto-link rule),
+        # in the same transaction: the item is never archived without the links its records call for.
+        cases.autolink_media(
+            session, item, buffer_s=ctx.settings.autolink_buffer_s, who=ACTOR, clock=ctx.clock
         )
     return None
 

@@ -271,3 +271,32 @@ def test_full_text_search_on_sqlite(tmp_path: Path) -> None:
     with Session(engine) as s, pytest.raises(DBAPIError, match="append-only"):
         s.execute(text("DELETE FROM case_records"))
     engine.dispose()
+
+
+def test_case_moves_through_the_stages(live_api: LiveAPI, make_user: Any, engine: Engine) -> None:
+    clerk = make_user("clerk", "records-manager")
+    rev1 = make_user("rev1", "reviewer")
+    url = live_api.url
+    case = new_case(url, clerk, number="P-1", reviewers=["rev1"])
+    assert case["stage"] == "filing"
+    at = f"{url}/api/v1/cases/{case['id']}"
+    moved = httpx.patch(at, json={"stage": "evidence-collection"}, headers=auth(clerk))
+    assert moved.status_code == 200 and moved.json()["stage"] == "evidence-collection"
+    by_stage = httpx.get(f"{url}/api/v1/cases", headers=auth(rev1), params={"stage": "evidence-collection"})
+    assert [c["number"] for c in by_stage.json()["items"]] == ["P-1"]
+    # Refused: a reviewer changing the case, an unknown stage, an empty title; nothing changes.
+    assert httpx.patch(at, json={"stage": "decision"}, headers=auth(rev1)).status_code == 403
+    assert httpx.patch(at, json={"stage": "trial"}, headers=auth(clerk)).status_code == 422
+    assert httpx.patch(at, json={"title": ""}, headers=auth(clerk)).status_code == 422
+    closed = httpx.patch(at, json={"status": "closed"}, headers=auth(clerk)).json()
+    assert (closed["stage"], closed["status"], closed["title"]) == (
+        "evidence-collection",
+        "closed",
+        case["title"],
+    )
+    with Session(engine) as s:
+        evs = s.exec(select(Event).where(Event.action == "case.update").order_by(Event.id)).all()
+    assert [(e.details["before"], e.details["after"]) for e in evs] == [
+        ({"stage": "filing"}, {"stage": "evidence-collection"}),
+        ({"status": "open"}, {"status": "closed"}),
+    ]

@@ -12,11 +12,14 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from archive import accounts
+from archive import accounts, pipeline
 from archive.cases import services as cases
 from archive.cases.models import CaseKind, CaseMedia, DocumentKind, Stage, TimelineMedia, TimelineRecord
+from archive.config import Settings
 from archive.db import session_scope
-from archive.models import ClockSource, Event, MediaState, Role, User
+from archive.models import ClockSource, Event, Media, MediaState, Role, User
+from archive.signing import Keyring
+from archive.storage import MinioStore
 from tests.case_factories import T, media_row
 
 BUF = 300.0
@@ -184,3 +187,47 @@ def test_timeline_is_in_time_order_on_the_corrected_clock(engine: Engine, clerk:
     with Session(engine) as s:
         ev = s.exec(select(Event).where(Event.action == "case.timeline")).one()
         assert ev.subject_id == case_id and ev.client_addr == "10.1.1.1" and ev.actor == "user:clerk"
+
+
+def test_media_archived_after_the_record_is_linked_when_signed(
+    engine: Engine, clerk: User, settings: Settings, store: MinioStore
+) -> None:
+    """Officers dock at the end of a shift, often after the record was typed: the rule applies when the
+    recording is archived (the pipeline's last step), on the corrected clock, latest versions only."""
+    case_id = _case(engine, clerk)
+    _record(engine, clerk, case_id, T, T + timedelta(minutes=10), ["0815"])
+    with session_scope(engine) as s:
+        other = cases.create_case(s, clerk, cases.CaseInput("2024-8", "Other", CaseKind.CRIMINAL)).id
+    # A record that named 0815 once, then was corrected to name 4711 only: 0815's media stay out.
+    rid, _ = _record(engine, clerk, other, T, T + timedelta(minutes=10), ["0815"])
+    _record(engine, clerk, other, T, T + timedelta(minutes=10), ["4711"], record_id=rid)
+    # Device 1 h fast: its 11:05 is 10:05 on the true clock, inside the window.
+    fast = media_row(
+        engine,
+        device="FAST-1",
+        recorded_at=T + timedelta(hours=1, minutes=5),
+        offset_s=3600,
+        state=MediaState.DERIVED,
+    )
+    # Same device time on an accurate clock: 11:05, far outside.
+    accurate = media_row(
+        engine, device="OK-1", recorded_at=T + timedelta(hours=1, minutes=5), state=MediaState.DERIVED
+    )
+    ctx = pipeline.Context(
+        engine=engine, store=store, keyring=Keyring(settings.resolved_key_dir()), settings=settings
+    )
+    for mid in (fast, accurate):
+        with Session(engine) as s:
+            item = s.get(Media, mid)
+            assert item is not None
+            sha = item.sha256
+        pipeline.sign(ctx, mid, sha)
+    with Session(engine) as s:
+        assert {m.id: m.state for m in s.exec(select(Media))} == {fast: "ready", accurate: "ready"}
+        rows = s.exec(select(CaseMedia)).all()
+        assert [(r.case_id, r.media_id, r.source) for r in rows] == [(case_id, fast, "auto")]
+        ev = s.exec(select(Event).where(Event.action == "case.link")).one()
+        assert ev.actor == "system:worker" and ev.subject_id == fast and ev.details["case"] == case_id
+    with session_scope(engine) as s:
+        tl = cases.timeline(s, clerk, case_id)
+    assert [getattr(i, "id", None) for i in tl.items] == [None, fast]  # record at 10:00, clip at 10:05

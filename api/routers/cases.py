@@ -133,6 +133,22 @@ def get_case(case_id: str, session: SessionDep, user: CurrentUser, addr: ClientA
     return cases.case_public(session, cases.view_case(session, user, case_id, addr=addr))
 
 
+class CaseUpdate(BaseModel):
+    title: str | None = Field(default=None, min_length=1, max_length=500)
+    stage: Stage | None = None
+    status: CaseStatus | None = None
+
+
+@router.patch("/cases/{case_id}", response_model=CasePublic)
+def update_case(
+    case_id: str, body: CaseUpdate, session: SessionDep, user: CurrentUser, addr: ClientAddr
+) -> CasePublic:
+    """Move a case to another procedural stage, close or reopen it, retitle it (records managers,
+    admins). Logged as ``case.update`` with the values before and after."""
+    change = cases.CaseChange(title=body.title, stage=body.stage, status=body.status)
+    return cases.case_public(session, cases.update_case(session, user, case_id, change, addr=addr))
+
+
 @router.put("/cases/{case_id}/reviewers", response_model=CasePublic)
 def set_reviewers(
     case_id: str, body: Reviewers, session: SessionDep, user: CurrentUser, addr: ClientAddr
@@ -221,11 +237,11 @@ def record_versions(
 
 @router.get("/cases/{case_id}/media", response_model=list[LinkPublic])
 def list_links(
-    case_id: str, session: SessionDep, user: CurrentUser, include_unlinked: bool = False
+    case_id: str, session: SessionDep, user: CurrentUser, addr: ClientAddr, include_unlinked: bool = False
 ) -> list[LinkPublic]:
-    return [
-        cases.link_public(x) for x in cases.links(session, user, case_id, include_closed=include_unlinked)
-    ]
+    rows = cases.links(session, user, case_id, include_closed=include_unlinked)
+    _log_read(session, user, addr, "case.links", case_id)
+    return [cases.link_public(x) for x in rows]
 
 
 @router.post("/cases/{case_id}/media", response_model=LinkPublic, status_code=201)

@@ -233,6 +233,45 @@ def set_reviewers(
     return case
 
 
+@dataclass(frozen=True)
+class CaseChange:
+    """What a records manager or admin may change on an open case: its title, its current procedural
+    stage and its status. The number, agency and kind are the case's identity and never change."""
+
+    title: str | None = None
+    stage: Stage | None = None
+    status: CaseStatus | None = None
+
+
+def update_case(
+    session: Session, user: User, case_id: str, change: CaseChange, *, addr: str = "", clock: Clock = utcnow
+) -> Case:
+    case = get_case(session, user, case_id)
+    if user.role not in CASE_ADMIN_ROLES:
+        raise Forbidden(f"role {user.role} may not change case {case.number}")
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    if change.title is not None:
+        title = change.title.strip()
+        if not title:
+            raise InvalidInput("case title must not be empty")
+        if title != case.title:
+            before["title"], after["title"] = case.title, title
+            case.title = title
+    for name in ("stage", "status"):
+        value = getattr(change, name)
+        if value is not None and value != getattr(case, name):
+            before[name], after[name] = getattr(case, name), value
+            setattr(case, name, value)
+    if not after:
+        return case  # nothing changed: nothing logged
+    case.updated_at = clock()
+    session.add(case)
+    session.flush()
+    _log(session, user, "case.update", "case", case.id, addr, clock, before=before, after=after)
+    return case
+
+
 def case_public(session: Session, case: Case) -> CasePublic:
     names = session.exec(
         select(CaseReviewer.user_name)
@@ -419,7 +458,7 @@ def add_record(
         if _open_link(session, case.id, media_id) is None:
             _link(
                 session,
-                user,
+                actor(user),
                 case,
                 media_id,
                 LinkSource.ATTACHMENT,
@@ -522,7 +561,7 @@ def _open_link(session: Session, case_id: str, media_id: str) -> CaseMedia | Non
 
 def _link(
     session: Session,
-    user: User,
+    who: str,
     case: Case,
     media_id: str,
     source: LinkSource,
@@ -531,29 +570,28 @@ def _link(
     addr: str,
     clock: Clock,
 ) -> CaseMedia:
+    """``who``: the actor as the custody log names it (``user:NAME``, or the worker for links the rule
+    makes when a recording is archived after the record was written)."""
     link = CaseMedia(
         case_id=case.id,
         media_id=media_id,
         source=source,
         reason=reason,
         record_id=record_id,
-        linked_by=actor(user),
+        linked_by=who,
         linked_at=clock(),
     )
     session.add(link)
     session.flush()
-    _log(
+    events.record(
         session,
-        user,
-        "case.link",
-        "media",
-        media_id,
-        addr,
-        clock,
-        case=case.id,
-        source=source,
-        reason=reason,
-        record=record_id,
+        actor=who,
+        action="case.link",
+        subject_type="media",
+        subject_id=media_id,
+        client_addr=addr,
+        details={"case": case.id, "source": source, "reason": reason, "record": record_id},
+        clock=clock,
     )
     return link
 
@@ -589,7 +627,7 @@ def link_media(
     existing = _open_link(session, case.id, media_id)
     if existing is not None:
         return existing  # linking twice changes nothing and logs nothing
-    return _link(session, user, case, media_id, LinkSource.MANUAL, reason, None, addr, clock)
+    return _link(session, actor(user), case, media_id, LinkSource.MANUAL, reason, None, addr, clock)
 
 
 def unlink_media(
@@ -699,18 +737,14 @@ def autolink(
     hits = [m for m in candidates if (span := corrected_span(m)) and overlaps(span, start, end, buffer_s)]
     if not hits:
         return []
-    ids = [m.id for m in hits]
-    existing = session.exec(
-        select(CaseMedia).where(CaseMedia.case_id == case.id, col(CaseMedia.media_id).in_(ids))
-    ).all()
-    skip = {ln.media_id for ln in existing if ln.unlinked_at is None or ln.unlinked_by is not None}
+    skip = _blocked(session, case.id, [m.id for m in hits])
     made: list[str] = []
     for m in sorted(hits, key=lambda m: m.id):
         if m.id in skip:
             continue
         _link(
             session,
-            user,
+            actor(user),
             case,
             m.id,
             LinkSource.AUTO,
@@ -721,6 +755,68 @@ def autolink(
             clock,
         )
         made.append(m.id)
+    return made
+
+
+def _blocked(session: Session, case_id: str, media_ids: Sequence[str]) -> set[str]:
+    """Media the rule must not link to this case: linked already, or unlinked by a person."""
+    existing = session.exec(
+        select(CaseMedia).where(CaseMedia.case_id == case_id, col(CaseMedia.media_id).in_(list(media_ids)))
+    ).all()
+    return {ln.media_id for ln in existing if ln.unlinked_at is None or ln.unlinked_by is not None}
+
+
+def autolink_media(
+    session: Session, item: Media, *, buffer_s: float, who: str = events.SYSTEM_WORKER, clock: Clock = utcnow
+) -> list[str]:
+    """The auto-link rule from the recording's side, for media archived after the record was written
+    (officers dock at the end of a shift; records are often typed before that). Links ``item`` to
+    every case with a record (latest version) naming the item's officer, or the officer its device is
+    assigned to, whose window +- ``buffer_s`` overlaps the item's corrected span. Returns case ids."""
+    if item.state in UNLINKABLE or item.state is MediaState.DELETED:
+        return []
+    span = corrected_span(item)
+    if span is None:
+        return []
+    badges = {item.officer_badge}
+    device = session.get(Device, item.device_serial)
+    if device is not None and device.officer_badge:
+        badges.add(device.officer_badge)
+    named = (
+        select(TextRecord.record_id)
+        .join(RecordOfficer, col(RecordOfficer.record_row) == col(TextRecord.id))
+        .where(col(RecordOfficer.badge).in_(sorted(badges)))
+    )
+    latest: dict[str, TextRecord] = {}
+    for r in session.exec(select(TextRecord).where(col(TextRecord.record_id).in_(named))):
+        if r.record_id not in latest or r.version > latest[r.record_id].version:
+            latest[r.record_id] = r
+    hits: dict[str, TextRecord] = {}
+    for r in sorted(latest.values(), key=lambda r: (r.occurred_from, r.record_id)):
+        if badges & set(r.officers) and overlaps(
+            span, as_utc(r.occurred_from), as_utc(r.occurred_to), buffer_s
+        ):
+            hits.setdefault(r.case_id, r)  # the earliest matching record of each case names the link
+    made: list[str] = []
+    for case_id, rec in sorted(hits.items()):
+        if item.id in _blocked(session, case_id, [item.id]):
+            continue
+        case = session.get(Case, case_id)
+        if case is None:
+            continue
+        _link(
+            session,
+            who,
+            case,
+            item.id,
+            LinkSource.AUTO,
+            f"officer {item.officer_badge} recorded within {buffer_s:g} s of record {rec.record_id} "
+            f"v{rec.version} (corrected clock; linked when the recording was archived)",
+            rec.record_id,
+            "",
+            clock,
+        )
+        made.append(case_id)
     return made
 
 
