@@ -21,7 +21,7 @@ from api.routers import audit, cases, media, retention, uploads
 from archive import accounts
 from archive.config import get_settings
 from archive.db import make_engine
-from archive.errors import CustodyError, Forbidden, StorageError, Unauthorized
+from archive.errors import Concealed, CustodyError, Forbidden, StorageError, Unauthorized
 from archive.signing import Keyring
 from archive.storage import MinioStore
 
@@ -62,7 +62,7 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(CustodyError)
     async def custody_error(request: Request, exc: CustodyError) -> JSONResponse:
-        if isinstance(exc, Unauthorized | Forbidden):
+        if isinstance(exc, Unauthorized | Forbidden | Concealed):
             await run_in_threadpool(_record_denied, request, exc)
         headers = (
             {"Tus-Resumable": uploads.TUS_VERSION} if request.url.path.startswith("/api/v1/uploads") else {}
@@ -148,7 +148,8 @@ def create_app() -> FastAPI:
 
 
 def _record_denied(request: Request, exc: CustodyError) -> None:
-    user = getattr(request.state, "user", None)
+    # Set by the authentication dependencies once a token is accepted: a 403 names who was refused.
+    user = getattr(request.state, "user_name", None)
     with Session(request.app.state.engine) as session:
         accounts.record_denied(
             session,
@@ -156,6 +157,7 @@ def _record_denied(request: Request, exc: CustodyError) -> None:
             "auth.denied" if isinstance(exc, Unauthorized) else "access.denied",
             f"{request.method} {request.url.path}",
             client_addr(request),
+            reason=str(exc),
         )
         session.commit()
     if bearer_token(request) is None:

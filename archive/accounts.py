@@ -60,8 +60,16 @@ def authenticate(session: Session, token: str | None, *, client_addr: str = "") 
 
 
 def record_denied(
-    session: Session, user_name: str | None, action: str, subject: str, client_addr: str
+    session: Session,
+    user_name: str | None,
+    action: str,
+    subject: str,
+    client_addr: str,
+    *,
+    reason: str = "",
 ) -> None:
+    """A refused request (401 or 403): who (or ``anonymous``), what they asked, from where, why.
+    The token itself is never logged."""
     events.record(
         session,
         actor=f"user:{user_name}" if user_name else "anonymous",
@@ -70,6 +78,7 @@ def record_denied(
         subject_id=subject[:64],
         outcome=Outcome.DENIED,
         client_addr=client_addr,
+        details={"request": subject[:300], "reason": reason[:200]},
     )
 
 

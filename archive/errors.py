@@ -22,6 +22,11 @@ class NotFound(CustodyError):
     http_status = 404
 
 
+class Concealed(NotFound):
+    """A refusal answered as 404 so that the existence of the thing is not disclosed (another
+    officer's recording). The API still writes it to the custody log as ``access.denied``."""
+
+
 class Conflict(CustodyError):
     """The request contradicts what is stored (offset mismatch, duplicate, wrong state)."""
 

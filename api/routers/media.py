@@ -17,7 +17,7 @@ from api.ranges import parse_range
 from api.viewsession import Viewer
 from archive import events
 from archive.cases import services as cases
-from archive.errors import NotFound
+from archive.errors import Concealed, NotFound
 from archive.models import (
     Derivative,
     DerivativeKind,
@@ -38,8 +38,10 @@ router = APIRouter(prefix="/api/v1/media", tags=["media"])
 
 def _get(session: Session, user: User, media_id: str) -> Media:
     item = session.get(Media, media_id)
-    if item is None or not cases.media_visible(session, user, item):
+    if item is None:
         raise NotFound(f"no media {media_id}")
+    if not cases.media_visible(session, user, item):
+        raise Concealed(f"no media {media_id}")  # same answer as above; logged as access.denied
     return item
 
 
