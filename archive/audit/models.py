@@ -20,6 +20,8 @@ class Problem(StrEnum):
     LOG_ENTRY_CHANGED = "log entry changed"
     LOG_ENTRY_REMOVED = "log entry removed"
     CHECKPOINT_INVALID = "checkpoint signature invalid"
+    TOMBSTONE_MISSING = "tombstone missing"
+    TOMBSTONE_INVALID = "tombstone signature invalid"
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import JSON, String, column, func, table
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -78,6 +78,44 @@ def hash_object(store: ObjectStore, bucket: str, key: str, throttle: Throttle | 
     return Digest(h.hexdigest(), n)
 
 
+# Entries that move a media item from one state to the next (pipeline: details.to; retention: deleted).
+STATE_ACTIONS = (
+    "media.receive",
+    "media.verify",
+    "media.probe",
+    "media.derive",
+    "media.sign",
+    "retention.delete",
+)
+# Tombstones belong to retention (which imports archive, not the other way round): read as a plain table.
+_TOMBSTONES = table(
+    "tombstones",
+    column("media_id", String),
+    column("sha256", String),
+    column("body", JSON),
+    column("signature", String),
+    column("key_id", String),
+)
+
+
+@dataclass
+class LoggedFacts:
+    """What the custody log says about one media item: the anchor a database edit cannot move."""
+
+    sha256: list[str] = field(default_factory=list)  # from media.verify entries
+    manifest_sha256: list[str] = field(default_factory=list)  # from media.sign entries
+    state: str | None = None  # the state the last state-changing entry moved it to
+    tombstone_signature: str | None = None  # from the retention.delete entry
+
+
+@dataclass
+class Tombstone:
+    sha256: str
+    body: dict[str, Any]
+    signature: str
+    key_id: str
+
+
 @dataclass
 class ItemSnapshot:
     """Everything about one media item, read in one short transaction, checked outside it."""
@@ -85,8 +123,46 @@ class ItemSnapshot:
     media: Media
     derivatives: list[Derivative]
     manifest: Manifest | None
-    logged_sha256: list[str] = field(default_factory=list)  # from media.verify entries
-    logged_manifest_sha256: list[str] = field(default_factory=list)  # from media.sign entries
+    logged: LoggedFacts = field(default_factory=LoggedFacts)
+    tombstone: Tombstone | None = None
+
+    @property
+    def logged_sha256(self) -> list[str]:
+        return self.logged.sha256
+
+    @property
+    def logged_manifest_sha256(self) -> list[str]:
+        return self.logged.manifest_sha256
+
+
+def logged_facts(session: Session, media_id: str) -> LoggedFacts:
+    facts = LoggedFacts()
+    q = (
+        select(Event)
+        .where(
+            Event.subject_type == "media",
+            Event.subject_id == media_id,
+            col(Event.action).in_(STATE_ACTIONS),
+        )
+        .order_by(col(Event.id))
+    )
+    for ev in session.exec(q):
+        if ev.action == "media.receive":
+            facts.state = MediaState.RECEIVED.value
+        elif ev.action == "retention.delete":
+            facts.state = MediaState.DELETED.value
+            facts.tombstone_signature = ev.details.get("tombstone_signature")
+        elif ev.details.get("to"):
+            facts.state = str(ev.details["to"])
+        if (
+            ev.action == "media.verify"
+            and ev.details.get("to") == MediaState.VERIFIED
+            and ev.details.get("sha256")
+        ):
+            facts.sha256.append(str(ev.details["sha256"]))
+        if ev.action == "media.sign" and ev.details.get("manifest_sha256"):
+            facts.manifest_sha256.append(str(ev.details["manifest_sha256"]))
+    return facts
 
 
 def load_item(session: Session, media_id: str) -> ItemSnapshot | None:
@@ -97,26 +173,63 @@ def load_item(session: Session, media_id: str) -> ItemSnapshot | None:
     manifest = session.exec(
         select(Manifest).where(Manifest.media_id == media_id).order_by(col(Manifest.version).desc())
     ).first()
-    logged = list(
-        session.exec(
-            select(Event).where(
-                Event.subject_type == "media",
-                Event.subject_id == media_id,
-                col(Event.action).in_(["media.verify", "media.sign"]),
-            )
+    row = session.execute(
+        select(_TOMBSTONES.c.sha256, _TOMBSTONES.c.body, _TOMBSTONES.c.signature, _TOMBSTONES.c.key_id).where(
+            _TOMBSTONES.c.media_id == media_id
         )
-    )
-    snap = ItemSnapshot(item, ders, manifest)
-    for ev in logged:
-        if (
-            ev.action == "media.verify"
-            and ev.details.get("to") == MediaState.VERIFIED
-            and ev.details.get("sha256")
-        ):
-            snap.logged_sha256.append(str(ev.details["sha256"]))
-        if ev.action == "media.sign" and ev.details.get("manifest_sha256"):
-            snap.logged_manifest_sha256.append(str(ev.details["manifest_sha256"]))
-    return snap
+    ).first()
+    stone = Tombstone(row[0], row[1], row[2], row[3]) if row is not None else None
+    return ItemSnapshot(item, ders, manifest, logged_facts(session, media_id), stone)
+
+
+def _check_state(snap: ItemSnapshot, keyring: Keyring, report: Report) -> bool:
+    """The row's state against the log, and a deletion against its signed tombstone. Returns
+    whether the item's bytes should still be in storage (and so be re-hashed)."""
+    m, logged, subject = snap.media, snap.logged, f"media {snap.media.id}"
+    if logged.state is not None and logged.state != m.state.value:
+        report.add(
+            Problem.ROW_CHANGED,
+            subject,
+            f"state is {m.state.value!r} in the database but the custody log last moved it to "
+            f"{logged.state!r}",
+        )
+    row_deleted = m.state is MediaState.DELETED
+    log_deleted = logged.state == MediaState.DELETED.value
+    if row_deleted or log_deleted:
+        _check_tombstone(snap, keyring, report)
+    if log_deleted or (logged.state is None and row_deleted):
+        return False  # retention removed the bytes
+    # A row moved to "deleted" or "quarantined" by hand does not hide its bytes from the check.
+    return m.state in ARCHIVED or logged.state in {s.value for s in ARCHIVED}
+
+
+def _check_tombstone(snap: ItemSnapshot, keyring: Keyring, report: Report) -> None:
+    m, logged, subject = snap.media, snap.logged, f"media {snap.media.id}"
+    stone = snap.tombstone
+    if stone is None:
+        report.add(Problem.TOMBSTONE_MISSING, subject, "deleted, but no signed tombstone is stored")
+        return
+    report.signatures_checked += 1
+    try:
+        keyring.verify(stone.body, Signature(stone.key_id, stone.signature))
+    except SignatureInvalid as exc:
+        report.add(Problem.TOMBSTONE_INVALID, subject, f"tombstone: {exc}")
+        return
+    if stone.body.get("media_id") != m.id or stone.body.get("sha256") != stone.sha256:
+        report.add(Problem.TOMBSTONE_INVALID, subject, "the tombstone's row differs from its signed body")
+    if logged.tombstone_signature and logged.tombstone_signature != stone.signature:
+        report.add(
+            Problem.TOMBSTONE_INVALID,
+            subject,
+            "the stored tombstone is not the one the custody log recorded at deletion (replaced)",
+        )
+    if logged.sha256 and stone.body.get("sha256") not in logged.sha256:
+        report.add(
+            Problem.ROW_CHANGED,
+            subject,
+            f"the tombstone names sha256 {stone.body.get('sha256')} but the custody log recorded "
+            f"{logged.sha256[0]} at verification",
+        )
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -164,6 +277,8 @@ def check_item(
     m = snap.media
     subject = f"media {m.id}"
     report.media_checked += 1
+    if not _check_state(snap, keyring, report):
+        return  # deleted by retention (tombstone checked) or never archived: no bytes to re-hash
     # 1. The signed manifest: is it ours, unaltered, and the one the log says was signed?
     signed: dict[str, Any] | None = None
     if snap.manifest is None:
@@ -279,9 +394,22 @@ def _check_object(
 
 
 def archived_media_ids(session: Session) -> list[str]:
-    return list(
-        session.exec(select(Media.id).where(col(Media.state).in_(ARCHIVED)).order_by(col(Media.received_at)))
+    """Every item the database says is archived or deleted, and every item the custody log says
+    reached ``verified``: a row deleted or moved to another state by hand is still checked."""
+    rows = list(
+        session.exec(
+            select(Media.id)
+            .where(col(Media.state).in_((*ARCHIVED, MediaState.DELETED)))
+            .order_by(col(Media.received_at))
+        )
     )
+    logged = session.exec(
+        select(Event.subject_id)
+        .where(Event.action == "media.verify", Event.subject_type == "media")
+        .distinct()
+        .order_by(col(Event.subject_id))
+    )
+    return list(dict.fromkeys([*rows, *logged]))
 
 
 def verify_media(
@@ -292,11 +420,24 @@ def verify_media(
     report: Report,
     throttle: Throttle | None = None,
 ) -> None:
+    if engine.dialect.name == "postgresql":
+        # Row and log entries from one snapshot: a pipeline step committing between the two reads
+        # must not look like a row that disagrees with the log.
+        engine = engine.execution_options(isolation_level="REPEATABLE READ")
     for media_id in ids:
         with Session(engine, expire_on_commit=False) as session:
             snap = load_item(session, media_id)
+            facts = logged_facts(session, media_id) if snap is None else None
         if snap is not None:  # long hashing happens with no transaction open
             check_item(snap, store, keyring, report, throttle)
+        elif facts is not None and facts.state is not None:
+            report.media_checked += 1
+            report.add(
+                Problem.ROW_CHANGED,
+                f"media {media_id}",
+                f"the media row was deleted; the custody log last moved it to {facts.state!r}"
+                + (f" with sha256 {facts.sha256[0]}" if facts.sha256 else ""),
+            )
 
 
 def verify_log(session: Session, keyring: Keyring, report: Report) -> None:
