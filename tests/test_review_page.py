@@ -118,6 +118,13 @@ def test_click_a_record_seeks_every_player(
         headers=auth(clerk),
     )
     assert first.status_code == 201 and set(first.json()["linked_media"]) == {cam_a, cam_b, audio, photo}
+    scan = httpx.post(
+        f"{url}/api/v1/cases/{case['id']}/attachments",
+        params={"filename": "statement-signed.pdf"},
+        content=b"%PDF-1.4\n%%EOF\n",
+        headers={**auth(clerk), "Content-Type": "application/pdf"},
+    )
+    assert scan.status_code == 201, scan.text
     second = httpx.post(
         records,
         json=record_body(
@@ -126,6 +133,7 @@ def test_click_a_record_seeks_every_player(
             [],
             title="Statement " + SCRIPT,
             body="Driver said: " + SCRIPT,
+            attachments=[scan.json()["media_id"]],
         ),
         headers=auth(clerk),
     )
@@ -161,6 +169,7 @@ def test_click_a_record_seeks_every_player(
     assert page.evaluate("window.__pwned") is None
     assert SCRIPT in page.locator(".record", has_text="Statement").inner_text()
     assert "<b>bold?</b>" in page.locator("#case-title").inner_text()
+    assert "attachments: statement-signed.pdf" in page.locator(".record", has_text="Statement").inner_text()
     assert "60 s fast (measured)" in page.locator(f"figure[data-media-id='{cam_b}']").inner_text()
 
     page.locator(".record", has_text="Arrival").click()
@@ -171,6 +180,24 @@ def test_click_a_record_seeks_every_player(
     page.wait_for_timeout(1000)  # let the seeked frames paint before the screenshot
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "review_page.png"), full_page=True)
+
+    # While playing, the highlight follows the case clock: from "Arrival" (14:03:01) on to "Statement"
+    # (14:03:02), and every player runs on past the moment it was seeked to.
+    current = page.eval_on_selector_all(".record.current", "rs => rs.map(r => r.textContent)")
+    assert len(current) == 1 and "Arrival" in current[0]
+    page.locator("#play").click()
+    page.wait_for_function(
+        "[...document.querySelectorAll('.record.current')].some(r => r.textContent.includes('Statement'))",
+        timeout=15_000,
+    )
+    page.wait_for_function(
+        f"document.querySelector(\"figure[data-media-id='{cam_a}'] video\").currentTime > 1.2 && "
+        f"document.querySelector(\"figure[data-media-id='{cam_b}'] video\").currentTime > 0.7",
+        timeout=15_000,
+    )
+    if page.locator("#play").inner_text() == "Pause all":  # (it stops by itself at the case's end)
+        page.locator("#play").click()
+    assert page.eval_on_selector_all("video, audio", "vs => vs.every(v => v.paused)")
     assert errors == []
 
     # Views and streams are on record: who, what, from where, through which case.

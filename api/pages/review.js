@@ -149,7 +149,7 @@ function mediaBox(item) {
   return { box, node };
 }
 
-function recordItem(r) {
+function recordItem(r, names) {
   const li = el("li", "record");
   li.tabIndex = 0;
   li.dataset.recordId = r.record_id;
@@ -159,6 +159,10 @@ function recordItem(r) {
   li.append(el("p", "when", `${fmt(Date.parse(r.start))} → ${fmt(Date.parse(r.end))} · v${r.version}`));
   li.append(el("p", "who", `author ${r.author}` + (r.officers.length ? ` · officers ${r.officers.join(", ")}` : "")));
   li.append(el("p", "body", r.body));
+  if (r.attachments.length) {
+    // Scans and PDFs archived with the record: named here; the originals are in the case's media.
+    li.append(el("p", "attachments", "attachments: " + r.attachments.map((id) => names[id] || id).join(", ")));
+  }
   const go = () => seekAll(Date.parse(r.start));
   li.addEventListener("click", go);
   li.addEventListener("keydown", (ev) => { if (ev.key === "Enter") go(); });
@@ -172,9 +176,11 @@ function build(tl) {
   document.getElementById("case-facts").textContent =
     `${c.kind} · stage ${c.stage} · ${c.status}` + (c.reviewers.length ? ` · reviewers ${c.reviewers.join(", ")}` : "");
   const times = [];
+  const names = {};
+  for (const item of tl.items) if (item.type === "media") names[item.id] = item.file_name;
   for (const item of tl.items) {
     if (item.type === "record") {
-      const li = recordItem(item);
+      const li = recordItem(item, names);
       document.getElementById("records").append(li);
       const r = { li, start: Date.parse(item.start), end: Date.parse(item.end) };
       state.records.push(r);

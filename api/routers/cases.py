@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import BaseModel, Field
 
 from api import viewsession
-from api.deps import ClientAddr, CurrentUser, SessionDep
+from api.deps import ClientAddr, CurrentUser, SessionDep, StoreDep
 from archive import events
 from archive.cases import services as cases
 from archive.cases.models import (
@@ -25,7 +28,9 @@ from archive.cases.models import (
     Timeline,
 )
 from archive.config import get_settings
-from archive.errors import NotFound, TooLarge
+from archive.errors import InvalidInput, NotFound, TooLarge
+from archive.models import Media, new_id
+from archive.pipeline import Step
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
 pages = APIRouter(tags=["review page"])
@@ -203,6 +208,80 @@ def add_version(
         record_id=record_id,
     )
     return RecordCreated(record=cases.record_public(rec), linked_media=linked)
+
+
+ATTACHMENT_MAX_BYTES = 256 * 1024**2  # a scanned file; recordings go through the dock (tus)
+
+
+class AttachmentCreated(BaseModel):
+    media_id: str
+    sha256: str
+    size: int
+    state: str
+
+
+@router.post("/cases/{case_id}/attachments", response_model=AttachmentCreated, status_code=201)
+async def upload_attachment(
+    case_id: str,
+    request: Request,
+    session: SessionDep,
+    user: CurrentUser,
+    store: StoreDep,
+    addr: ClientAddr,
+    filename: Annotated[str, Query(min_length=1, max_length=255)],
+    sha256: Annotated[str | None, Query(pattern="^[0-9a-fA-F]{64}$")] = None,
+) -> AttachmentCreated:
+    """Archive a scan or PDF for a case: the request body is the file, ``Content-Type`` its type.
+    The original goes to the originals bucket and through the same verify (re-read from S3 and
+    compared with ``sha256`` if you declare it, else with the digest the API computed while
+    receiving) -> probe -> derive -> sign pipeline as a recording; it is linked to the case at once.
+    Name the returned ``media_id`` in a record's ``attachments``."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > ATTACHMENT_MAX_BYTES:
+        raise TooLarge(f"attachment of {length} bytes is over the limit of {ATTACHMENT_MAX_BYTES} bytes")
+    # Who may attach is settled before a byte is read: 404 for a case you cannot see, 403 to read only.
+    await run_in_threadpool(_check_writer, session, user, case_id)
+    content_type = (request.headers.get("content-type") or "application/octet-stream").split(";")[0].strip()
+    digest, size = hashlib.sha256(), 0
+    with tempfile.NamedTemporaryFile(prefix="custody-attachment-") as tmp:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > ATTACHMENT_MAX_BYTES:
+                raise TooLarge(f"attachment is over the limit of {ATTACHMENT_MAX_BYTES} bytes")
+            digest.update(chunk)
+            await run_in_threadpool(tmp.write, chunk)
+        if size == 0:
+            raise InvalidInput("empty file: an attachment with no bytes cannot be archived")
+        await run_in_threadpool(tmp.flush)
+        upload_id = new_id()
+        key = f"originals/{upload_id}"
+
+        def store_and_record() -> Media:
+            store.put_file(store.originals, key, Path(tmp.name), content_type)
+            item = cases.add_attachment(
+                session,
+                user,
+                case_id,
+                upload_id=upload_id,
+                object_key=key,
+                filename=filename,
+                content_type=content_type,
+                size=size,
+                sha256=(sha256 or digest.hexdigest()).lower(),
+                part_size=get_settings().upload_part_bytes,
+                addr=addr,
+            )
+            session.commit()
+            return item
+
+        item = await run_in_threadpool(store_and_record)
+    # Sent only after the commit: the worker must find the row it is told about.
+    request.app.state.dispatcher.send(Step.VERIFY, item.id, item.sha256)
+    return AttachmentCreated(media_id=item.id, sha256=item.sha256, size=item.size, state=item.state)
+
+
+def _check_writer(session: SessionDep, user: CurrentUser, case_id: str) -> None:
+    cases.require_writer(session, user, cases.get_case(session, user, case_id))
 
 
 def _log_read(session: SessionDep, user: CurrentUser, addr: str, action: str, case_id: str) -> None:

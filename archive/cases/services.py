@@ -18,7 +18,7 @@ from sqlalchemy import text as sql_text
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlmodel import Session, col, select
 
-from archive import events
+from archive import events, uploads
 from archive.cases.errors import CaseNotFound, DuplicateCaseNumber, InvalidRecord
 from archive.cases.models import (
     Case,
@@ -40,7 +40,17 @@ from archive.cases.models import (
 )
 from archive.clock import Clock, as_utc, utcnow
 from archive.errors import Forbidden, InvalidInput, NotFound
-from archive.models import Derivative, DerivativeKind, Device, Media, MediaState, Role, User
+from archive.models import (
+    Derivative,
+    DerivativeKind,
+    Device,
+    Media,
+    MediaState,
+    Role,
+    Upload,
+    UploadState,
+    User,
+)
 
 # Who sees what (issue 3, section 8).
 ALL_CASES_ROLES = frozenset({Role.ADMIN, Role.AUDITOR, Role.RECORDS_MANAGER})
@@ -385,6 +395,69 @@ def _attachments(session: Session, user: User, ids: Sequence[str]) -> list[str]:
             raise InvalidRecord(f"attachment {media_id}: {item.state} items are not archived originals")
         out.append(media_id)
     return out
+
+
+ATTACHMENT_DEVICE = "case-attachment"  # the "device" of scans and PDFs uploaded to a case
+
+
+def add_attachment(
+    session: Session,
+    user: User,
+    case_id: str,
+    *,
+    upload_id: str,
+    object_key: str,
+    filename: str,
+    content_type: str,
+    size: int,
+    sha256: str,
+    part_size: int,
+    addr: str = "",
+    clock: Clock = utcnow,
+) -> Media:
+    """Record a scan or PDF whose bytes are already at ``object_key`` in the originals bucket as a
+    finished upload, exactly as the tus endpoint does (same media row, same ``media.receive`` event;
+    the caller then sends it to the same verify -> probe -> derive -> sign pipeline), and link it to
+    the case as an attachment so the case's reviewers can see it and a record can name it.
+
+    The uploader stands as the item's "officer" and ``case-attachment`` as its device; it has no
+    recording time, so the auto-link rule never considers it and the timeline lists it last."""
+    case = get_case(session, user, case_id)
+    require_writer(session, user, case)
+    if user.id is None:
+        raise Forbidden("no such account")
+    upload = Upload(
+        id=upload_id,
+        length=size,
+        part_size=part_size,
+        object_key=object_key,
+        created_by=user.id,
+        metadata_={
+            "filename": filename,
+            "officer": user.name,
+            "device": ATTACHMENT_DEVICE,
+            "sha256": sha256,
+            "content_type": content_type,
+        },
+        state=UploadState.COMPLETE,
+        offset=size,
+    )
+    uploads.DockMetadata.parse(upload.metadata_)  # refuse a bad name or type before anything is stored
+    session.add(upload)
+    session.flush()
+    item = uploads.complete_upload(session, upload, user, addr, None)
+    _link(
+        session,
+        actor(user),
+        case,
+        item.id,
+        LinkSource.ATTACHMENT,
+        f"attachment {filename} uploaded to case {case.number}",
+        None,
+        addr,
+        clock,
+    )
+    return item
 
 
 def add_record(
