@@ -125,15 +125,16 @@ def verify(as_json: bool) -> None:
 @main.command("export")
 @click.argument("case")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--agency", default=None, help="The case's agency, when its number exists in several.")
 @click.option(
     "--media",
     "media_ids",
     multiple=True,
-    required=True,
-    help="Media id to include (repeat). Until cases (issue 3) are wired in, a case's media are named here.",
+    help="Export only these of the case's linked media (repeat); default: all of them.",
 )
-def export_case(case: str, out: Path, media_ids: tuple[str, ...]) -> None:
-    """Write an evidence export (zip with a standalone verifier) for CASE's media."""
+def export_case(case: str, out: Path, agency: str | None, media_ids: tuple[str, ...]) -> None:
+    """Write an evidence export of CASE (case id or number): linked media, text records, custody
+    events with inclusion proofs, keys and a standalone verifier, in one zip."""
     from archive.db import make_engine, migrate
     from archive.errors import CustodyError
     from archive.export import services as export
@@ -147,16 +148,18 @@ def export_case(case: str, out: Path, media_ids: tuple[str, ...]) -> None:
             make_engine(s.resolved_database_url()),
             MinioStore(s),
             Keyring(s.resolved_key_dir()),
-            list(media_ids),
+            case,
             out,
             actor="system:cli",
-            case_ref=case,
+            agency=agency,
+            media_ids=list(media_ids) or None,
         )
     except CustodyError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(
-        f"export {res.export_id}: {len(res.media_ids)} media items, {res.events} custody events "
-        f"proven against checkpoint {res.checkpoint_id}, {res.bytes_written} bytes -> {res.path}"
+        f"export {res.export_id} of case {res.case_id}: {len(res.media_ids)} media items, "
+        f"{res.records} record versions, {res.events} custody events proven against checkpoint "
+        f"{res.checkpoint_id}, {res.bytes_written} bytes -> {res.path}"
     )
     click.echo(f"check it offline: unzip it and run  python3 verify_export.py {res.path.name}")
 

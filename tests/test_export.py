@@ -10,6 +10,8 @@ import struct
 import subprocess
 import sys
 import zipfile
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -21,9 +23,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session, select
 
-from archive import pipeline
+from archive import accounts, pipeline
+from archive.cases import services as cases
+from archive.cases.models import CaseKind, DocumentKind, Stage
+from archive.db import session_scope
 from archive.export.services import VERIFIER
-from archive.models import Event, Media
+from archive.models import Event, Media, Role, User
 from tests.conftest import ROOT, LiveAPI
 from tests.test_audit import archived, ctx, samples  # noqa: F401  (fixtures)
 
@@ -93,10 +98,41 @@ def clean_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return py
 
 
-def export_cli(env: dict[str, str], out: Path, *media_ids: str) -> subprocess.CompletedProcess[str]:
+CASE = "CASE-2026-17"
+RECORD_BODY = "Officer 0815 stopped the car at 14:02. <script>alert(1)</script> & the driver left."
+
+
+@pytest.fixture
+def case_id(archived: list[Media], ctx: pipeline.Context) -> str:  # noqa: F811
+    """A case with both archived items linked, reviewer rev1 assigned, and a record in two versions."""
+    with session_scope(ctx.engine) as s:
+        clerk, _ = accounts.add_user(s, "clerk", Role.RECORDS_MANAGER)
+        accounts.add_user(s, "rev1", Role.REVIEWER)
+        case = cases.create_case(
+            s, clerk, cases.CaseInput(CASE, "Traffic stop", CaseKind.CRIMINAL, reviewers=["rev1"])
+        )
+        for m in archived:
+            cases.link_media(s, clerk, case.id, m.id, "the stop, both angles", addr="10.0.0.7")
+        when = datetime(2026, 3, 1, 14, 0, tzinfo=UTC)
+        data = cases.RecordInput(
+            Stage.INVESTIGATION,
+            DocumentKind.REPORT,
+            "0815",
+            when,
+            when + timedelta(minutes=20),
+            "first draft",
+        )
+        rec, _ = cases.add_record(s, clerk, case.id, data)
+        cases.add_record(s, clerk, case.id, replace(data, body=RECORD_BODY), record_id=rec.record_id)
+        return case.id
+
+
+def export_cli(
+    env: dict[str, str], out: Path, case: str, *media_ids: str
+) -> subprocess.CompletedProcess[str]:
     args = [a for m in media_ids for a in ("--media", m)]
     return subprocess.run(
-        [sys.executable, "-m", "cli.main", "export", "CASE-2026-17", "--out", str(out), *args],
+        [sys.executable, "-m", "cli.main", "export", case, "--out", str(out), *args],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
@@ -136,13 +172,15 @@ def rewrite(src: Path, dst: Path, change: dict[str, bytes | None]) -> None:
 def test_fresh_export_verifies_offline_and_tampered_ones_fail(
     archived: list[Media],  # noqa: F811
     ctx: pipeline.Context,  # noqa: F811
+    case_id: str,
     env: dict[str, str],
     clean_python: Path,
     tmp_path: Path,
 ) -> None:
     out = tmp_path / "case.zip"
-    made = export_cli(env, out, *(m.id for m in archived))
+    made = export_cli(env, out, CASE)  # by case number: every linked item, every record
     assert made.returncode == 0, made.stderr
+    assert "2 media items, 2 record versions" in made.stdout
     ok = run_verifier(clean_python, out, tmp_path)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "RESULT: OK" in ok.stdout
@@ -151,12 +189,24 @@ def test_fresh_export_verifies_offline_and_tampered_ones_fail(
         assert f"media {m.id}: original is the signed file" in ok.stdout
         assert f"media {m.id}: custody history included" in ok.stdout
     assert "log checkpoint (size" in ok.stdout and "is in the signed log" in ok.stdout
-    # The export itself is on record.
+    assert f"case {CASE} ({case_id}): custody history included" in ok.stdout
+    assert f"case {CASE} ({case_id}): 2 text record versions" in ok.stdout
+    with zipfile.ZipFile(out) as zf:
+        records = json.loads(zf.read("records/records.json"))
+        page = zf.read("records/records.html").decode()
+        case_doc = json.loads(zf.read("case.json"))
+        logged = {
+            (e["leaf"]["action"], e["leaf"]["client_addr"]) for e in json.loads(zf.read("log/events.json"))
+        }
+    assert [(r["version"], r["body"]) for r in records] == [(1, "first draft"), (2, RECORD_BODY)]
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; the driver" in page and "<script>" not in page
+    assert case_doc["reviewers"] == ["rev1"] and len(case_doc["links"]) == 2
+    assert {"case.create", "record.create", "record.version"} <= {a for a, _ in logged}
+    assert ("case.link", "10.0.0.7") in logged
+    # The export itself is on record, in the case's history and in each item's.
     with Session(ctx.engine) as s:
-        assert (
-            s.exec(select(Event).where(Event.action == "export.create")).one().details["case"]
-            == "CASE-2026-17"
-        )
+        assert s.exec(select(Event).where(Event.action == "export.create")).one().details["case"] == case_id
+        assert s.exec(select(Event).where(Event.action == "case.export")).one().subject_id == case_id
         assert len(list(s.exec(select(Event).where(Event.action == "media.export")))) == 2
 
     victim = archived[0].id
@@ -195,6 +245,13 @@ def test_fresh_export_verifies_offline_and_tampered_ones_fail(
     )
     assert "FAIL  log/events.json: sha256" in r.stdout
 
+    # A text record rewritten after the export.
+    records[1]["body"] = "The driver was calm."
+    rewritten = tmp_path / "records.zip"
+    rewrite(out, rewritten, {"records/records.json": json.dumps(records).encode()})
+    r = run_verifier(clean_python, rewritten, tmp_path)
+    assert r.returncode == 1 and "FAIL  records/records.json: sha256" in r.stdout
+
     # A manifest replaced (officer changed) and a file dropped.
     manifest["manifest"]["officer"] = "4242"
     swapped = tmp_path / "swapped.zip"
@@ -205,19 +262,30 @@ def test_fresh_export_verifies_offline_and_tampered_ones_fail(
     assert f"FAIL  {original} is listed in the index but missing" in r.stdout
 
 
-def test_reviewer_exports_through_the_api(
+def test_reviewer_exports_an_assigned_case_through_the_api(
     archived: list[Media],  # noqa: F811
+    ctx: pipeline.Context,  # noqa: F811
+    case_id: str,
     live_api: LiveAPI,
     make_user: Any,
     clean_python: Path,
     tmp_path: Path,
 ) -> None:
-    reviewer = make_user("rev1", "reviewer")
     officer = make_user("0816", "officer")
-    body = {"case": "ADM-9", "media": [archived[1].id]}
+    stranger = make_user("rev2", "reviewer")  # a reviewer not assigned to this case
+    with session_scope(ctx.engine) as s:
+        _, reviewer = accounts.add_user(s, "rev1b", Role.REVIEWER)
+        clerk = s.exec(select(User).where(User.name == "clerk")).one()
+        cases.set_reviewers(s, clerk, case_id, ["rev1", "rev1b"])
+    body = {"case": case_id, "media": [archived[1].id]}
     url = f"{live_api.url}/api/v1/exports"
     denied = httpx.post(url, json=body, headers={"Authorization": f"Bearer {officer}"})
     assert denied.status_code == 403
+    hidden = httpx.post(url, json=body, headers={"Authorization": f"Bearer {stranger}"})
+    assert hidden.status_code == 404  # another reviewer's case does not exist for them...
+    with Session(ctx.engine) as s:  # ...but the attempt is on record
+        refused = s.exec(select(Event).where(Event.action == "access.denied")).all()
+    assert [e.actor for e in refused] == ["user:0816", "user:rev2"]
     r = httpx.post(url, json=body, headers={"Authorization": f"Bearer {reviewer}"}, timeout=120)
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "application/zip"
@@ -226,3 +294,5 @@ def test_reviewer_exports_through_the_api(
     v = run_verifier(clean_python, out, tmp_path)
     assert v.returncode == 0, v.stdout
     assert f"media {archived[1].id}: custody history included" in v.stdout
+    assert f"media {archived[0].id}" not in v.stdout  # only the item asked for
+    assert "2 text record versions" in v.stdout

@@ -7,6 +7,7 @@ the public keys from ``/api/v1/keys``: the leaf's JSON, its RFC 6962 inclusion p
 from __future__ import annotations
 
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -140,12 +141,13 @@ def verification_results(
 
 
 exports = APIRouter(prefix="/api/v1/exports", tags=["exports"])
-Reviewer = Annotated[User, require(Role.REVIEWER, Role.ADMIN)]
+Exporter = Annotated[User, require(*export.EXPORT_ROLES)]
 
 
 class ExportIn(BaseModel):
-    case: str | None = None
-    media: list[str]
+    case: str  # the case id, or its number
+    agency: str | None = None  # when the number exists in several agencies
+    media: list[str] | None = None  # a subset of the case's linked media (default: all of them)
 
 
 def _remove(path: Path) -> None:
@@ -155,23 +157,29 @@ def _remove(path: Path) -> None:
 
 @exports.post("", response_class=FileResponse)
 async def create_export(
-    body: ExportIn, request: Request, user: Reviewer, addr: ClientAddr, store: StoreDep, keyring: KeyringDep
+    body: ExportIn, request: Request, user: Exporter, addr: ClientAddr, store: StoreDep, keyring: KeyringDep
 ) -> FileResponse:
-    """An evidence export as a zip (originals, proxies, manifests, custody events with inclusion
-    proofs, keys, ``verify_export.py``). Logged as ``export.create`` and ``media.export``.
-    (Case-scoped rights for reviewers arrive with cases, issue 3.)"""
+    """An evidence export of one case as a zip: its linked originals, proxies and posters, signed
+    manifests, every version of its text records (JSON and HTML), the custody events of the case,
+    its records and media with inclusion proofs, the public keys and ``verify_export.py``.
+    Reviewers export only the cases assigned to them. Logged as ``export.create``, ``case.export``
+    and ``media.export``."""
     out = Path(tempfile.mkdtemp(prefix="custody-export-")) / "export.zip"
     try:
         res = await run_in_threadpool(
-            export.build_export,
-            request.app.state.engine,
-            store,
-            keyring,
-            body.media,
-            out,
-            actor=f"user:{user.name}",
-            case_ref=body.case,
-            client_addr=addr,
+            partial(
+                export.build_export,
+                request.app.state.engine,
+                store,
+                keyring,
+                body.case,
+                out,
+                actor=f"user:{user.name}",
+                user=user,
+                agency=body.agency,
+                media_ids=body.media,
+                client_addr=addr,
+            )
         )
     except BaseException:
         _remove(out)

@@ -11,8 +11,11 @@ Layout::
     media/<id>/proxy.mp4 | poster.jpg
     media/<id>/manifest.json        signed manifest {manifest, signature, key_id}
     log/checkpoint.json             a signed checkpoint of the custody log, made for this export
-    log/events.json                 each custody event of these items, with its inclusion proof
-    records/                        text records (JSON and HTML) once cases provide them (issue 3)
+    log/events.json                 each custody event of the case, its records and its media,
+                                    with its inclusion proof
+    case.json                       the case, its reviewers and its media links (open and closed)
+    records/records.json            every version of every text record of the case
+    records/records.html            the same, readable in a browser (no scripts, all text escaped)
 
 Objects stream from S3 into the zip in 1 MiB chunks (bounded memory for multi-GB originals) and
 are hashed on the way; the export's own index digest goes into the custody log.
@@ -21,6 +24,7 @@ are hashed on the way; the export's own index digest goes into the custody log.
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import zipfile
 from dataclasses import dataclass
@@ -31,12 +35,14 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from archive import events
+from archive.cases import services as cases
+from archive.cases.models import Case, CaseMedia, CaseReviewer, TextRecord
 from archive.clock import Clock, as_utc, utcnow
 from archive.db import session_scope
-from archive.errors import InvalidInput, NotFound
+from archive.errors import Concealed, Forbidden, InvalidInput, NotFound
 from archive.ledger import services as ledger
 from archive.ledger.models import Checkpoint, LogLeaf
-from archive.models import Derivative, Event, Manifest, Media, MediaState
+from archive.models import Derivative, Event, Manifest, Media, MediaState, Role, User
 from archive.signing import Keyring, canonical_json
 from archive.storage import ObjectStore
 
@@ -63,6 +69,76 @@ class ExportResult:
     events: int
     checkpoint_id: int
     bytes_written: int
+    case_id: str
+    records: int
+
+
+# Who may export a case: the reviewers assigned to it, and the back office (records managers, admins).
+EXPORT_ROLES = frozenset({Role.REVIEWER, Role.RECORDS_MANAGER, Role.ADMIN})
+
+
+def find_case(session: Session, key: str, *, agency: str | None = None, user: User | None = None) -> Case:
+    """A case by id, or by number (unique per agency). With ``user``, only a case that user may
+    see and export (a reviewer: only the cases assigned to them)."""
+    q = select(Case).where((col(Case.id) == key) | (col(Case.number) == key))
+    if agency:
+        q = q.where(Case.agency == agency)
+    everyone = q
+    if user is not None:
+        if user.role not in EXPORT_ROLES:
+            raise Forbidden(f"role {user.role} may not export cases")
+        q = q.where(cases.visible_cases_clause(user))
+    found = list(session.exec(q.limit(3)))
+    exact = [c for c in found if c.id == key]
+    if exact:
+        return exact[0]
+    if not found:
+        missing = f"no case {key}" + (f" in agency {agency}" if agency else "")
+        if user is not None and session.exec(everyone.limit(1)).first() is not None:
+            raise Concealed(missing)  # another reviewer's case: answered 404, logged as refused
+        raise NotFound(missing)
+    if len(found) > 1:
+        raise InvalidInput(f"case number {key} exists in several agencies: give the agency or the case id")
+    return found[0]
+
+
+def _record_json(r: TextRecord) -> dict[str, Any]:
+    return cases.record_public(r).model_dump(mode="json")
+
+
+def _link_json(link: CaseMedia) -> dict[str, Any]:
+    return cases.link_public(link).model_dump(mode="json")
+
+
+def records_html(case: Case, rows: list[TextRecord]) -> bytes:
+    """Every record version, readable without software: plain HTML, no scripts, everything escaped."""
+    e = html.escape
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        "<meta http-equiv='Content-Security-Policy' "
+        "content=\"default-src 'none'; style-src 'unsafe-inline'\">",
+        f"<title>Case {e(case.number)}: text records</title>",
+        "<style>body{font-family:serif;max-width:50em;margin:2em auto}pre{white-space:pre-wrap}"
+        "section{border-top:1px solid #999;margin-top:1.5em}dt{font-weight:bold}</style></head><body>",
+        f"<h1>Case {e(case.number)} ({e(case.agency)}): {e(case.title)}</h1>",
+        f"<p>{e(case.kind)} case, stage {e(case.stage)}, status {e(case.status)}. "
+        f"{len(rows)} record versions, oldest first within each record. Times are UTC.</p>",
+    ]
+    for r in rows:
+        parts += [
+            "<section>",
+            f"<h2>{e(r.title or r.doc_kind)} (record {e(r.record_id)}, version {r.version})</h2><dl>",
+            f"<dt>Kind</dt><dd>{e(r.doc_kind)}, stage {e(r.stage)}</dd>",
+            f"<dt>Author</dt><dd>{e(r.author)}</dd>",
+            f"<dt>Officers</dt><dd>{e(', '.join(r.officers)) or '-'}</dd>",
+            f"<dt>Occurred</dt><dd>{e(as_utc(r.occurred_from).isoformat())} to "
+            f"{e(as_utc(r.occurred_to).isoformat())}</dd>",
+            f"<dt>Written</dt><dd>{e(as_utc(r.created_at).isoformat())} by {e(r.created_by)}</dd>",
+            f"<dt>Attachments</dt><dd>{e(', '.join(r.attachments)) or '-'}</dd></dl>",
+            f"<pre>{e(r.body)}</pre></section>",
+        ]
+    parts.append("</body></html>")
+    return "\n".join(parts).encode("utf-8")
 
 
 class _Writer:
@@ -102,48 +178,98 @@ def build_export(
     engine: Engine,
     store: ObjectStore,
     keyring: Keyring,
-    media_ids: list[str],
+    case_key: str,
     out: Path,
     *,
     actor: str,
-    case_ref: str | None = None,
+    user: User | None = None,
+    agency: str | None = None,
+    media_ids: list[str] | None = None,
     client_addr: str = "",
     clock: Clock = utcnow,
 ) -> ExportResult:
-    if not media_ids:
-        raise InvalidInput("nothing to export: no media items")
-    export_id = hashlib.sha256(f"{actor}{clock().isoformat()}{sorted(media_ids)}".encode()).hexdigest()[:16]
-    # A checkpoint made now covers every event of these items committed so far.
+    """Export one case: its linked media (or the ``media_ids`` subset of them), every version of
+    its text records, and the custody events of the case, its records and those media. With
+    ``user`` (the API), only a case that user may export."""
+    with Session(engine) as session:
+        case = find_case(session, case_key, agency=agency, user=user)
+        case_id = case.id
+    export_id = hashlib.sha256(f"{actor}{clock().isoformat()}{case_id}{media_ids}".encode()).hexdigest()[:16]
+    # A checkpoint made now covers every event of this case committed so far.
     with session_scope(engine) as session:
         cp = ledger.sign_checkpoint(session, keyring, clock=clock)
     with Session(engine) as session:
+        got = session.get(Case, case_id)
+        assert got is not None
+        case = got
+        all_links = list(
+            session.exec(
+                select(CaseMedia).where(CaseMedia.case_id == case_id).order_by(col(CaseMedia.linked_at))
+            )
+        )
+        open_ids = list(dict.fromkeys(lk.media_id for lk in all_links if lk.unlinked_at is None))
+        wanted = list(dict.fromkeys(media_ids)) if media_ids else open_ids
+        outside = [mid for mid in wanted if mid not in open_ids]
+        if outside:
+            raise InvalidInput(f"media {', '.join(outside)} not linked to case {case.number}")
         items = []
-        for mid in dict.fromkeys(media_ids):
+        omitted = []
+        for mid in wanted:
             m = session.get(Media, mid)
             if m is None:
                 raise NotFound(f"no media {mid}")
-            if m.state not in EXPORTABLE:
-                raise InvalidInput(f"media {mid} is {m.state}: only signed items can be exported")
-            ders = list(session.exec(select(Derivative).where(Derivative.media_id == mid)))
             mf = session.exec(
                 select(Manifest).where(Manifest.media_id == mid).order_by(col(Manifest.version).desc())
             ).first()
-            if mf is None:
-                raise NotFound(f"media {mid} has no signed manifest")
+            if m.state not in EXPORTABLE or mf is None:
+                if media_ids:
+                    raise InvalidInput(f"media {mid} is {m.state}: only signed items can be exported")
+                omitted.append({"media_id": mid, "state": m.state.value, "reason": m.state_reason})
+                continue
+            ders = list(session.exec(select(Derivative).where(Derivative.media_id == mid)))
             items.append((m, ders, mf))
-        evs = list(
+        record_rows = list(
             session.exec(
-                select(Event, LogLeaf.idx)
-                .join(LogLeaf, col(LogLeaf.event_id) == Event.id)
-                .where(
-                    Event.subject_type == "media",
-                    col(Event.subject_id).in_([m.id for m, _, _ in items]),
-                    LogLeaf.idx < cp.tree_size,
-                )
-                .order_by(col(LogLeaf.idx))
+                select(TextRecord)
+                .where(TextRecord.case_id == case_id)
+                .order_by(col(TextRecord.occurred_from), col(TextRecord.record_id), col(TextRecord.version))
             )
         )
-        proofs = [ledger.inclusion(session, ev.id or 0, cp.tree_size).to_json() for ev, _ in evs]
+        reviewers = sorted(
+            session.exec(select(CaseReviewer.user_name).where(CaseReviewer.case_id == case_id))
+        )
+        case_doc = {
+            "case": cases.case_public(session, case).model_dump(mode="json"),
+            "reviewers": reviewers,
+            "links": [_link_json(lk) for lk in all_links],
+            "omitted_media": omitted,
+        }
+        item_ids = [m.id for m, _, _ in items]
+        closed_only = {lk.media_id for lk in all_links} - set(item_ids)
+        record_ids = sorted({r.record_id for r in record_rows})
+        subject = (
+            ((col(Event.subject_type) == "case") & (col(Event.subject_id) == case_id))
+            | ((col(Event.subject_type) == "record") & col(Event.subject_id).in_(record_ids or [""]))
+            | (
+                (col(Event.subject_type) == "media")
+                & col(Event.subject_id).in_([*item_ids, *closed_only] or [""])
+            )
+        )
+        evs = [
+            ev
+            for ev, _ in session.exec(
+                select(Event, LogLeaf.idx)
+                .join(LogLeaf, col(LogLeaf.event_id) == Event.id)
+                .where(subject, LogLeaf.idx < cp.tree_size)
+                .order_by(col(LogLeaf.idx))
+            )
+            # Media no longer in the case: only this case's links and unlinks of them.
+            if ev.subject_id not in closed_only or ev.details.get("case") == case_id
+        ]
+        proofs = [ledger.inclusion(session, ev.id or 0, cp.tree_size).to_json() for ev in evs]
+        case_number = case.number
+        html_doc = records_html(case, record_rows)
+        records_doc = [_record_json(r) for r in record_rows]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part")
     with zipfile.ZipFile(tmp, "w", allowZip64=True) as zf:
@@ -170,12 +296,16 @@ def build_export(
                 f"{base}/manifest.json", {"manifest": mf.body, "signature": mf.signature, "key_id": mf.key_id}
             )
             listing.append({"media_id": m.id, "file_name": m.file_name, "files": files})
+        w.add_json("case.json", case_doc)
+        w.add_json("records/records.json", records_doc)
+        w.add_bytes("records/records.html", html_doc)
         w.add_json("log/checkpoint.json", _checkpoint_json(cp))
         w.add_json("log/events.json", proofs)
         index = {
             "format": FORMAT,
             "export_id": export_id,
-            "case": case_ref,
+            "case": {"id": case_id, "number": case_number},
+            "records": {"records": len(record_ids), "versions": len(record_rows)},
             "created_at": as_utc(clock()).isoformat(),
             "created_by": actor,
             "media": listing,
@@ -188,13 +318,16 @@ def build_export(
         zf.writestr("index.sig.json", json.dumps({"key_id": sig.key_id, "signature": sig.signature_b64}))
     tmp.replace(out)
     index_sha = hashlib.sha256(canonical_json(index)).hexdigest()
-    # The export is itself on record: one entry for the package, one in each item's history.
+    # The export is itself on record: one entry for the package, one in the case's and in each
+    # item's history.
     with session_scope(engine) as session:
         details = {
             "export_id": export_id,
-            "case": case_ref,
+            "case": case_id,
+            "case_number": case_number,
             "index_sha256": index_sha,
-            "media": [m.id for m, _, _ in items],
+            "media": item_ids,
+            "records": len(record_ids),
         }
         events.record(
             session,
@@ -206,19 +339,37 @@ def build_export(
             details=details,
             clock=clock,
         )
-        for m, _, _ in items:
+        events.record(
+            session,
+            actor=actor,
+            action="case.export",
+            subject_type="case",
+            subject_id=case_id,
+            client_addr=client_addr,
+            details={"export_id": export_id, "index_sha256": index_sha},
+            clock=clock,
+        )
+        for mid in item_ids:
             events.record(
                 session,
                 actor=actor,
                 action="media.export",
                 subject_type="media",
-                subject_id=m.id,
+                subject_id=mid,
                 client_addr=client_addr,
-                details={"export_id": export_id, "case": case_ref},
+                details={"export_id": export_id, "case": case_id},
                 clock=clock,
             )
     return ExportResult(
-        out, export_id, index_sha, [m.id for m, _, _ in items], len(proofs), cp.id or 0, out.stat().st_size
+        out,
+        export_id,
+        index_sha,
+        item_ids,
+        len(proofs),
+        cp.id or 0,
+        out.stat().st_size,
+        case_id,
+        len(record_rows),
     )
 
 

@@ -11,7 +11,9 @@ What it checks, printing one line per check (OK / FAIL) and exiting 1 if anythin
   3. each media item's manifest signature, and that the original, proxy and poster files are the
      bytes the manifest names (SHA-256 and size);
   4. the signed checkpoint of the custody log, and that every custody event in the export is in the
-     log tree it signs (RFC 6962/9162 leaf hash and inclusion proof).
+     log tree it signs (RFC 6962/9162 leaf hash and inclusion proof);
+  5. the case's own custody history and its text records (records/records.json; records.html is
+     the same text for reading) are present, as the signed index lists them.
 The public keys inside the export prove consistency, not origin: compare the printed key ids with
 the ones the agency publishes (its /api/v1/keys), or pass them with --trusted-keys.
 
@@ -305,6 +307,12 @@ def verify(path: str, trusted_keys: str | None = None) -> int:
             f"{body['timestamp']}) is signed by key {cp['key_id']}",
             "log checkpoint signature does not verify",
         )
+        pinned = index.get("checkpoint", {})
+        c.check(
+            (pinned.get("tree_size"), pinned.get("root_hash")) == (body["tree_size"], body["root_hash"]),
+            "the signed index names this checkpoint",
+            "log/checkpoint.json is not the checkpoint the signed index names",
+        )
         root = bytes.fromhex(body["root_hash"])
         size = body["tree_size"]
         for e in evs:
@@ -321,6 +329,27 @@ def verify(path: str, trusted_keys: str | None = None) -> int:
                 f"event {leaf['id']} ({leaf['at']} {leaf['action']} by {leaf['actor']}) is in the signed log",
                 f"event {leaf['id']} ({leaf['action']}) is NOT in the signed log: changed or forged",
             )
+        case = index.get("case") or {}
+        if isinstance(case, dict) and case.get("id"):
+            label = f"case {case.get('number')} ({case['id']})"
+            mine = [
+                e for e in evs if (e["leaf"]["subject_type"], e["leaf"]["subject_id"]) == ("case", case["id"])
+            ]
+            c.check(
+                bool(mine),
+                f"{label}: custody history included ({len(mine)} events on the case itself)",
+                f"{label}: no custody events of the case included",
+            )
+            records = _read_json(c, zf, "records/records.json")
+            want = (index.get("records") or {}).get("versions")
+            if records is not None:
+                c.check(
+                    len(records) == want and all(r.get("case_id") == case["id"] for r in records),
+                    f"{label}: {len(records)} text record versions in records/records.json "
+                    "(readable copy: records/records.html)",
+                    f"{label}: records/records.json holds {len(records)} versions of this case, "
+                    f"the signed index says {want}",
+                )
         logged = {e["leaf"]["subject_id"] for e in evs if e["leaf"]["subject_type"] == "media"}
         for mid in media_ids:
             c.check(
