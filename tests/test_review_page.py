@@ -81,6 +81,9 @@ def _ready(
         m = s.get(Media, media.id)
         assert m is not None and m.state == "ready", (m.state if m else None, m.state_reason if m else None)
         m.recorded_at = device_time
+        if m.probe is not None and m.probe.get("creation_time"):
+            # The recorder's own metadata, when a sample has any, says the same time as its file.
+            m.probe = {**m.probe, "creation_time": device_time.isoformat()}
         m.clock_offset_s = offset
         m.clock_source = ClockSource.MEASURED if offset else ClockSource.ASSUMED
         s.add(m)

@@ -231,3 +231,26 @@ def test_media_archived_after_the_record_is_linked_when_signed(
     with session_scope(engine) as s:
         tl = cases.timeline(s, clerk, case_id)
     assert [getattr(i, "id", None) for i in tl.items] == [None, fast]  # record at 10:00, clip at 10:05
+
+
+def test_the_recording_start_comes_from_its_metadata_when_it_has_one(engine: Engine, clerk: User) -> None:
+    """A recorder writes the file's time when it closes the file, ten minutes after it started; the
+    container's creation time says when recording began. The timeline and the rule use the latter."""
+    case_id = _case(engine, clerk)
+    ten_min = media_row(
+        engine, device="FAST-3", recorded_at=T + timedelta(minutes=5, seconds=30), offset_s=30, duration_s=600
+    )
+    with session_scope(engine) as s:
+        m = s.get(Media, ten_min)
+        assert m is not None and m.probe is not None
+        m.probe = {**m.probe, "creation_time": "2024-06-10T09:55:30Z"}  # device clock, 30 s fast
+        s.add(m)
+    _, linked = _record(engine, clerk, case_id, T, T + timedelta(minutes=1), ["0815"], buffer_s=0)
+    assert linked == [ten_min]  # 09:55-10:05 true time overlaps 10:00-10:01 (the file time would not)
+    with session_scope(engine) as s:
+        tl = cases.timeline(s, clerk, case_id)
+    item = tl.items[0]
+    assert isinstance(item, TimelineMedia)
+    assert (item.start, item.end) == (T - timedelta(minutes=5), T + timedelta(minutes=5))
+    assert item.recorded_at_device == T - timedelta(minutes=4, seconds=30)
+    assert item.device_time_source == "metadata" and "30 s fast" in item.correction

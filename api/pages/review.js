@@ -143,7 +143,7 @@ function mediaBox(item) {
   meta.append(document.createTextNode(`officer ${item.officer} · device ${item.device}`), el("br"));
   meta.append(document.createTextNode(item.start ? `${fmt(Date.parse(item.start))} → ${fmt(Date.parse(item.end))}` : "recording time unknown"), el("br"));
   const corr = el("span", "correction", item.correction);
-  if (item.recorded_at_device) corr.title = `device clock said ${item.recorded_at_device}`;
+  if (item.recorded_at_device) corr.title = `device clock said ${item.recorded_at_device} (${item.device_time_source === "metadata" ? "recording metadata" : "file time"})`;
   meta.append(corr);
   box.append(meta);
   return { box, node };

@@ -204,6 +204,8 @@ class TimelineMedia(SQLModel):
     end: datetime | None
     duration_s: float | None
     recorded_at_device: datetime | None
+    # "metadata" (the container's own creation time) or "file" (the file time the dock sent)
+    device_time_source: str | None = None
     clock_offset_s: float
     clock_source: ClockSource
     correction: str  # for people: "device clock 12.0 s fast (measured); shown corrected"

@@ -754,12 +754,29 @@ def link_public(link: CaseMedia) -> LinkPublic:
 # --------------------------------------------------------------------------- one clock
 
 
+def device_start(item: Media) -> tuple[datetime, str] | None:
+    """When the recording began, on the device's clock, and where that was read: the container's
+    own creation time (MP4 ``creation_time``, QuickTime creationdate, EXIF DateTimeOriginal), which
+    the recorder writes when recording starts, when the probe found one; else the time the dock sent
+    (the file's time on the recorder's file system, which many recorders set when the file is closed)."""
+    created = (item.probe or {}).get("creation_time")
+    if created:
+        try:
+            return as_utc(datetime.fromisoformat(str(created))), "metadata"
+        except ValueError:
+            pass
+    if item.recorded_at is None:
+        return None
+    return as_utc(item.recorded_at), "file"
+
+
 def corrected_span(item: Media) -> tuple[datetime, datetime] | None:
     """Start and end on the true clock: device time minus the device's offset (device minus true),
     end = start + probed duration. Unknown duration (not probed, a photo): a point in time."""
-    if item.recorded_at is None:
+    found = device_start(item)
+    if found is None:
         return None
-    start = as_utc(item.recorded_at) - timedelta(seconds=item.clock_offset_s)
+    start = found[0] - timedelta(seconds=item.clock_offset_s)
     duration = (item.probe or {}).get("duration_s") or 0.0
     return start, start + timedelta(seconds=float(duration))
 
@@ -961,7 +978,8 @@ def timeline(
                     start=span[0] if span else None,
                     end=span[1] if span else None,
                     duration_s=(m.probe or {}).get("duration_s"),
-                    recorded_at_device=as_utc(m.recorded_at) if m.recorded_at else None,
+                    recorded_at_device=dev[0] if (dev := device_start(m)) else None,
+                    device_time_source=dev[1] if dev else None,
                     clock_offset_s=m.clock_offset_s,
                     clock_source=m.clock_source,
                     correction=correction_note(m),
