@@ -7,7 +7,7 @@ or opens a connection; processes create their clients after they fork.
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 64 * 1024**3
     max_metadata_bytes: int = 8 * 1024
     upload_part_bytes: int = 16 * 1024**2  # S3 multipart part size; bounds API memory per upload
+    # Parts of one PATCH written to S3 while the next part is still arriving. API memory per
+    # upload is about (1 + this) x upload_part_bytes.
+    upload_parts_in_flight: int = Field(default=2, ge=1, le=8)
     # One PATCH at a time per upload. Short, renewed while bytes flow: after an API crash the
     # upload is writable again within this many seconds.
     upload_lock_ttl_s: int = 30

@@ -206,6 +206,9 @@ class PartWriter:
         self.tail_size = upload.tail_size
         self.tail_object_key = tail_key(upload)
         self.buf = bytearray()
+        # Parts taken from the buffer whose S3 write has not been confirmed yet (see take_part).
+        self.in_flight = 0
+        self.in_flight_bytes = 0
 
     @property
     def parts_bytes(self) -> int:
@@ -213,7 +216,7 @@ class PartWriter:
 
     @property
     def offset(self) -> int:
-        return self.parts_bytes + len(self.buf)
+        return self.parts_bytes + self.in_flight_bytes + len(self.buf)
 
     def load_tail(self) -> None:
         if self.tail_size:
@@ -239,14 +242,43 @@ class PartWriter:
 
     def flush_full_parts(self) -> None:
         while len(self.buf) >= self.part_size:
-            number = len(self.parts) + 1
-            data = bytes(self.buf[: self.part_size])
-            etag = self.store.upload_part(self.bucket, self.key, self.multipart_id, number, data)
-            self.parts.append({"n": number, "etag": etag, "size": len(data)})
-            del self.buf[: self.part_size]
+            number, data = self.take_part()
+            self.part_written(number, len(data), self.write_part(number, data))
+
+    # Pipelined writing, for a caller that keeps receiving while parts go to S3:
+    # take_part (caller's thread) -> write_part (any thread) -> part_written (caller's thread),
+    # with part_written called in the order the parts were taken.
+
+    def take_part(self) -> tuple[int, bytes]:
+        """Remove the next whole part from the buffer and number it."""
+        number = len(self.parts) + self.in_flight + 1
+        data = bytes(memoryview(self.buf)[: self.part_size])
+        del self.buf[: self.part_size]
+        self.in_flight += 1
+        self.in_flight_bytes += len(data)
+        return number, data
+
+    def write_part(self, number: int, data: bytes) -> str:
+        """Write a taken part to S3; returns its ETag. Touches no writer state."""
+        return self.store.upload_part(self.bucket, self.key, self.multipart_id, number, data)
+
+    def part_written(self, number: int, size: int, etag: str) -> None:
+        if number != len(self.parts) + 1:
+            raise RuntimeError(f"part {number} confirmed out of order after {len(self.parts)} parts")
+        self.parts.append({"n": number, "etag": etag, "size": size})
+        self.in_flight -= 1
+        self.in_flight_bytes -= size
+
+    def part_abandoned(self, size: int) -> None:
+        """A taken part whose write failed or was not awaited: its bytes are not durable, and
+        nothing after it counts either (the next PATCH resumes from the durable parts)."""
+        self.in_flight -= 1
+        self.in_flight_bytes -= size
 
     def finish(self) -> bool:
         """Write what is left. Returns True when the upload is complete."""
+        if self.in_flight:
+            raise RuntimeError("finish() with part writes still in flight")
         if self.offset == self.length:
             if self.buf:
                 number = len(self.parts) + 1

@@ -363,3 +363,34 @@ def test_api_killed_mid_patch_keeps_whole_parts_and_resumes(
     up2.upload()
     _, stored = _stored(store, engine, url)
     assert stored == data
+
+
+def test_back_to_back_patches_never_find_the_upload_locked(
+    live_api: LiveAPI, make_user: Any, store: MinioStore, engine: Engine, tmp_path: Path
+) -> None:
+    """Each PATCH releases the upload's lock before it answers, whichever server threads took part
+    in it (parts are written to S3 from worker threads while the next part arrives): the next
+    PATCH, sent at once, is accepted rather than refused as locked."""
+    token = make_user("0815", "officer")
+    patches = 8
+    path, sha = _file(tmp_path, patches * 2 * PART, seed=11)
+    data = path.read_bytes()
+    url = _create(live_api, token, len(data), _meta(sha))
+    auth = {**TUS, "Authorization": f"Bearer {token}"}
+    answers = []
+    with httpx.Client(timeout=60) as c:
+        for i in range(patches):
+            body = data[i * 2 * PART : (i + 1) * 2 * PART]
+            r = c.patch(
+                url,
+                content=body,
+                headers={
+                    **auth,
+                    "Content-Type": "application/offset+octet-stream",
+                    "Upload-Offset": str(i * 2 * PART),
+                },
+            )
+            answers.append((r.status_code, r.text[:200]))
+    assert answers == [(204, "")] * patches
+    _, stored = _stored(store, engine, url)
+    assert stored == data

@@ -7,8 +7,11 @@ PATCH is all-or-nothing, as the checksum extension requires).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import collections
+import contextlib
 import functools
 import logging
 import time
@@ -113,9 +116,23 @@ def create(
     )
 
 
+def _lock_key(upload_id: str) -> str:
+    return f"custody:upload-lock:{upload_id}"
+
+
+# How long HEAD waits for a PATCH that is still writing (e.g. the last parts of a PATCH whose
+# client has just dropped), so that the offset it reports has settled.
+HEAD_SETTLE_S = 5.0
+
+
 @router.head("/{upload_id}")
-def head(upload_id: str, session: SessionDep, user: CurrentUser) -> Response:
+def head(upload_id: str, request: Request, session: SessionDep, user: CurrentUser) -> Response:
     upload = uploads.get_upload_for(session, upload_id, user)
+    deadline = time.monotonic() + HEAD_SETTLE_S
+    redis = request.app.state.redis
+    while redis.exists(_lock_key(upload_id)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    session.refresh(upload)
     headers = {
         "Tus-Resumable": TUS_VERSION,
         "Upload-Offset": str(upload.offset),
@@ -200,7 +217,15 @@ async def patch(
         declared = parse_sha256(declared)
 
     ttl = get_settings().upload_lock_ttl_s
-    lock = request.app.state.redis.lock(f"custody:upload-lock:{upload_id}", timeout=ttl, blocking=False)
+    lock = request.app.state.redis.lock(
+        # Not thread-local: acquire, extend and release run on whichever threadpool thread is free
+        # (with thread_local the token is invisible from another thread and release fails, leaving
+        # the upload locked until the TTL runs out).
+        _lock_key(upload_id),
+        timeout=ttl,
+        blocking=False,
+        thread_local=False,
+    )
     if not await run_in_threadpool(lock.acquire):
         raise Locked(
             f"another request is writing to this upload, or one was cut off less than {ttl} s ago; "
@@ -255,10 +280,17 @@ async def _patch_locked(
 
     writer = uploads.PartWriter(store, upload)
     await run_in_threadpool(writer.load_tail)
-    ttl = get_settings().upload_lock_ttl_s
+    settings = get_settings()
+    ttl = settings.upload_lock_ttl_s
     renewed = time.monotonic()
     hasher = checksum[2] if checksum else None
     disconnected = False
+    # Parts on their way to S3 while the next one arrives: (number, size, write task), oldest
+    # first. A confirmer beside the receive loop records each part as soon as S3 has it, in order.
+    pending: collections.deque[tuple[int, int, asyncio.Task[str]]] = collections.deque()
+    changed = asyncio.Condition()
+    receiving = True
+    in_flight = settings.upload_parts_in_flight
 
     def save(durable_parts_only: bool = False) -> None:
         if durable_parts_only:
@@ -268,24 +300,72 @@ async def _patch_locked(
         session.add(upload)
         session.commit()
 
-    try:
-        async for chunk in request.stream():
-            if not chunk:
-                continue
-            writer.add(chunk)
-            if hasher is not None:
-                hasher.update(chunk)
-            if time.monotonic() - renewed > ttl / 3:
-                # Reset (not add to) the lock's lifetime, so a crashed API never holds it long.
-                await run_in_threadpool(functools.partial(lock.extend, ttl, replace_ttl=True))
-                renewed = time.monotonic()
-            if writer.has_full_part:
-                await run_in_threadpool(writer.flush_full_parts)
+    async def notify() -> None:
+        async with changed:
+            changed.notify_all()
+
+    async def confirm_in_order() -> None:
+        try:
+            while True:
+                async with changed:
+                    await changed.wait_for(lambda: bool(pending) or not receiving)
+                if not pending:
+                    return
+                number, size, task = pending[0]
+                etag = await task  # a failed write ends the confirmer; the PATCH fails below
+                pending.popleft()
+                writer.part_written(number, size, etag)
                 if hasher is None:
                     # Whole parts are safe in S3: record them, so even an API crash keeps them.
                     await run_in_threadpool(save, True)
-    except ClientDisconnect:
-        disconnected = True
+                await notify()
+        finally:
+            await notify()
+
+    confirmer = asyncio.create_task(confirm_in_order())
+    write_error: Exception | None = None
+    try:
+        try:
+            async for chunk in request.stream():
+                if not chunk:
+                    continue
+                writer.add(chunk)
+                if hasher is not None:
+                    hasher.update(chunk)
+                if time.monotonic() - renewed > ttl / 3:
+                    # Reset (not add to) the lock's lifetime, so a crashed API never holds it long.
+                    await run_in_threadpool(functools.partial(lock.extend, ttl, replace_ttl=True))
+                    renewed = time.monotonic()
+                while writer.has_full_part:
+                    async with changed:
+                        await changed.wait_for(lambda: len(pending) < in_flight or confirmer.done())
+                    if confirmer.done():
+                        break  # a part failed to reach S3: stop taking bytes
+                    number, data = writer.take_part()
+                    task = asyncio.create_task(run_in_threadpool(writer.write_part, number, data))
+                    pending.append((number, len(data), task))
+                    del data
+                    await notify()
+                if confirmer.done():
+                    break
+        except ClientDisconnect:
+            disconnected = True
+    finally:
+        receiving = False
+        await notify()
+        try:
+            await confirmer
+        except Exception as exc:  # noqa: BLE001 - re-raised below, after the cleanup
+            write_error = exc
+        # After a failed write: wait for the writes still running (the upload's lock must cover
+        # them), then forget them; the next PATCH resumes from the durable parts.
+        while pending:
+            _, size, task = pending.popleft()
+            with contextlib.suppress(BaseException):
+                await task
+            writer.part_abandoned(size)
+    if write_error is not None:
+        raise write_error
     if checksum is not None:
         if disconnected:
             # The checksum covers the whole PATCH: a partial body is discarded, as tus requires.
