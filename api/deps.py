@@ -21,7 +21,9 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the unit of work commits before the response is sent, so a client never gets a
+# 2xx for a change whose commit then fails, and its next request always sees what it just wrote.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def client_addr(request: Request) -> str:
