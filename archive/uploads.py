@@ -190,6 +190,48 @@ def tail_key(upload: Upload) -> str:
     return f"tus-tails/{upload.id}"
 
 
+class ChunkBuffer:
+    """Received bytes as the list of chunks they arrived in: appending copies nothing, and taking
+    a part joins its chunks once (a bytearray copied every byte twice)."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __bool__(self) -> bool:
+        return self.size > 0
+
+    def append(self, chunk: bytes) -> None:
+        self.chunks.append(chunk)
+        self.size += len(chunk)
+
+    def take(self, n: int) -> bytes:
+        """Remove and return the first ``n`` bytes (n <= len(self))."""
+        out: list[bytes] = []
+        need = n
+        while need:
+            head = self.chunks[0]
+            if len(head) <= need:
+                out.append(self.chunks.pop(0))
+                need -= len(head)
+            else:
+                out.append(head[:need])
+                self.chunks[0] = head[need:]
+                need = 0
+        self.size -= n
+        return b"".join(out)
+
+    def getvalue(self) -> bytes:
+        return b"".join(self.chunks)
+
+    def clear(self) -> None:
+        self.chunks.clear()
+        self.size = 0
+
+
 class PartWriter:
     """Accumulates PATCH bytes and writes whole parts to S3. Not thread-safe: one per PATCH,
     under the upload's lock."""
@@ -205,7 +247,7 @@ class PartWriter:
         self.start_offset = upload.offset
         self.tail_size = upload.tail_size
         self.tail_object_key = tail_key(upload)
-        self.buf = bytearray()
+        self.buf = ChunkBuffer()
         # Parts taken from the buffer whose S3 write has not been confirmed yet (see take_part).
         self.in_flight = 0
         self.in_flight_bytes = 0
@@ -222,7 +264,7 @@ class PartWriter:
         if self.tail_size:
             with self.store.open_stream(self.bucket, self.tail_object_key, 0, self.tail_size) as chunks:
                 for c in chunks:
-                    self.buf += c
+                    self.buf.append(bytes(c))
             if len(self.buf) != self.tail_size:
                 raise StorageError(
                     f"tail of upload {self.key} has {len(self.buf)} bytes, expected {self.tail_size}"
@@ -234,7 +276,7 @@ class PartWriter:
     def add(self, chunk: bytes) -> None:
         if len(chunk) > self.room():
             raise InvalidInput(f"PATCH carries more bytes than Upload-Length {self.length} allows")
-        self.buf += chunk
+        self.buf.append(chunk)
 
     @property
     def has_full_part(self) -> bool:
@@ -252,8 +294,7 @@ class PartWriter:
     def take_part(self) -> tuple[int, bytes]:
         """Remove the next whole part from the buffer and number it."""
         number = len(self.parts) + self.in_flight + 1
-        data = bytes(memoryview(self.buf)[: self.part_size])
-        del self.buf[: self.part_size]
+        data = self.buf.take(self.part_size)
         self.in_flight += 1
         self.in_flight_bytes += len(data)
         return number, data
@@ -283,7 +324,7 @@ class PartWriter:
             if self.buf:
                 number = len(self.parts) + 1
                 etag = self.store.upload_part(
-                    self.bucket, self.key, self.multipart_id, number, bytes(self.buf)
+                    self.bucket, self.key, self.multipart_id, number, self.buf.getvalue()
                 )
                 self.parts.append({"n": number, "etag": etag, "size": len(self.buf)})
                 self.buf.clear()
@@ -298,7 +339,7 @@ class PartWriter:
             return True
         if self.buf:
             self.store.put_bytes(
-                self.bucket, self.tail_object_key, bytes(self.buf), "application/octet-stream"
+                self.bucket, self.tail_object_key, self.buf.getvalue(), "application/octet-stream"
             )
         return False
 

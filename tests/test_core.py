@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import stat
 import subprocess
 import sys
@@ -16,9 +17,10 @@ from sqlalchemy.engine import Engine
 from api.ranges import RangeNotSatisfiable, parse_range
 from archive.config import Settings
 from archive.db import make_engine, migrate
-from archive.errors import InvalidInput, SignatureInvalid
+from archive.errors import InvalidInput, ObjectMissing, SignatureInvalid
 from archive.hashing import Digest, digest_file, parse_sha256
 from archive.signing import Keyring, Signature, canonical_json
+from archive.storage import MinioStore
 from tests.conftest import ROOT
 
 
@@ -135,3 +137,24 @@ def test_users_add_prints_token_alone_on_last_line(env: dict[str, Any], make_use
         cwd=ROOT,
     )
     assert bad.returncode != 0 and "user name" in bad.stderr
+
+
+def test_multipart_parts_through_presigned_puts_assemble_and_a_dead_upload_is_named(
+    store: MinioStore,
+) -> None:
+    """Parts written through the presigned path assemble into the exact object; a part sent to an
+    aborted multipart upload is refused as missing, not stored somewhere."""
+    key = "multipart-check"
+    part = 5 * 1024 * 1024
+    blobs = [os.urandom(part), os.urandom(part), os.urandom(1234)]
+    upload_id = store.start_multipart(store.originals, key, "application/octet-stream")
+    etags = [store.upload_part(store.originals, key, upload_id, i + 1, b) for i, b in enumerate(blobs)]
+    assert all(etags)
+    store.complete_multipart(store.originals, key, upload_id, list(zip(range(1, 4), etags, strict=True)))
+    assert store.read_bytes(store.originals, key) == b"".join(blobs)
+
+    dead = store.start_multipart(store.originals, "aborted", "application/octet-stream")
+    store.abort_multipart(store.originals, "aborted", dead)
+    with pytest.raises(ObjectMissing):
+        store.upload_part(store.originals, "aborted", dead, 1, b"x" * 100)
+    assert not store.exists(store.originals, "aborted")
