@@ -45,12 +45,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.redis.close()
 
 
+# The largest JSON body any endpoint takes (a text record of record_body_max_chars, every character
+# escaped, is about 1.2 MB). Upload and attachment routes set their own limits.
+MAX_JSON_BODY = 4 * 1024**2
+
+
 def create_app() -> FastAPI:
     app = FastAPI(
         title="Custody",
         version="0.1.0",
         description="Evidence and audio-video record archive. Calls need `Authorization: Bearer <token>`.",
         lifespan=lifespan,
+        # Bodies sent without Content-Length (chunked) are otherwise read whole before any check.
+        max_body_size=MAX_JSON_BODY,
     )
     app.include_router(uploads.router)
     app.include_router(media.router)

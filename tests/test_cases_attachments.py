@@ -4,6 +4,8 @@ pipeline as recordings, linked to the case, named by a record; against the real 
 from __future__ import annotations
 
 import hashlib
+import os
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -112,3 +114,40 @@ def test_a_scan_is_archived_signed_and_attached(
             e.action for e in s.exec(select(Event).where(Event.subject_id == pdf_id).order_by(Event.id))
         ]
     assert actions[:2] == ["media.receive", "case.link"] and "media.sign" in actions
+
+
+def test_chunked_json_bodies_are_capped_but_attachments_and_uploads_keep_their_own_limits(
+    live_api: LiveAPI, make_user: Any, engine: Engine
+) -> None:
+    """A body sent without Content-Length is not read whole into memory: past the JSON cap the
+    API answers 413 and stores nothing. A large scan still goes through its own route."""
+    clerk = make_user("clerk", "records-manager")
+    url = live_api.url
+    case = new_case(url, clerk, number="CAP-1", reviewers=[])
+
+    def chunked_json() -> Iterator[bytes]:
+        yield b'{"number": "CAP-2", "title": "'
+        for _ in range(6):
+            yield b"a" * (1024 * 1024)
+        yield b'", "kind": "administrative"}'
+
+    r = httpx.post(
+        f"{url}/api/v1/cases",
+        content=chunked_json(),
+        headers={**auth(clerk), "Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert r.status_code == 413
+    numbers = [c["number"] for c in httpx.get(f"{url}/api/v1/cases", headers=auth(clerk)).json()["items"]]
+    assert numbers == ["CAP-1"]
+
+    big = os.urandom(6 * 1024 * 1024)
+    r = httpx.post(
+        f"{url}/api/v1/cases/{case['id']}/attachments",
+        params={"filename": "scan.tiff"},
+        content=iter([big[i : i + 65536] for i in range(0, len(big), 65536)]),
+        headers={**auth(clerk), "Content-Type": "image/tiff"},
+        timeout=60,
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["size"] == len(big) and r.json()["sha256"] == hashlib.sha256(big).hexdigest()

@@ -220,7 +220,12 @@ class AttachmentCreated(BaseModel):
     state: str
 
 
-@router.post("/cases/{case_id}/attachments", response_model=AttachmentCreated, status_code=201)
+@router.post(
+    "/cases/{case_id}/attachments",
+    response_model=AttachmentCreated,
+    status_code=201,
+    max_body_size=ATTACHMENT_MAX_BYTES,
+)
 async def upload_attachment(
     case_id: str,
     request: Request,

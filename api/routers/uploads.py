@@ -33,7 +33,9 @@ from archive.models import Media, Upload, UploadState
 from archive.pipeline import Step
 
 log = logging.getLogger("custody.api.uploads")
-router = APIRouter(prefix="/api/v1/uploads", tags=["uploads"])
+# The app caps request bodies at JSON size (api.app.MAX_JSON_BODY); tus PATCH bodies are bounded by
+# the upload's own Upload-Length, which the handler enforces byte by byte.
+router = APIRouter(prefix="/api/v1/uploads", tags=["uploads"], max_body_size=2**50)
 TUS_VERSION = "1.0.0"
 EXTENSIONS = "creation,termination,checksum"
 
