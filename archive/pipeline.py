@@ -167,6 +167,8 @@ def verify(ctx: Context, media_id: str, sha256: str) -> Step | None:
                 },
                 clock=ctx.clock,
             )
+            # An attachment already archived: the cases it was attached to get the original.
+            cases.carry_links_to_original(session, item, existing, who=ACTOR, clock=ctx.clock)
             key = item.object_key
 
             def after_commit() -> None:

@@ -151,3 +151,38 @@ def test_chunked_json_bodies_are_capped_but_attachments_and_uploads_keep_their_o
     )
     assert r.status_code == 201, r.text
     assert r.json()["size"] == len(big) and r.json()["sha256"] == hashlib.sha256(big).hexdigest()
+
+
+def test_an_attachment_already_archived_links_the_original_to_the_case(
+    live_api: LiveAPI, make_user: Any, engine: Engine, store: MinioStore, settings: Settings
+) -> None:
+    """The same scan attached to a second case is not stored twice; that case gets the archived
+    original (with the reason), so its review page and export have the bytes."""
+    clerk = make_user("clerk", "records-manager")
+    url = live_api.url
+    first = new_case(url, clerk, number="DUP-1", reviewers=[])
+    second = new_case(url, clerk, number="DUP-2", reviewers=[])
+    ctx = pipeline.Context(
+        engine=engine, store=store, keyring=Keyring(settings.resolved_key_dir()), settings=settings
+    )
+    ids = []
+    for case in (first, second):
+        r = httpx.post(
+            f"{url}/api/v1/cases/{case['id']}/attachments",
+            params={"filename": "notice.pdf"},
+            content=PDF,
+            headers={**auth(clerk), "Content-Type": "application/pdf"},
+        )
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["media_id"])
+        drive(ctx, _media(engine, ids[-1]))
+    original, again = _media(engine, ids[0]), _media(engine, ids[1])
+    assert again.state == "duplicate" and again.duplicate_of == original.id
+    links = httpx.get(f"{url}/api/v1/cases/{second['id']}/media", headers=auth(clerk)).json()
+    by_item = {x["media_id"]: x for x in links}
+    assert original.id in by_item and "same bytes as" in by_item[original.id]["reason"]
+    got = httpx.get(f"{url}/api/v1/media/{original.id}/original", headers=auth(clerk))
+    assert got.status_code == 200 and got.content == PDF
+    # The first case is unchanged: one link, to the original.
+    first_links = httpx.get(f"{url}/api/v1/cases/{first['id']}/media", headers=auth(clerk)).json()
+    assert [x["media_id"] for x in first_links] == [original.id]

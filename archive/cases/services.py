@@ -669,6 +669,36 @@ def _link(
     return link
 
 
+def carry_links_to_original(
+    session: Session, duplicate: Media, original: Media, *, who: str, clock: Clock
+) -> int:
+    """A linked item (a case attachment) turned out to be bytes already archived: its bytes are not
+    kept twice, so each case it was linked to gets the original instead, with the reason saying
+    why. The duplicate's own links stay as history. Returns the number of links made."""
+    made = 0
+    for link in session.exec(
+        select(CaseMedia).where(CaseMedia.media_id == duplicate.id, col(CaseMedia.unlinked_at).is_(None))
+    ).all():
+        if _open_link(session, link.case_id, original.id) is not None:
+            continue
+        case = session.get(Case, link.case_id)
+        if case is None:
+            continue
+        _link(
+            session,
+            who,
+            case,
+            original.id,
+            link.source,
+            f"same bytes as {duplicate.id}, linked by {link.linked_by}: {link.reason}"[:2000],
+            link.record_id,
+            "",
+            clock,
+        )
+        made += 1
+    return made
+
+
 def _reason(reason: str) -> str:
     reason = reason.strip()
     if not reason:
