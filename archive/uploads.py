@@ -32,7 +32,9 @@ from archive.tus import DEFERRED, encode_metadata, parse_metadata
 __all__ = ["DEFERRED", "encode_metadata", "parse_metadata"]
 
 CHECKSUM_ALGORITHMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "md5": hashlib.md5}
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+# Badges and serials; "@" too, since an account name (accounts._NAME) stands as the officer of a
+# case attachment.
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$")
 MAX_NAME_BYTES = 255
 
 

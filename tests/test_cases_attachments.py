@@ -186,3 +186,31 @@ def test_an_attachment_already_archived_links_the_original_to_the_case(
     # The first case is unchanged: one link, to the original.
     first_links = httpx.get(f"{url}/api/v1/cases/{first['id']}/media", headers=auth(clerk)).json()
     assert [x["media_id"] for x in first_links] == [original.id]
+
+
+def test_a_refused_attachment_leaves_nothing_in_the_locked_bucket(
+    live_api: LiveAPI, make_user: Any, store: MinioStore
+) -> None:
+    """The originals bucket keeps what it is given under Object Lock: a name or type the archive
+    refuses must be refused before any byte is stored. Account names with "@" are fine."""
+    clerk = make_user("j.doe@agency", "records-manager")
+    url = live_api.url
+    case = new_case(url, clerk, number="REF-1", reviewers=[])
+    attach = f"{url}/api/v1/cases/{case['id']}/attachments"
+    for name in ("../../etc/passwd", "a/b.pdf", "bad\x01name.pdf"):
+        r = httpx.post(
+            attach,
+            params={"filename": name},
+            content=PDF,
+            headers={**auth(clerk), "Content-Type": "application/pdf"},
+        )
+        assert r.status_code == 400, (name, r.status_code, r.text)
+    assert list(store.client.list_objects(store.originals, recursive=True)) == []
+    ok = httpx.post(
+        attach,
+        params={"filename": "notice.pdf"},
+        content=PDF,
+        headers={**auth(clerk), "Content-Type": "application/pdf"},
+    )
+    assert ok.status_code == 201, ok.text
+    assert len(list(store.client.list_objects(store.originals, recursive=True))) == 1

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from api import viewsession
 from api.deps import ClientAddr, CurrentUser, SessionDep, StoreDep
-from archive import events
+from archive import events, uploads
 from archive.cases import services as cases
 from archive.cases.models import (
     CaseKind,
@@ -247,12 +247,12 @@ async def upload_attachment(
     # Who may attach is settled before a byte is read: 404 for a case you cannot see, 403 to read only.
     await run_in_threadpool(_check_writer, session, user, case_id)
     content_type = (request.headers.get("content-type") or "application/octet-stream").split(";")[0].strip()
+    # A bad name or type is refused before a byte is read: nothing reaches the locked bucket.
+    cases.attachment_metadata(user, filename, content_type, (sha256 or uploads.DEFERRED).lower())
     digest, size = hashlib.sha256(), 0
     with tempfile.NamedTemporaryFile(prefix="custody-attachment-") as tmp:
         async for chunk in request.stream():
-            size += len(chunk)
-            if size > ATTACHMENT_MAX_BYTES:
-                raise TooLarge(f"attachment is over the limit of {ATTACHMENT_MAX_BYTES} bytes")
+            size += len(chunk)  # the route's max_body_size stops the body at ATTACHMENT_MAX_BYTES
             digest.update(chunk)
             await run_in_threadpool(tmp.write, chunk)
         if size == 0:

@@ -400,6 +400,20 @@ def _attachments(session: Session, user: User, ids: Sequence[str]) -> list[str]:
 ATTACHMENT_DEVICE = "case-attachment"  # the "device" of scans and PDFs uploaded to a case
 
 
+def attachment_metadata(user: User, filename: str, content_type: str, sha256: str) -> dict[str, str]:
+    """The upload metadata an attachment is recorded with, checked as a dock's would be. The API
+    calls this before it reads or stores a byte, so a bad name or type leaves nothing behind."""
+    meta = {
+        "filename": filename,
+        "officer": user.name,
+        "device": ATTACHMENT_DEVICE,
+        "sha256": sha256,
+        "content_type": content_type,
+    }
+    uploads.DockMetadata.parse(meta)
+    return meta
+
+
 def add_attachment(
     session: Session,
     user: User,
@@ -432,17 +446,10 @@ def add_attachment(
         part_size=part_size,
         object_key=object_key,
         created_by=user.id,
-        metadata_={
-            "filename": filename,
-            "officer": user.name,
-            "device": ATTACHMENT_DEVICE,
-            "sha256": sha256,
-            "content_type": content_type,
-        },
+        metadata_=attachment_metadata(user, filename, content_type, sha256),
         state=UploadState.COMPLETE,
         offset=size,
     )
-    uploads.DockMetadata.parse(upload.metadata_)  # refuse a bad name or type before anything is stored
     session.add(upload)
     session.flush()
     item = uploads.complete_upload(session, upload, user, addr, None)
@@ -894,6 +901,9 @@ def autolink_media(
     every case with a record (latest version) naming the item's officer, or the officer its device is
     assigned to, whose window +- ``buffer_s`` overlaps the item's corrected span. Returns case ids."""
     if item.state in UNLINKABLE or item.state is MediaState.DELETED:
+        return []
+    if item.device_serial == ATTACHMENT_DEVICE:
+        # A scan's EXIF time is not a recording of the scene: attachments join cases by hand only.
         return []
     span = corrected_span(item)
     if span is None:
