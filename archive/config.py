@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     max_metadata_bytes: int = 8 * 1024
     upload_part_bytes: int = 16 * 1024**2  # S3 multipart part size; bounds API memory per upload
     # Parts of one PATCH written to S3 while the next part is still arriving. API memory per
-    # upload is about (1 + this) x upload_part_bytes.
+    # upload is about (2 + this) x upload_part_bytes.
     upload_parts_in_flight: int = Field(default=2, ge=1, le=8)
     # One PATCH at a time per upload. Short, renewed while bytes flow: after an API crash the
     # upload is writable again within this many seconds.

@@ -9,13 +9,13 @@ Object Lock on new buckets and retention will rely on it) and derived files (pro
 from __future__ import annotations
 
 import io
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
+from xml.etree import ElementTree
 
 import urllib3
 from minio import Minio
@@ -80,12 +80,6 @@ class ObjectStore(Protocol):
         self, bucket: str, key: str, upload_id: str, parts: list[tuple[int, str]]
     ) -> None: ...
     def abort_multipart(self, bucket: str, key: str, upload_id: str) -> None: ...
-
-
-def _s3_error_code(body: bytes) -> str:
-    """The <Code> of an S3 error answer ("" when the body is not one)."""
-    m = re.search(rb"<Code>([A-Za-z0-9.]{1,64})</Code>", body[:4096])
-    return m.group(1).decode() if m else ""
 
 
 def _translate(exc: Exception, what: str) -> Exception:
@@ -277,10 +271,11 @@ class MinioStore:
         except (MinioException, urllib3.exceptions.HTTPError) as exc:
             raise _translate(exc, what) from exc
         if r.status != 200:
-            code = _s3_error_code(r.data)
-            if code in {"NoSuchUpload", "NoSuchKey", "NoSuchBucket"}:
-                raise ObjectMissing(f"{what}: {code}")
-            raise StorageError(f"{what}: HTTP {r.status} {code}")
+            try:
+                err = S3Error.fromxml(r)
+            except (ElementTree.ParseError, UnicodeDecodeError):
+                raise StorageError(f"{what}: HTTP {r.status}") from None
+            raise _translate(err, what)
         etag = r.headers.get("ETag", "").strip('"')
         if not etag:
             raise StorageError(f"{what}: no ETag in the answer")

@@ -11,6 +11,7 @@ Memory per PATCH: at most ``part_size`` plus one network chunk.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import re
@@ -197,7 +198,7 @@ class ChunkBuffer:
     a part joins its chunks once (a bytearray copied every byte twice)."""
 
     def __init__(self) -> None:
-        self.chunks: list[bytes] = []
+        self.chunks: collections.deque[bytes] = collections.deque()
         self.size = 0
 
     def __len__(self) -> int:
@@ -217,7 +218,7 @@ class ChunkBuffer:
         while need:
             head = self.chunks[0]
             if len(head) <= need:
-                out.append(self.chunks.pop(0))
+                out.append(self.chunks.popleft())
                 need -= len(head)
             else:
                 out.append(head[:need])
@@ -283,11 +284,6 @@ class PartWriter:
     @property
     def has_full_part(self) -> bool:
         return len(self.buf) >= self.part_size
-
-    def flush_full_parts(self) -> None:
-        while len(self.buf) >= self.part_size:
-            number, data = self.take_part()
-            self.part_written(number, len(data), self.write_part(number, data))
 
     # Pipelined writing, for a caller that keeps receiving while parts go to S3:
     # take_part (caller's thread) -> write_part (any thread) -> part_written (caller's thread),

@@ -128,13 +128,16 @@ HEAD_SETTLE_S = 5.0
 
 
 @router.head("/{upload_id}")
-def head(upload_id: str, request: Request, session: SessionDep, user: CurrentUser) -> Response:
-    upload = uploads.get_upload_for(session, upload_id, user)
-    deadline = time.monotonic() + HEAD_SETTLE_S
+async def head(upload_id: str, request: Request, session: SessionDep, user: CurrentUser) -> Response:
+    upload = await run_in_threadpool(uploads.get_upload_for, session, upload_id, user)
     redis = request.app.state.redis
-    while redis.exists(_lock_key(upload_id)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    session.refresh(upload)
+    if await run_in_threadpool(redis.exists, _lock_key(upload_id)):
+        # Wait without holding a database connection or a thread, then read the settled row.
+        await run_in_threadpool(session.close)
+        deadline = time.monotonic() + HEAD_SETTLE_S
+        while time.monotonic() < deadline and await run_in_threadpool(redis.exists, _lock_key(upload_id)):
+            await asyncio.sleep(0.05)
+        upload = await run_in_threadpool(uploads.get_upload_for, session, upload_id, user)
     headers = {
         "Tus-Resumable": TUS_VERSION,
         "Upload-Offset": str(upload.offset),
@@ -233,15 +236,30 @@ async def patch(
             f"another request is writing to this upload, or one was cut off less than {ttl} s ago; "
             "retry after a few seconds"
         )
+    renewer = asyncio.create_task(_keep_locked(lock, ttl, upload_id))
     try:
-        return await _patch_locked(
-            upload_id, request, session, user, store, addr, offset, checksum, declared, lock
-        )
+        return await _patch_locked(upload_id, request, session, user, store, addr, offset, checksum, declared)
     finally:
+        renewer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewer
         try:
             await run_in_threadpool(lock.release)
         except LockError:
             log.warning("upload lock for %s expired before release", upload_id)
+
+
+async def _keep_locked(lock: Any, ttl: int, upload_id: str) -> None:
+    """Renew the upload's lock for as long as its PATCH runs: while bytes arrive, and equally while
+    it waits on S3 for parts or for the final write. Reset (not add to) its lifetime, so a crashed
+    API never holds it longer than one TTL."""
+    while True:
+        await asyncio.sleep(ttl / 3)
+        try:
+            await run_in_threadpool(functools.partial(lock.extend, ttl, replace_ttl=True))
+        except LockError:
+            log.error("upload lock for %s was lost while its PATCH ran", upload_id)
+            return
 
 
 async def _patch_locked(
@@ -254,7 +272,6 @@ async def _patch_locked(
     offset: int,
     checksum: tuple[str, bytes, Any] | None,
     declared: str | None,
-    lock: Any,
 ) -> Response:
     upload: Upload = await run_in_threadpool(uploads.get_upload_for, session, upload_id, user)
     await run_in_threadpool(session.refresh, upload)
@@ -283,8 +300,6 @@ async def _patch_locked(
     writer = uploads.PartWriter(store, upload)
     await run_in_threadpool(writer.load_tail)
     settings = get_settings()
-    ttl = settings.upload_lock_ttl_s
-    renewed = time.monotonic()
     hasher = checksum[2] if checksum else None
     disconnected = False
     # Parts on their way to S3 while the next one arrives: (number, size, write task), oldest
@@ -334,10 +349,6 @@ async def _patch_locked(
                 writer.add(chunk)
                 if hasher is not None:
                     hasher.update(chunk)
-                if time.monotonic() - renewed > ttl / 3:
-                    # Reset (not add to) the lock's lifetime, so a crashed API never holds it long.
-                    await run_in_threadpool(functools.partial(lock.extend, ttl, replace_ttl=True))
-                    renewed = time.monotonic()
                 while writer.has_full_part:
                     async with changed:
                         await changed.wait_for(lambda: len(pending) < in_flight or confirmer.done())
