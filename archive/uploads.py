@@ -6,7 +6,7 @@ itself with the same bytes. Bytes that do not yet fill a part are kept in a smal
 so an API restart or a dropped connection loses nothing that was acknowledged. The database row
 is the only record of progress and is written after the bytes it describes are in S3.
 
-Memory per PATCH: at most ``part_size`` plus one network chunk.
+Memory per PATCH: about (2 + parts in flight) x ``part_size`` (see the tus router).
 """
 
 from __future__ import annotations
@@ -204,9 +204,6 @@ class ChunkBuffer:
     def __len__(self) -> int:
         return self.size
 
-    def __bool__(self) -> bool:
-        return self.size > 0
-
     def append(self, chunk: bytes) -> None:
         self.chunks.append(chunk)
         self.size += len(chunk)
@@ -247,6 +244,8 @@ class PartWriter:
         self.part_size = upload.part_size
         self.length = upload.length
         self.parts: list[dict[str, Any]] = [dict(p) for p in upload.parts]
+        # Kept as a running total: offset is read for every network chunk of a PATCH.
+        self.parts_bytes = sum(int(p["size"]) for p in self.parts)
         self.start_offset = upload.offset
         self.tail_size = upload.tail_size
         self.tail_object_key = tail_key(upload)
@@ -255,9 +254,9 @@ class PartWriter:
         self.in_flight = 0
         self.in_flight_bytes = 0
 
-    @property
-    def parts_bytes(self) -> int:
-        return sum(int(p["size"]) for p in self.parts)
+    def _add_part(self, number: int, etag: str, size: int) -> None:
+        self.parts.append({"n": number, "etag": etag, "size": size})
+        self.parts_bytes += size
 
     @property
     def offset(self) -> int:
@@ -267,7 +266,7 @@ class PartWriter:
         if self.tail_size:
             with self.store.open_stream(self.bucket, self.tail_object_key, 0, self.tail_size) as chunks:
                 for c in chunks:
-                    self.buf.append(bytes(c))
+                    self.buf.append(c)
             if len(self.buf) != self.tail_size:
                 raise StorageError(
                     f"tail of upload {self.key} has {len(self.buf)} bytes, expected {self.tail_size}"
@@ -304,7 +303,7 @@ class PartWriter:
     def part_written(self, number: int, size: int, etag: str) -> None:
         if number != len(self.parts) + 1:
             raise RuntimeError(f"part {number} confirmed out of order after {len(self.parts)} parts")
-        self.parts.append({"n": number, "etag": etag, "size": size})
+        self._add_part(number, etag, size)
         self.in_flight -= 1
         self.in_flight_bytes -= size
 
@@ -324,7 +323,7 @@ class PartWriter:
                 etag = self.store.upload_part(
                     self.bucket, self.key, self.multipart_id, number, self.buf.getvalue()
                 )
-                self.parts.append({"n": number, "etag": etag, "size": len(self.buf)})
+                self._add_part(number, etag, len(self.buf))
                 self.buf.clear()
             try:
                 self.store.complete_multipart(
