@@ -1,0 +1,102 @@
+"""Who may do what: one vocabulary of permissions, decided in services.
+
+Routers and tasks never check roles themselves; a service calls :func:`authorize` with the acting
+user and the permission its operation needs. Need-to-know rules that depend on the item (a
+reviewer sees only the cases assigned to them) live beside the domain (``archive.cases.access``)
+and are expressed on top of these permissions.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from archive.errors import Forbidden
+from archive.models import Role, User
+
+
+class Permission(StrEnum):
+    # ingest
+    UPLOAD = "media.upload"  # dock recordings (officers: only as themselves)
+    UPLOAD_AS_ANYONE = "media.upload.any-officer"
+    # media and cases
+    MEDIA_READ = "media.read"  # within need-to-know (assigned cases, own recordings)
+    MEDIA_READ_ALL = "media.read.all"  # every item, linked or not
+    CASE_READ_ALL = "case.read.all"
+    CASE_ADMIN = "case.admin"  # open cases, assign reviewers, move stage and status
+    CASE_WRITE_ASSIGNED = "case.write.assigned"  # write records/links in cases assigned to you
+    EXPORT = "case.export"
+    # retention
+    RETENTION_FLAG = "retention.flag"
+    RETENTION_HOLD = "retention.hold"
+    RETENTION_HOLD_RELEASE = "retention.hold.release"
+    RETENTION_POLICY_READ = "retention.policy.read"
+    RETENTION_POLICY_SET = "retention.policy.set"
+    # audit
+    AUDIT = "audit"
+
+
+_READERS = {Permission.MEDIA_READ}
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.OFFICER: frozenset({Permission.UPLOAD, Permission.MEDIA_READ}),
+    Role.REVIEWER: frozenset(
+        {*_READERS, Permission.CASE_WRITE_ASSIGNED, Permission.EXPORT, Permission.RETENTION_FLAG}
+    ),
+    Role.AUDITOR: frozenset(
+        {
+            *_READERS,
+            Permission.MEDIA_READ_ALL,
+            Permission.CASE_READ_ALL,
+            Permission.RETENTION_POLICY_READ,
+            Permission.AUDIT,
+        }
+    ),
+    Role.RECORDS_MANAGER: frozenset(
+        {
+            *_READERS,
+            Permission.MEDIA_READ_ALL,
+            Permission.CASE_READ_ALL,
+            Permission.CASE_ADMIN,
+            Permission.EXPORT,
+            Permission.RETENTION_FLAG,
+            Permission.RETENTION_HOLD,
+            Permission.RETENTION_HOLD_RELEASE,
+            Permission.RETENTION_POLICY_READ,
+            Permission.RETENTION_POLICY_SET,
+        }
+    ),
+    Role.ADMIN: frozenset(
+        {
+            *_READERS,
+            Permission.UPLOAD,
+            Permission.UPLOAD_AS_ANYONE,
+            Permission.MEDIA_READ_ALL,
+            Permission.CASE_READ_ALL,
+            Permission.CASE_ADMIN,
+            Permission.EXPORT,
+            Permission.RETENTION_FLAG,
+            Permission.RETENTION_HOLD,
+            Permission.RETENTION_POLICY_READ,
+            Permission.AUDIT,
+        }
+    ),
+}
+
+
+def can(user: User, permission: Permission) -> bool:
+    return permission in ROLE_PERMISSIONS.get(user.role, frozenset())
+
+
+def authorize(user: User, permission: Permission) -> None:
+    """Raise :class:`Forbidden` (403, logged by the API as a refusal) unless ``user`` holds it."""
+    if not can(user, permission):
+        raise Forbidden(f"role {user.role} may not do this ({permission})")
+
+
+def actor(user: User | str | None) -> str:
+    """The custody log's name for whoever acted: ``user:<name>``, or a ``system:...`` actor."""
+    if user is None:
+        return "anonymous"
+    if isinstance(user, str):
+        return user if ":" in user else f"user:{user}"
+    return f"user:{user.name}"
