@@ -20,10 +20,10 @@ from api.deps import CurrentUser, bearer_token, client_addr
 from api.routers import audit, cases, media, retention, uploads
 from archive import accounts
 from archive.config import get_settings
-from archive.db import make_engine
+from archive.context import Context
+from archive.db import session_scope
 from archive.errors import Concealed, CustodyError, Forbidden, StorageError, Unauthorized
 from archive.signing import Keyring
-from archive.storage import MinioStore
 
 log = logging.getLogger("custody.api")
 HEARTBEAT_PREFIX = "custody:worker-heartbeat:"
@@ -32,16 +32,16 @@ HEARTBEAT_PREFIX = "custody:worker-heartbeat:"
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     s = get_settings()
-    app.state.engine = make_engine(s.resolved_database_url())
-    app.state.store = MinioStore(s)
-    app.state.redis = redis.Redis.from_url(s.redis_url, socket_timeout=5, socket_connect_timeout=2)
-    app.state.keyring = Keyring(s.resolved_key_dir())
-    if not hasattr(app.state, "dispatcher"):
+    dispatcher = getattr(app.state, "dispatcher", None)
+    if dispatcher is None:
         from workers.celery_app import CeleryDispatcher  # the public face of the workers
 
-        app.state.dispatcher = CeleryDispatcher()
+        dispatcher = CeleryDispatcher()
+    ctx = Context.build(s, dispatcher)
+    app.state.ctx = ctx
+    app.state.redis = redis.Redis.from_url(s.redis_url, socket_timeout=5, socket_connect_timeout=2)
     yield
-    app.state.engine.dispose()
+    ctx.close()
     app.state.redis.close()
 
 
@@ -95,7 +95,7 @@ def create_app() -> FastAPI:
         """200 when the API, database, Redis and S3 answer and a worker is alive; 503 naming what is down."""
         checks: dict[str, str] = {}
         try:
-            with Session(request.app.state.engine) as session:
+            with Session(request.app.state.ctx.engine) as session:
                 session.exec(text("SELECT 1"))  # type: ignore[call-overload]
             checks["database"] = "ok"
         except Exception as exc:  # noqa: BLE001 - a health check reports every failure, whatever it is
@@ -113,7 +113,7 @@ def create_app() -> FastAPI:
             checks["redis"] = f"down: {exc.__class__.__name__}"
             checks["worker"] = "unknown: redis is down"
         try:
-            request.app.state.store.ping()
+            request.app.state.ctx.store.ping()
             checks["s3"] = "ok"
         except CustodyError as exc:
             checks["s3"] = f"down: {exc}"
@@ -143,7 +143,7 @@ def create_app() -> FastAPI:
     def keys(request: Request) -> KeysOut:
         """Public keys that verify manifest signatures (old keys stay listed after rotation).
         Public by design: anyone holding an export must be able to check it."""
-        ring: Keyring = request.app.state.keyring
+        ring: Keyring = request.app.state.ctx.keyring
         return KeysOut(
             keys=[
                 KeyOut(key_id=k.key_id, algorithm=k.algorithm, public_key_pem=k.public_key_pem)
@@ -157,7 +157,7 @@ def create_app() -> FastAPI:
 def _record_denied(request: Request, exc: CustodyError) -> None:
     # Set by the authentication dependencies once a token is accepted: a 403 names who was refused.
     user = getattr(request.state, "user_name", None)
-    with Session(request.app.state.engine) as session:
+    with session_scope(request.app.state.ctx.engine) as session:
         accounts.record_denied(
             session,
             user,
@@ -166,7 +166,6 @@ def _record_denied(request: Request, exc: CustodyError) -> None:
             client_addr(request),
             reason=str(exc),
         )
-        session.commit()
     if bearer_token(request) is None:
         log.info("unauthenticated %s %s from %s", request.method, request.url.path, client_addr(request))
 

@@ -9,15 +9,25 @@ from fastapi import Depends, Request
 from sqlmodel import Session
 
 from archive import accounts
+from archive.context import Context, Dispatcher
 from archive.db import session_scope
 from archive.models import Role, User
 from archive.signing import Keyring
 from archive.storage import ObjectStore
 
 
+def get_context(request: Request) -> Context:
+    ctx: Context = request.app.state.ctx
+    return ctx
+
+
+ContextDep = Annotated[Context, Depends(get_context)]
+
+
 def get_session(request: Request) -> Iterator[Session]:
-    """One unit of work per request: commit once at the end, roll back on error."""
-    with session_scope(request.app.state.engine) as session:
+    """One unit of work per request: commit once at the end (then what services handed to
+    ``archive.db.after_commit`` runs, e.g. sending tasks), roll back on error."""
+    with session_scope(get_context(request).engine) as session:
         yield session
 
 
@@ -60,16 +70,21 @@ def require(*roles: Role) -> object:
 
 
 def get_store(request: Request) -> ObjectStore:
-    store: ObjectStore = request.app.state.store
-    return store
+    return get_context(request).store
 
 
 StoreDep = Annotated[ObjectStore, Depends(get_store)]
 
 
 def get_keyring(request: Request) -> Keyring:
-    keyring: Keyring = request.app.state.keyring
-    return keyring
+    return get_context(request).keyring
 
 
 KeyringDep = Annotated[Keyring, Depends(get_keyring)]
+
+
+def get_dispatcher(request: Request) -> Dispatcher:
+    return get_context(request).dispatcher
+
+
+DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]

@@ -1,8 +1,15 @@
-"""Database engine and sessions. One engine per process, created after fork, never at import."""
+"""Database engine, sessions and the unit of work. One engine per process, created after fork, never
+at import.
+
+A unit of work (:func:`session_scope`, or the API's request session built on it) commits once at the
+end. Services flush, never commit; what must happen only once their writes are durable (sending a
+task, deleting a superseded object) they hand to :func:`after_commit`, which runs it right after the
+session's next successful commit and forgets it on rollback.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -16,6 +23,26 @@ from sqlmodel import Session, create_engine
 from archive.config import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+_AFTER_COMMIT = "custody.after_commit"
+
+
+def after_commit(session: Session, action: Callable[[], None]) -> None:
+    """Run ``action`` once the session's current transaction has committed; never if it rolls back.
+
+    This is how a task is sent for a row: the worker must find the row it is told about, so the
+    message leaves only after the commit (a crash in between is covered by the reconcile sweep)."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(action)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit(session: Session) -> None:
+    for action in session.info.pop(_AFTER_COMMIT, []):
+        action()
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_after_commit(session: Session) -> None:
+    session.info.pop(_AFTER_COMMIT, None)
 
 
 def make_engine(url: str) -> Engine:

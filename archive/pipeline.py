@@ -14,25 +14,23 @@ import hashlib
 import logging
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from archive import events, media
 from archive.cases import services as cases
-from archive.clock import Clock, as_utc, utcnow
+from archive.clock import as_utc
 from archive.config import Settings
-from archive.db import session_scope
+from archive.context import Context
+from archive.db import after_commit, session_scope
 from archive.errors import NotFound, ObjectMissing, UndecodableMedia
 from archive.hashing import digest_chunks, digest_file
 from archive.models import Derivative, DerivativeKind, Manifest, Media, MediaState, Outcome
-from archive.signing import ALGORITHM, Keyring, canonical_json
-from archive.storage import ObjectStore
+from archive.signing import ALGORITHM, canonical_json
 
 log = logging.getLogger("custody.pipeline")
 ACTOR = events.SYSTEM_WORKER
@@ -57,17 +55,13 @@ STEP_FOR_STATE = {state: step for step, state in REQUIRED_STATE.items()}
 NEXT_STEP = {Step.VERIFY: Step.PROBE, Step.PROBE: Step.DERIVE, Step.DERIVE: Step.SIGN}
 
 
-class Dispatcher(Protocol):
+class StepSender(Protocol):
+    """What :func:`run` needs of a dispatcher (``archive.context.Dispatcher`` is one)."""
+
     def send(self, step: Step, media_id: str, sha256: str) -> None: ...
 
 
-@dataclass
-class Context:
-    engine: Engine
-    store: ObjectStore
-    keyring: Keyring
-    settings: Settings
-    clock: Clock = utcnow
+__all__ = ["Context", "Step", "StepSender", "run", "stuck"]
 
 
 def _lock(session: Session, media_id: str) -> Media:
@@ -125,7 +119,6 @@ def verify(ctx: Context, media_id: str, sha256: str) -> Step | None:
             actual = digest_chunks(chunks)
     except ObjectMissing:
         actual = None
-    after_commit: Callable[[], None] | None = None
     with session_scope(ctx.engine) as session:
         item = _lock(session, media_id)
         if item.state is not MediaState.RECEIVED:
@@ -170,10 +163,7 @@ def verify(ctx: Context, media_id: str, sha256: str) -> Step | None:
             # An attachment already archived: the cases it was attached to get the original.
             cases.carry_links_to_original(session, item, existing, who=ACTOR, clock=ctx.clock)
             key = item.object_key
-
-            def after_commit() -> None:
-                ctx.store.delete(bucket, key)
-
+            after_commit(session, lambda: ctx.store.delete(bucket, key))
             next_step = None
         else:
             item.archived_sha256 = actual.hex
@@ -181,8 +171,6 @@ def verify(ctx: Context, media_id: str, sha256: str) -> Step | None:
                 session, ctx, item, MediaState.VERIFIED, "media.verify", sha256=actual.hex, size=actual.size
             )
             next_step = Step.PROBE
-    if after_commit:
-        after_commit()
     return next_step
 
 
@@ -382,11 +370,12 @@ STEPS: dict[Step, Callable[[Context, str, str], Step | None]] = {
 }
 
 
-def run(ctx: Context, step: Step, media_id: str, sha256: str, dispatcher: Dispatcher) -> None:
-    """Run one step and, after its transaction has committed, hand the item to the next."""
+def run(ctx: Context, step: Step, media_id: str, sha256: str, dispatcher: StepSender | None = None) -> None:
+    """Run one step and, after its transaction has committed, hand the item to the next
+    (through ``dispatcher``, by default the context's)."""
     next_step = STEPS[step](ctx, media_id, sha256)
     if next_step is not None:
-        dispatcher.send(next_step, media_id, sha256)
+        (dispatcher or ctx.dispatcher).send(next_step, media_id, sha256)
 
 
 def stuck(

@@ -8,11 +8,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from archive.config import get_settings
+
+if TYPE_CHECKING:
+    from archive.context import Context
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 
@@ -22,17 +25,24 @@ def main() -> None:
     """Custody: evidence and audio-video record archive."""
 
 
+def _context() -> Context:
+    """The command's collaborators (one context per command; the CLI sends no tasks)."""
+    from archive.context import Context
+
+    return Context.build(get_settings())
+
+
 def _prepare() -> None:
     """Schema to head, buckets present, signing key present: safe to run every start."""
     from archive.db import migrate
-    from archive.signing import Keyring
-    from archive.storage import MinioStore
 
     s = get_settings()
     s.data_dir.mkdir(parents=True, exist_ok=True)
     migrate(s)
-    MinioStore(s).ensure_buckets()
-    Keyring(s.resolved_key_dir()).current_key_id()
+    ctx = _context()
+    ctx.store.ensure_buckets()
+    ctx.keyring.current_key_id()
+    ctx.close()
 
 
 @main.command()
@@ -57,14 +67,13 @@ def users() -> None:
 def users_add(name: str, role: str) -> None:
     """Create a user; prints the bearer token alone on the last line (it is not stored, keep it)."""
     from archive import accounts
-    from archive.db import make_engine, migrate, session_scope
+    from archive.db import migrate, session_scope
     from archive.errors import CustodyError
     from archive.models import Role
 
-    s = get_settings()
-    migrate(s)
+    migrate(get_settings())
     try:
-        with session_scope(make_engine(s.resolved_database_url())) as session:
+        with session_scope(_context().engine) as session:
             _, token = accounts.add_user(session, name, Role(role))
     except CustodyError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -75,14 +84,13 @@ def users_add(name: str, role: str) -> None:
 @main.command()
 def checkpoint() -> None:
     """Sequence new custody events into the log and sign a checkpoint now."""
-    from archive.db import make_engine, migrate, session_scope
+    from archive.db import migrate, session_scope
     from archive.ledger import services as ledger
-    from archive.signing import Keyring
 
-    s = get_settings()
-    migrate(s)
-    with session_scope(make_engine(s.resolved_database_url())) as session:
-        cp = ledger.sign_checkpoint(session, Keyring(s.resolved_key_dir()))
+    migrate(get_settings())
+    ctx = _context()
+    with session_scope(ctx.engine) as session:
+        cp = ledger.sign_checkpoint(session, ctx.keyring)
     click.echo(f"checkpoint {cp.id}: tree size {cp.tree_size}, root {cp.root_hash}, key {cp.key_id}")
 
 
@@ -94,15 +102,12 @@ def verify(as_json: bool) -> None:
     import json
 
     from archive.audit import services as audit
-    from archive.db import make_engine, migrate, session_scope
-    from archive.signing import Keyring
-    from archive.storage import MinioStore
+    from archive.db import migrate, session_scope
 
-    s = get_settings()
-    migrate(s)
-    engine = make_engine(s.resolved_database_url())
-    report = audit.verify_all(engine, MinioStore(s), Keyring(s.resolved_key_dir()))
-    with session_scope(engine) as session:
+    migrate(get_settings())
+    ctx = _context()
+    report = audit.verify_all(ctx.engine, ctx.store, ctx.keyring)
+    with session_scope(ctx.engine) as session:
         audit.record_report(session, report, actor="system:cli")
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
@@ -135,19 +140,17 @@ def verify(as_json: bool) -> None:
 def export_case(case: str, out: Path, agency: str | None, media_ids: tuple[str, ...]) -> None:
     """Write an evidence export of CASE (case id or number): linked media, text records, custody
     events with inclusion proofs, keys and a standalone verifier, in one zip."""
-    from archive.db import make_engine, migrate
+    from archive.db import migrate
     from archive.errors import CustodyError
     from archive.export import services as export
-    from archive.signing import Keyring
-    from archive.storage import MinioStore
 
-    s = get_settings()
-    migrate(s)
+    migrate(get_settings())
+    ctx = _context()
     try:
         res = export.build_export(
-            make_engine(s.resolved_database_url()),
-            MinioStore(s),
-            Keyring(s.resolved_key_dir()),
+            ctx.engine,
+            ctx.store,
+            ctx.keyring,
             case,
             out,
             actor="system:cli",
@@ -173,15 +176,13 @@ def keys() -> None:
 def keys_rotate() -> None:
     """Make a new current signing key; old keys stay so old signatures still verify."""
     from archive import events
-    from archive.db import make_engine, migrate, session_scope
-    from archive.signing import Keyring
+    from archive.db import migrate, session_scope
 
-    s = get_settings()
-    migrate(s)
-    ring = Keyring(s.resolved_key_dir())
-    old = ring.current_key_id()
-    new = ring.rotate()
-    with session_scope(make_engine(s.resolved_database_url())) as session:
+    migrate(get_settings())
+    ctx = _context()
+    old = ctx.keyring.current_key_id()
+    new = ctx.keyring.rotate()
+    with session_scope(ctx.engine) as session:
         events.record(
             session,
             actor="system:cli",
@@ -424,12 +425,8 @@ def dock(
 
 
 def _collaborators() -> tuple[Any, Any, Any]:
-    from archive.db import make_engine
-    from archive.signing import Keyring
-    from archive.storage import MinioStore
-
-    s = get_settings()
-    return make_engine(s.resolved_database_url()), MinioStore(s), Keyring(s.resolved_key_dir())
+    ctx = _context()
+    return ctx.engine, ctx.store, ctx.keyring
 
 
 @main.command()

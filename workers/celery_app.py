@@ -10,7 +10,6 @@ from celery.schedules import crontab
 from kombu.entity import Queue
 
 from archive.config import get_settings
-from archive.pipeline import Step
 
 INGEST_QUEUE = "ingest"
 TRANSCODE_QUEUE = "transcode"
@@ -92,10 +91,11 @@ app = make_celery()
 
 
 class CeleryDispatcher:
-    """Sends pipeline steps by task name; used by the API and by the tasks themselves.
-    Call it only after the transaction that made the item has committed."""
+    """``archive.context.Dispatcher`` over Celery: sends pipeline steps and tasks by name; used by the
+    API and by the tasks themselves. Call it only after the transaction that made the item has
+    committed (``archive.db.after_commit``)."""
 
-    def send(self, step: Step, media_id: str, sha256: str) -> None:
+    def send(self, step: str, media_id: str, sha256: str) -> None:
         app.send_task(f"custody.{step}", args=[media_id, sha256])
 
     def send_task(self, name: str, *args: str) -> None:

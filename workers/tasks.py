@@ -17,41 +17,33 @@ from sqlmodel import Session
 from archive import pipeline
 from archive.audit import services as audit
 from archive.config import get_settings
-from archive.db import make_engine, session_scope
+from archive.context import Context
+from archive.db import session_scope
 from archive.errors import MediaToolFailed, StorageError
 from archive.ledger import services as ledger
-from archive.signing import Keyring
-from archive.storage import MinioStore
 from retention import services as retention
 from workers.celery_app import CeleryDispatcher, app
 
 log = logging.getLogger("custody.tasks")
 HEARTBEAT_KEY = "custody:worker-heartbeat:"
 
-_ctx: pipeline.Context | None = None
+_ctx: Context | None = None
 
 
-def context() -> pipeline.Context:
-    """Per-process collaborators, built lazily after fork (never shared across processes)."""
+def context() -> Context:
+    """This process's collaborators: built once per worker process, after fork (never shared across
+    processes); lazily for a process that skipped ``worker_process_init`` (the solo pool)."""
     global _ctx
     if _ctx is None:
-        s = get_settings()
-        _ctx = pipeline.Context(
-            engine=make_engine(s.resolved_database_url()),
-            store=MinioStore(s),
-            keyring=Keyring(s.resolved_key_dir()),
-            settings=s,
-        )
+        _ctx = Context.build(dispatcher=CeleryDispatcher())
     return _ctx
 
 
 @worker_process_init.connect
-def _reset_after_fork(**_: Any) -> None:
+def _build_after_fork(**_: Any) -> None:
     global _ctx
-    _ctx = None
+    _ctx = Context.build(dispatcher=CeleryDispatcher())
 
-
-dispatcher = CeleryDispatcher()
 
 # Retry only what may pass: storage hiccups, an ffmpeg that stalled or crashed, and the
 # unique-digest race of two identical uploads verified at once.
@@ -68,7 +60,7 @@ def _task(step: pipeline.Step) -> Any:
         max_retries=8,
     )
     def run(self: Any, media_id: str, sha256: str) -> None:
-        pipeline.run(context(), step, media_id, sha256, dispatcher)
+        pipeline.run(context(), step, media_id, sha256)
 
     return run
 
@@ -87,7 +79,7 @@ def reconcile() -> int:
         items = pipeline.stuck(session, ctx.clock(), timedelta(seconds=ctx.settings.reconcile_stale_after_s))
     for step, media_id, sha in items:
         log.warning("reconcile: re-driving %s for media %s", step, media_id)
-        dispatcher.send(step, media_id, sha)
+        ctx.dispatcher.send(step, media_id, sha)
     return len(items)
 
 

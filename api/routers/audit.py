@@ -114,7 +114,7 @@ async def run_verify(
     request: Request, user: Auditor, addr: ClientAddr, store: StoreDep, keyring: KeyringDep
 ) -> dict[str, Any]:
     """Run the full verification now (can take long on a big archive) and record it in the log."""
-    engine = request.app.state.engine
+    engine = request.app.state.ctx.engine
     report = await run_in_threadpool(audit.verify_all, engine, store, keyring)
 
     def record() -> None:
@@ -169,7 +169,7 @@ async def create_export(
         res = await run_in_threadpool(
             partial(
                 export.build_export,
-                request.app.state.engine,
+                request.app.state.ctx.engine,
                 store,
                 keyring,
                 body.case,

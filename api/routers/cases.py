@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import BaseModel, Field
 
 from api import viewsession
-from api.deps import ClientAddr, CurrentUser, SessionDep, StoreDep
+from api.deps import ClientAddr, CurrentUser, DispatcherDep, SessionDep, StoreDep
 from archive import events, uploads
 from archive.cases import services as cases
 from archive.cases.models import (
@@ -28,6 +28,7 @@ from archive.cases.models import (
     Timeline,
 )
 from archive.config import get_settings
+from archive.db import after_commit
 from archive.errors import InvalidInput, NotFound, TooLarge
 from archive.models import Media, new_id
 from archive.pipeline import Step
@@ -233,6 +234,7 @@ async def upload_attachment(
     user: CurrentUser,
     store: StoreDep,
     addr: ClientAddr,
+    dispatcher: DispatcherDep,
     filename: Annotated[str, Query(min_length=1, max_length=255)],
     sha256: Annotated[str | None, Query(pattern="^[0-9a-fA-F]{64}$")] = None,
 ) -> AttachmentCreated:
@@ -276,12 +278,11 @@ async def upload_attachment(
                 part_size=get_settings().upload_part_bytes,
                 addr=addr,
             )
-            session.commit()
+            # Sent only after the request's commit: the worker must find the row it is told about.
+            after_commit(session, lambda: dispatcher.send(Step.VERIFY, item.id, item.sha256))
             return item
 
         item = await run_in_threadpool(store_and_record)
-    # Sent only after the commit: the worker must find the row it is told about.
-    request.app.state.dispatcher.send(Step.VERIFY, item.id, item.sha256)
     return AttachmentCreated(media_id=item.id, sha256=item.sha256, size=item.size, state=item.state)
 
 

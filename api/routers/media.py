@@ -154,7 +154,8 @@ def _serve(
         client_addr=addr,
         details=details,
     )
-    session.commit()  # the access is on record before the first byte leaves
+    # The access is on record before the first byte leaves: the request's unit of work commits
+    # before the response starts (api.deps.SessionDep, scope="function").
     return StreamingResponse(
         _stream(store, bucket, key, start, length),
         status_code=status,

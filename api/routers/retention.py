@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
-from api.deps import ClientAddr, CurrentUser, SessionDep, StoreDep
+from api.deps import ClientAddr, CurrentUser, DispatcherDep, SessionDep, StoreDep
 from archive import accounts
 from archive.cases.services import media_visible
 from archive.clock import as_utc, utcnow
+from archive.db import after_commit
 from archive.errors import NotFound
 from archive.models import Media, Role, User
 from retention import services as rs
@@ -170,13 +171,12 @@ class PolicyIn(Reason):
 
 @router.put("/retention/policy")
 def put_policy(
-    body: PolicyIn, request: Request, session: SessionDep, user: CurrentUser, addr: ClientAddr
+    body: PolicyIn, session: SessionDep, user: CurrentUser, addr: ClientAddr, dispatcher: DispatcherDep
 ) -> dict[str, Any]:
     """A new version of the policy; every live item is reclassified in the background."""
     accounts.require_role(user, frozenset({Role.RECORDS_MANAGER}), "change the retention policy")
     policy = rs.set_policy(session, body.policy, actor=_actor(user), reason=body.reason, client_addr=addr)
-    session.commit()
-    request.app.state.dispatcher.send_task("custody.retention_reclassify")
+    after_commit(session, lambda: dispatcher.send_task("custody.retention_reclassify"))
     return policy.to_json()
 
 

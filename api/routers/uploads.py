@@ -24,9 +24,11 @@ from redis.exceptions import LockError
 from sqlmodel import Session
 from starlette.requests import ClientDisconnect
 
-from api.deps import ClientAddr, CurrentUser, SessionDep, StoreDep
+from api.deps import ClientAddr, CurrentUser, DispatcherDep, SessionDep, StoreDep
 from archive import uploads
 from archive.config import get_settings
+from archive.context import Dispatcher
+from archive.db import after_commit
 from archive.errors import Conflict, CustodyError, InvalidInput
 from archive.hashing import parse_sha256
 from archive.models import Media, Upload, UploadState
@@ -209,6 +211,7 @@ async def patch(
     user: CurrentUser,
     store: StoreDep,
     addr: ClientAddr,
+    dispatcher: DispatcherDep,
 ) -> Response:
     h = request.headers
     _check_version(h.get("tus-resumable"))
@@ -238,7 +241,9 @@ async def patch(
         )
     renewer = asyncio.create_task(_keep_locked(lock, ttl, upload_id))
     try:
-        return await _patch_locked(upload_id, request, session, user, store, addr, offset, checksum, declared)
+        return await _patch_locked(
+            upload_id, request, session, user, store, addr, offset, checksum, declared, dispatcher
+        )
     finally:
         renewer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -272,6 +277,7 @@ async def _patch_locked(
     offset: int,
     checksum: tuple[str, bytes, Any] | None,
     declared: str | None,
+    dispatcher: Dispatcher,
 ) -> Response:
     upload: Upload = await run_in_threadpool(uploads.get_upload_for, session, upload_id, user)
     await run_in_threadpool(session.refresh, upload)
@@ -398,14 +404,14 @@ async def _patch_locked(
         # commit is lost, the client re-sends the final PATCH and completion runs again.
         writer.save_progress(upload)
         media = uploads.complete_upload(session, upload, user, addr, declared)
+        # Sent only after the commit: the worker must find the row it is told about.
+        after_commit(session, lambda: dispatcher.send(Step.VERIFY, media.id, media.sha256))
         session.commit()
         return media
 
-    media = await run_in_threadpool(complete)
+    await run_in_threadpool(complete)
     # A tail object may remain from an earlier PATCH; S3 answers a delete of a missing key with success.
     await run_in_threadpool(store.delete, store.originals, uploads.tail_key(upload))
-    # Sent only after the commit above: the worker must find the row it is told about.
-    request.app.state.dispatcher.send(Step.VERIFY, media.id, media.sha256)
     return _patched(upload)
 
 
