@@ -11,7 +11,7 @@ from sqlmodel import Session
 from archive import accounts
 from archive.context import Context, Dispatcher
 from archive.db import session_scope
-from archive.models import Role, User
+from archive.models import User
 from archive.signing import Keyring
 from archive.storage import ObjectStore
 
@@ -57,16 +57,6 @@ def current_user(request: Request, session: SessionDep) -> User:
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
-
-
-def require(*roles: Role) -> object:
-    allowed = frozenset(roles)
-
-    def check(user: CurrentUser) -> User:
-        accounts.require_role(user, allowed, "do this")
-        return user
-
-    return Depends(check)
 
 
 def get_store(request: Request) -> ObjectStore:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from archive.errors import Forbidden
+from archive.i18n import _
 from archive.models import Role, User
 
 
@@ -18,9 +19,12 @@ class Permission(StrEnum):
     # ingest
     UPLOAD = "media.upload"  # dock recordings (officers: only as themselves)
     UPLOAD_AS_ANYONE = "media.upload.any-officer"
+    UPLOAD_MANAGE_ALL = "media.upload.manage-all"  # see and end uploads someone else started
     # media and cases
     MEDIA_READ = "media.read"  # within need-to-know (assigned cases, own recordings)
+    MEDIA_READ_OWN = "media.read.own"  # the recordings made under your own badge
     MEDIA_READ_ALL = "media.read.all"  # every item, linked or not
+    CASE_READ_ASSIGNED = "case.read.assigned"  # the cases assigned to you, and the media linked to them
     CASE_READ_ALL = "case.read.all"
     CASE_ADMIN = "case.admin"  # open cases, assign reviewers, move stage and status
     CASE_WRITE_ASSIGNED = "case.write.assigned"  # write records/links in cases assigned to you
@@ -31,6 +35,7 @@ class Permission(StrEnum):
     RETENTION_HOLD_RELEASE = "retention.hold.release"
     RETENTION_POLICY_READ = "retention.policy.read"
     RETENTION_POLICY_SET = "retention.policy.set"
+    RETENTION_REPORT = "retention.report"  # what becomes deletable soon
     # audit
     AUDIT = "audit"
 
@@ -38,9 +43,15 @@ class Permission(StrEnum):
 _READERS = {Permission.MEDIA_READ}
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.OFFICER: frozenset({Permission.UPLOAD, Permission.MEDIA_READ}),
+    Role.OFFICER: frozenset({Permission.UPLOAD, Permission.MEDIA_READ, Permission.MEDIA_READ_OWN}),
     Role.REVIEWER: frozenset(
-        {*_READERS, Permission.CASE_WRITE_ASSIGNED, Permission.EXPORT, Permission.RETENTION_FLAG}
+        {
+            *_READERS,
+            Permission.CASE_READ_ASSIGNED,
+            Permission.CASE_WRITE_ASSIGNED,
+            Permission.EXPORT,
+            Permission.RETENTION_FLAG,
+        }
     ),
     Role.AUDITOR: frozenset(
         {
@@ -63,6 +74,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.RETENTION_HOLD_RELEASE,
             Permission.RETENTION_POLICY_READ,
             Permission.RETENTION_POLICY_SET,
+            Permission.RETENTION_REPORT,
         }
     ),
     Role.ADMIN: frozenset(
@@ -70,6 +82,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             *_READERS,
             Permission.UPLOAD,
             Permission.UPLOAD_AS_ANYONE,
+            Permission.UPLOAD_MANAGE_ALL,
             Permission.MEDIA_READ_ALL,
             Permission.CASE_READ_ALL,
             Permission.CASE_ADMIN,
@@ -77,6 +90,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.RETENTION_FLAG,
             Permission.RETENTION_HOLD,
             Permission.RETENTION_POLICY_READ,
+            Permission.RETENTION_REPORT,
             Permission.AUDIT,
         }
     ),
@@ -87,10 +101,15 @@ def can(user: User, permission: Permission) -> bool:
     return permission in ROLE_PERMISSIONS.get(user.role, frozenset())
 
 
-def authorize(user: User, permission: Permission) -> None:
-    """Raise :class:`Forbidden` (403, logged by the API as a refusal) unless ``user`` holds it."""
+def authorize(user: User, permission: Permission, what: str | None = None) -> None:
+    """Raise :class:`Forbidden` (403, logged by the API as a refusal) unless ``user`` holds it.
+    ``what`` names the refused operation for the person refused ("role officer may not <what>")."""
     if not can(user, permission):
-        raise Forbidden(f"role {user.role} may not do this ({permission})")
+        if what is not None:
+            raise Forbidden(_("role {role} may not {what}").format(role=user.role, what=what))
+        raise Forbidden(
+            _("role {role} may not do this ({permission})").format(role=user.role, permission=permission)
+        )
 
 
 def actor(user: User | str | None) -> str:

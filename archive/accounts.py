@@ -10,14 +10,13 @@ import secrets
 from sqlmodel import Session, select
 
 from archive import events
-from archive.errors import Conflict, Forbidden, InvalidInput, Unauthorized
+from archive.access import actor
+from archive.errors import Conflict, InvalidInput, Unauthorized
 from archive.models import Officer, Outcome, Role, User
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 
-# What each role may do. Officers upload; reviewers and auditors read; admins do everything.
-READ_ROLES = frozenset({Role.REVIEWER, Role.AUDITOR, Role.RECORDS_MANAGER, Role.ADMIN})
-UPLOAD_ROLES = frozenset({Role.OFFICER, Role.ADMIN})
+# What each role may do is said once, in archive.access (Permission, ROLE_PERMISSIONS).
 
 
 def hash_token(token: str) -> str:
@@ -72,7 +71,7 @@ def record_denied(
     The token itself is never logged."""
     events.record(
         session,
-        actor=f"user:{user_name}" if user_name else "anonymous",
+        actor=actor(user_name),
         action=action,
         subject_type="request",
         subject_id=subject[:64],
@@ -80,8 +79,3 @@ def record_denied(
         client_addr=client_addr,
         details={"request": subject[:300], "reason": reason[:200]},
     )
-
-
-def require_role(user: User, allowed: frozenset[Role], what: str) -> None:
-    if user.role not in allowed:
-        raise Forbidden(f"role {user.role} may not {what}")

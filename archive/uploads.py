@@ -23,10 +23,11 @@ from typing import Any
 from sqlmodel import Session, select
 
 from archive import events
+from archive.access import Permission, actor, authorize, can
 from archive.clock import utcnow
 from archive.errors import Conflict, Forbidden, InvalidInput, NotFound, ObjectMissing, StorageError, TooLarge
 from archive.hashing import parse_sha256
-from archive.models import ClockSource, Device, Media, Officer, Role, Upload, UploadState, User
+from archive.models import ClockSource, Device, Media, Officer, Upload, UploadState, User
 from archive.storage import ObjectStore
 from archive.tus import DEFERRED, encode_metadata, parse_metadata
 
@@ -128,10 +129,6 @@ class DockMetadata:
         )
 
 
-def actor_of(user: User) -> str:
-    return f"user:{user.name}"
-
-
 def create_upload(
     session: Session,
     *,
@@ -143,8 +140,7 @@ def create_upload(
     client_addr: str,
     store: ObjectStore,
 ) -> Upload:
-    if user.role not in {Role.OFFICER, Role.ADMIN}:
-        raise Forbidden(f"role {user.role} may not upload")
+    authorize(user, Permission.UPLOAD, "upload")
     if length == 0:
         raise InvalidInput("zero-length file: a recording with no bytes cannot be archived")
     if length < 0:
@@ -152,7 +148,7 @@ def create_upload(
     if length > max_bytes:
         raise TooLarge(f"Upload-Length {length} exceeds the limit of {max_bytes} bytes")
     dock = DockMetadata.parse(meta)
-    if user.role is Role.OFFICER and dock.officer != user.name:
+    if dock.officer != user.name and not can(user, Permission.UPLOAD_AS_ANYONE):
         raise Forbidden(f"officer {user.name} may not upload recordings of officer {dock.officer}")
     upload = Upload(
         length=length, part_size=part_size, metadata_=meta, created_by=user.id or 0, object_key=""
@@ -163,7 +159,7 @@ def create_upload(
     session.flush()
     events.record(
         session,
-        actor=actor_of(user),
+        actor=actor(user),
         action="upload.create",
         subject_type="upload",
         subject_id=upload.id,
@@ -183,7 +179,7 @@ def get_upload_for(session: Session, upload_id: str, user: User) -> Upload:
     upload = session.get(Upload, upload_id)
     if upload is None or upload.state is UploadState.TERMINATED:
         raise NotFound(f"no upload {upload_id}")
-    if upload.created_by != user.id and user.role is not Role.ADMIN:
+    if upload.created_by != user.id and not can(user, Permission.UPLOAD_MANAGE_ALL):
         # Someone else's upload: as far as this user knows, it does not exist.
         raise NotFound(f"no upload {upload_id}")
     return upload
@@ -378,7 +374,7 @@ def complete_upload(
         session.flush()
         events.record(
             session,
-            actor=actor_of(user),
+            actor=actor(user),
             action="device.register",
             subject_type="device",
             subject_id=dock.device,
@@ -405,7 +401,7 @@ def complete_upload(
     session.flush()
     events.record(
         session,
-        actor=actor_of(user),
+        actor=actor(user),
         action="media.receive",
         subject_type="media",
         subject_id=media.id,
@@ -439,7 +435,7 @@ def terminate_upload(
     upload.updated_at = utcnow()
     events.record(
         session,
-        actor=actor_of(user),
+        actor=actor(user),
         action="upload.terminate",
         subject_type="upload",
         subject_id=upload.id,

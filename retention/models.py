@@ -23,10 +23,7 @@ class PolicyVersion(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class RetentionFlag(SQLModel, table=True):
-    __tablename__ = "retention_flags"
-    __table_args__ = (Index("ix_retention_flags_media_active", "media_id", "cleared_at"),)
-    id: int | None = Field(default=None, primary_key=True)
+class RetentionFlagBase(SQLModel):
     media_id: str = Field(foreign_key="media.id", max_length=36)
     kind: FlagKind = Field(sa_type=enum_column(FlagKind))
     reason: str = Field(max_length=2000)
@@ -37,9 +34,17 @@ class RetentionFlag(SQLModel, table=True):
     clear_reason: str | None = Field(default=None, max_length=2000)
 
 
-class LegalHold(SQLModel, table=True):
-    __tablename__ = "legal_holds"
+class RetentionFlag(RetentionFlagBase, table=True):
+    __tablename__ = "retention_flags"
+    __table_args__ = (Index("ix_retention_flags_media_active", "media_id", "cleared_at"),)
     id: int | None = Field(default=None, primary_key=True)
+
+
+class RetentionFlagPublic(RetentionFlagBase):
+    id: int
+
+
+class LegalHoldBase(SQLModel):
     media_id: str = Field(foreign_key="media.id", index=True, max_length=36)
     reason: str = Field(max_length=2000)
     placed_by: str = Field(max_length=160)
@@ -47,6 +52,15 @@ class LegalHold(SQLModel, table=True):
     released_at: datetime | None = None
     released_by: str | None = Field(default=None, max_length=160)
     release_reason: str | None = Field(default=None, max_length=2000)
+
+
+class LegalHold(LegalHoldBase, table=True):
+    __tablename__ = "legal_holds"
+    id: int | None = Field(default=None, primary_key=True)
+
+
+class LegalHoldPublic(LegalHoldBase):
+    id: int
 
 
 class RetentionStatus(SQLModel, table=True):
@@ -84,3 +98,34 @@ class Tombstone(SQLModel, table=True):
     signature: str = Field(max_length=200)
     key_id: str = Field(max_length=32)
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class RetentionPublic(SQLModel):
+    """Why an item is kept or when it may go: which rules apply, which wins, and its flags and holds."""
+
+    media_id: str
+    status: str  # "permanent", "kept", "delete after ...", "deleted", "not archived"
+    delete_after: str | None
+    rule: str | None
+    legal_hold: bool
+    storage_retain_until: str | None
+    storage_legal_hold: bool
+    explanation: dict[str, Any]
+    flags: list[RetentionFlagPublic]
+    holds: list[LegalHoldPublic]
+
+
+class RetentionDuePublic(SQLModel):
+    media_id: str
+    rule: str
+    delete_after: str | None
+    file_name: str | None
+    officer: str | None
+
+
+class RetentionReportPublic(SQLModel):
+    """What becomes deletable within ``days``, as of ``as_of``."""
+
+    as_of: str
+    days: int
+    items: list[RetentionDuePublic]

@@ -7,28 +7,25 @@ the public keys from ``/api/v1/keys``: the leaf's JSON, its RFC 6962 inclusion p
 from __future__ import annotations
 
 import tempfile
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
-from sqlmodel import col, select
 from starlette.background import BackgroundTask
 
-from api.deps import ClientAddr, KeyringDep, SessionDep, StoreDep, require
+from api.deps import ClientAddr, ContextDep, CurrentUser, KeyringDep, SessionDep, StoreDep
+from archive.access import actor
 from archive.audit import services as audit
-from archive.errors import NotFound
 from archive.export import services as export
 from archive.ledger import services as ledger
-from archive.ledger.models import Checkpoint, CheckpointPublic
-from archive.models import Role, User
+from archive.ledger.models import CheckpointPublic
 
-AUDITORS = (Role.AUDITOR, Role.ADMIN)
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
-Auditor = Annotated[User, require(*AUDITORS)]
 
 
 class CheckpointList(BaseModel):
@@ -38,32 +35,16 @@ class CheckpointList(BaseModel):
 
 @router.get("/checkpoints", response_model=CheckpointList)
 def checkpoints(
-    session: SessionDep, user: Auditor, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    session: SessionDep, user: CurrentUser, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> CheckpointList:
-    rows = session.exec(select(Checkpoint).order_by(col(Checkpoint.id).desc()).limit(limit))
-    return CheckpointList(
-        tree_size=ledger.tree_size(session),
-        checkpoints=[CheckpointPublic.model_validate(r.model_dump()) for r in rows],
-    )
+    size, rows = ledger.checkpoints_for(session, user, limit)
+    return CheckpointList(tree_size=size, checkpoints=rows)
 
 
 @router.post("/checkpoints", response_model=CheckpointPublic, status_code=201)
-def sign_checkpoint(session: SessionDep, user: Auditor, keyring: KeyringDep) -> CheckpointPublic:
+def sign_checkpoint(session: SessionDep, user: CurrentUser, keyring: KeyringDep) -> CheckpointPublic:
     """Sequence everything committed and sign a checkpoint now (on demand, besides the schedule)."""
-    cp = ledger.sign_checkpoint(session, keyring)
-    return CheckpointPublic.model_validate(cp.model_dump())
-
-
-def _checkpoint_for(session: SessionDep, tree_size: int | None) -> Checkpoint:
-    q = select(Checkpoint).order_by(col(Checkpoint.id).desc())
-    if tree_size is not None:
-        q = q.where(Checkpoint.tree_size == tree_size)
-    cp = session.exec(q.limit(1)).first()
-    if cp is None:
-        raise NotFound(
-            "no signed checkpoint" + (f" of size {tree_size}" if tree_size is not None else " yet")
-        )
-    return cp
+    return ledger.sign_checkpoint_for(session, user, keyring)
 
 
 class InclusionOut(BaseModel):
@@ -73,12 +54,11 @@ class InclusionOut(BaseModel):
 
 @router.get("/events/{event_id}/proof", response_model=InclusionOut)
 def inclusion_proof(
-    event_id: int, session: SessionDep, user: Auditor, tree_size: int | None = None
+    event_id: int, session: SessionDep, user: CurrentUser, tree_size: int | None = None
 ) -> InclusionOut:
     """The event's leaf and its inclusion path to a signed checkpoint (the latest by default)."""
-    cp = _checkpoint_for(session, tree_size)
-    proof = ledger.inclusion(session, event_id, cp.tree_size)
-    return InclusionOut(proof=proof.to_json(), checkpoint=CheckpointPublic.model_validate(cp.model_dump()))
+    proof, cp = ledger.inclusion_for(session, user, event_id, tree_size)
+    return InclusionOut(proof=proof.to_json(), checkpoint=cp)
 
 
 class ConsistencyOut(BaseModel):
@@ -92,56 +72,34 @@ class ConsistencyOut(BaseModel):
 @router.get("/consistency", response_model=ConsistencyOut)
 def consistency_proof(
     session: SessionDep,
-    user: Auditor,
+    user: CurrentUser,
     first: Annotated[int, Query(ge=0)],
     second: Annotated[int, Query(ge=0)],
 ) -> ConsistencyOut:
     """RFC 6962 consistency proof that the tree of size ``second`` extends the one of size ``first``."""
-    if first > second:
-        raise NotFound("first must not be larger than second")
-    path = ledger.consistency(session, first, second)
-    return ConsistencyOut(
-        first=first,
-        second=second,
-        first_root=ledger.root_hash(session, first).hex(),
-        second_root=ledger.root_hash(session, second).hex(),
-        consistency_path=path,
-    )
+    return ConsistencyOut.model_validate(asdict(ledger.consistency_for(session, user, first, second)))
 
 
 @router.post("/verify")
 async def run_verify(
-    request: Request, user: Auditor, addr: ClientAddr, store: StoreDep, keyring: KeyringDep
+    ctx: ContextDep, user: CurrentUser, addr: ClientAddr, store: StoreDep, keyring: KeyringDep
 ) -> dict[str, Any]:
     """Run the full verification now (can take long on a big archive) and record it in the log."""
-    engine = request.app.state.ctx.engine
-    report = await run_in_threadpool(audit.verify_all, engine, store, keyring)
-
-    def record() -> None:
-        from archive.db import session_scope
-
-        with session_scope(engine) as session:
-            audit.record_report(session, report, actor=f"user:{user.name}", client_addr=addr)
-
-    await run_in_threadpool(record)
+    report = await run_in_threadpool(
+        partial(audit.verify_for, ctx.engine, store, keyring, user, client_addr=addr)
+    )
     return report.to_json()
 
 
 @router.get("/verify")
 def verification_results(
-    session: SessionDep, user: Auditor, limit: Annotated[int, Query(ge=1, le=100)] = 10
+    session: SessionDep, user: CurrentUser, limit: Annotated[int, Query(ge=1, le=100)] = 10
 ) -> dict[str, Any]:
     """The latest verification and fixity-sweep results, as recorded in the custody log."""
-    return {
-        "results": [
-            {"event_id": e.id, "at": e.at.isoformat(), "action": e.action, "actor": e.actor, **e.details}
-            for e in audit.last_reports(session, limit)
-        ]
-    }
+    return {"results": audit.reports_for(session, user, limit)}
 
 
 exports = APIRouter(prefix="/api/v1/exports", tags=["exports"])
-Exporter = Annotated[User, require(*export.EXPORT_ROLES)]
 
 
 class ExportIn(BaseModel):
@@ -157,7 +115,7 @@ def _remove(path: Path) -> None:
 
 @exports.post("", response_class=FileResponse)
 async def create_export(
-    body: ExportIn, request: Request, user: Exporter, addr: ClientAddr, store: StoreDep, keyring: KeyringDep
+    body: ExportIn, ctx: ContextDep, user: CurrentUser, addr: ClientAddr, store: StoreDep, keyring: KeyringDep
 ) -> FileResponse:
     """An evidence export of one case as a zip: its linked originals, proxies and posters, signed
     manifests, every version of its text records (JSON and HTML), the custody events of the case,
@@ -169,12 +127,12 @@ async def create_export(
         res = await run_in_threadpool(
             partial(
                 export.build_export,
-                request.app.state.ctx.engine,
+                ctx.engine,
                 store,
                 keyring,
                 body.case,
                 out,
-                actor=f"user:{user.name}",
+                actor=actor(user),
                 user=user,
                 agency=body.agency,
                 media_ids=body.media,

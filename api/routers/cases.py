@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from api import viewsession
 from api.deps import ClientAddr, CurrentUser, DispatcherDep, SessionDep, StoreDep
 from archive import events, uploads
+from archive.access import actor
 from archive.cases import services as cases
 from archive.cases.models import (
     CaseKind,
@@ -293,7 +294,7 @@ def _check_writer(session: SessionDep, user: CurrentUser, case_id: str) -> None:
 def _log_read(session: SessionDep, user: CurrentUser, addr: str, action: str, case_id: str) -> None:
     events.record(
         session,
-        actor=cases.actor(user),
+        actor=actor(user),
         action=action,
         subject_type="case",
         subject_id=case_id,
@@ -380,7 +381,7 @@ def search(
     rows = cases.search_records(session, user, q, limit=limit)
     events.record(
         session,
-        actor=cases.actor(user),
+        actor=actor(user),
         action="records.search",
         subject_type="query",
         subject_id=str(len(rows)),
@@ -411,7 +412,7 @@ def open_session(
     )
     events.record(
         session,
-        actor=cases.actor(user),
+        actor=actor(user),
         action="session.open",
         subject_type="user",
         subject_id=user.name,

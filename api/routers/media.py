@@ -16,6 +16,7 @@ from api.deps import ClientAddr, CurrentUser, SessionDep, StoreDep
 from api.ranges import parse_range
 from api.viewsession import Viewer
 from archive import events
+from archive.access import actor
 from archive.cases import services as cases
 from archive.errors import Concealed, NotFound
 from archive.models import (
@@ -100,7 +101,7 @@ def get_media(media_id: str, session: SessionDep, user: CurrentUser, addr: Clien
     item = _get(session, user, media_id)
     events.record(
         session,
-        actor=f"user:{user.name}",
+        actor=actor(user),
         action="media.view",
         subject_type="media",
         subject_id=item.id,
@@ -147,7 +148,7 @@ def _serve(
         details["case"] = case[:36]  # the case the review page was showing
     events.record(
         session,
-        actor=f"user:{user.name}",
+        actor=actor(user),
         action=f"media.{'download' if what == 'original' else 'stream'}",
         subject_type="media",
         subject_id=item.id,
@@ -279,7 +280,7 @@ def manifest(media_id: str, session: SessionDep, user: CurrentUser, addr: Client
         raise NotFound(f"media {media_id} has no signed manifest yet (state {item.state})")
     events.record(
         session,
-        actor=f"user:{user.name}",
+        actor=actor(user),
         action="media.manifest",
         subject_type="media",
         subject_id=item.id,

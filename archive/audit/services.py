@@ -24,14 +24,16 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from archive import events
+from archive.access import Permission, actor, authorize
 from archive.audit.models import Problem, Report, VerificationFailed
 from archive.clock import Clock, as_utc, utcnow
+from archive.db import session_scope
 from archive.errors import CustodyError, ObjectMissing, SignatureInvalid
 from archive.hashing import Digest
 from archive.ledger import merkle
 from archive.ledger import services as ledger
 from archive.ledger.models import Checkpoint, LogLeaf
-from archive.models import Derivative, Event, Manifest, Media, MediaState, Outcome
+from archive.models import Derivative, Event, Manifest, Media, MediaState, Outcome, User
 from archive.signing import Keyring, Signature, canonical_json
 from archive.storage import ObjectStore
 
@@ -652,3 +654,23 @@ def last_reports(session: Session, limit: int = 10) -> list[Event]:
         .limit(limit)
     )
     return list(session.exec(q))
+
+
+def verify_for(
+    engine: Engine, store: ObjectStore, keyring: Keyring, user: User, *, client_addr: str = ""
+) -> Report:
+    """Run the full verification now for an auditor, and record it in the custody log."""
+    authorize(user, Permission.AUDIT, "do this")
+    report = verify_all(engine, store, keyring)
+    with session_scope(engine) as session:
+        record_report(session, report, actor=actor(user), client_addr=client_addr)
+    return report
+
+
+def reports_for(session: Session, user: User, limit: int = 10) -> list[dict[str, Any]]:
+    """The latest verification and fixity-sweep results, as recorded in the custody log."""
+    authorize(user, Permission.AUDIT, "do this")
+    return [
+        {"event_id": e.id, "at": e.at.isoformat(), "action": e.action, "actor": e.actor, **e.details}
+        for e in last_reports(session, limit)
+    ]

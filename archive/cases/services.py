@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlmodel import Session, col, select
 
 from archive import events, uploads
+from archive.access import Permission, actor, authorize, can
 from archive.cases.errors import CaseNotFound, DuplicateCaseNumber, InvalidRecord
 from archive.cases.models import (
     Case,
@@ -46,17 +47,14 @@ from archive.models import (
     Device,
     Media,
     MediaState,
-    Role,
     Upload,
     UploadState,
     User,
 )
 
-# Who sees what (issue 3, section 8).
-ALL_CASES_ROLES = frozenset({Role.ADMIN, Role.AUDITOR, Role.RECORDS_MANAGER})
-CASE_ADMIN_ROLES = frozenset({Role.ADMIN, Role.RECORDS_MANAGER})  # open cases, assign reviewers
-# Auditors read everything (they audit the archive as a whole) but change nothing.
-ALL_MEDIA_ROLES = frozenset({Role.ADMIN, Role.AUDITOR, Role.RECORDS_MANAGER})
+# Who sees what (issue 3, section 8) is said in archive.access: CASE_READ_ALL and MEDIA_READ_ALL
+# (auditors read everything, they audit the archive as a whole, but change nothing), CASE_ADMIN
+# (open cases, assign reviewers), and the need-to-know permissions below.
 # Items that never became an archived original of their own: nothing to review or link.
 UNLINKABLE = frozenset({MediaState.QUARANTINED, MediaState.DUPLICATE})
 
@@ -65,17 +63,13 @@ MAX_OFFICERS = 50
 MAX_ATTACHMENTS = 100
 
 
-def actor(user: User) -> str:
-    return f"user:{user.name}"
-
-
 # --------------------------------------------------------------------------- visibility
 
 
 def visible_cases_clause(user: User) -> ColumnElement[bool]:
-    if user.role in ALL_CASES_ROLES:
+    if can(user, Permission.CASE_READ_ALL):
         return true()
-    if user.role is Role.REVIEWER:
+    if can(user, Permission.CASE_READ_ASSIGNED):
         return col(Case.id).in_(select(CaseReviewer.case_id).where(CaseReviewer.user_name == user.name))
     return false()  # officers work through the dock; cases are read by reviewers and the back office
 
@@ -83,11 +77,11 @@ def visible_cases_clause(user: User) -> ColumnElement[bool]:
 def visible_media_clause(user: User) -> ColumnElement[bool]:
     """Officers see their own recordings; reviewers see what is linked to a case assigned to them;
     auditors, records managers and admins see everything, linked or not."""
-    if user.role in ALL_MEDIA_ROLES:
+    if can(user, Permission.MEDIA_READ_ALL):
         return true()
-    if user.role is Role.OFFICER:
+    if can(user, Permission.MEDIA_READ_OWN):
         return col(Media.officer_badge) == user.name
-    if user.role is Role.REVIEWER:
+    if can(user, Permission.CASE_READ_ASSIGNED):
         linked = (
             select(CaseMedia.media_id)
             .join(CaseReviewer, col(CaseReviewer.case_id) == col(CaseMedia.case_id))
@@ -98,9 +92,9 @@ def visible_media_clause(user: User) -> ColumnElement[bool]:
 
 
 def media_visible(session: Session, user: User, item: Media) -> bool:
-    if user.role in ALL_MEDIA_ROLES:
+    if can(user, Permission.MEDIA_READ_ALL):
         return True
-    if user.role is Role.OFFICER:
+    if can(user, Permission.MEDIA_READ_OWN):
         return item.officer_badge == user.name
     return (
         session.exec(select(Media.id).where(Media.id == item.id, visible_media_clause(user))).first()
@@ -122,9 +116,12 @@ def get_case(session: Session, user: User, case_id: str) -> Case:
 
 def require_writer(session: Session, user: User, case: Case) -> None:
     """Admins, records managers and the reviewers assigned to the case add records and links."""
-    if user.role in CASE_ADMIN_ROLES:
+    if can(user, Permission.CASE_ADMIN):
         return
-    if user.role is Role.REVIEWER and session.get(CaseReviewer, (case.id, user.name)) is not None:
+    if (
+        can(user, Permission.CASE_WRITE_ASSIGNED)
+        and session.get(CaseReviewer, (case.id, user.name)) is not None
+    ):
         return
     raise Forbidden(f"role {user.role} may not change case {case.number}")
 
@@ -169,7 +166,7 @@ def _reviewers(session: Session, names: Iterable[str]) -> list[str]:
     out = sorted(set(names))
     for name in out:
         u = session.exec(select(User).where(User.name == name)).first()
-        if u is None or u.role is not Role.REVIEWER:
+        if u is None or not can(u, Permission.CASE_WRITE_ASSIGNED):
             raise InvalidInput(f"reviewer {name!r} is not a reviewer account")
     return out
 
@@ -177,8 +174,7 @@ def _reviewers(session: Session, names: Iterable[str]) -> list[str]:
 def create_case(
     session: Session, user: User, data: CaseInput, *, addr: str = "", clock: Clock = utcnow
 ) -> Case:
-    if user.role not in CASE_ADMIN_ROLES:
-        raise Forbidden(f"role {user.role} may not open cases")
+    authorize(user, Permission.CASE_ADMIN, "open cases")
     number, title = data.number.strip(), data.title.strip()
     if not number or not title:
         raise InvalidInput("case number and title must not be empty")
@@ -228,8 +224,7 @@ def set_reviewers(
     session: Session, user: User, case_id: str, names: Sequence[str], *, addr: str = "", clock: Clock = utcnow
 ) -> Case:
     case = get_case(session, user, case_id)
-    if user.role not in CASE_ADMIN_ROLES:
-        raise Forbidden(f"role {user.role} may not assign reviewers")
+    authorize(user, Permission.CASE_ADMIN, "assign reviewers")
     wanted = set(_reviewers(session, names))
     current = {
         r.user_name: r for r in session.exec(select(CaseReviewer).where(CaseReviewer.case_id == case.id))
@@ -257,8 +252,7 @@ def update_case(
     session: Session, user: User, case_id: str, change: CaseChange, *, addr: str = "", clock: Clock = utcnow
 ) -> Case:
     case = get_case(session, user, case_id)
-    if user.role not in CASE_ADMIN_ROLES:
-        raise Forbidden(f"role {user.role} may not change case {case.number}")
+    authorize(user, Permission.CASE_ADMIN, f"change case {case.number}")
     before: dict[str, Any] = {}
     after: dict[str, Any] = {}
     if change.title is not None:

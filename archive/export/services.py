@@ -35,14 +35,15 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from archive import events
+from archive.access import Permission, authorize
 from archive.cases import services as cases
 from archive.cases.models import Case, CaseMedia, CaseReviewer, TextRecord
 from archive.clock import Clock, as_utc, utcnow
 from archive.db import session_scope
-from archive.errors import Concealed, Forbidden, InvalidInput, NotFound
+from archive.errors import Concealed, InvalidInput, NotFound
 from archive.ledger import services as ledger
 from archive.ledger.models import Checkpoint, LogLeaf
-from archive.models import Derivative, Event, Manifest, Media, MediaState, Role, User
+from archive.models import Derivative, Event, Manifest, Media, MediaState, User
 from archive.signing import Keyring, canonical_json
 from archive.storage import ObjectStore
 
@@ -73,10 +74,6 @@ class ExportResult:
     records: int
 
 
-# Who may export a case: the reviewers assigned to it, and the back office (records managers, admins).
-EXPORT_ROLES = frozenset({Role.REVIEWER, Role.RECORDS_MANAGER, Role.ADMIN})
-
-
 def find_case(session: Session, key: str, *, agency: str | None = None, user: User | None = None) -> Case:
     """A case by id, or by number (unique per agency). With ``user``, only a case that user may
     see and export (a reviewer: only the cases assigned to them)."""
@@ -85,8 +82,9 @@ def find_case(session: Session, key: str, *, agency: str | None = None, user: Us
         q = q.where(Case.agency == agency)
     everyone = q
     if user is not None:
-        if user.role not in EXPORT_ROLES:
-            raise Forbidden(f"role {user.role} may not export cases")
+        # Who may export a case: the reviewers assigned to it (visible_cases_clause below), and the
+        # back office (records managers, admins).
+        authorize(user, Permission.EXPORT, "export cases")
         q = q.where(cases.visible_cases_clause(user))
     found = list(session.exec(q.limit(3)))
     exact = [c for c in found if c.id == key]

@@ -17,11 +17,12 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import Session, col, select
 
+from archive.access import Permission, authorize
 from archive.clock import Clock, as_utc, utcnow
 from archive.errors import IntegrityError, NotFound
 from archive.ledger import merkle
-from archive.ledger.models import Checkpoint, LogLeaf, LogNode
-from archive.models import Event
+from archive.ledger.models import Checkpoint, CheckpointPublic, LogLeaf, LogNode
+from archive.models import Event, User
 from archive.signing import ALGORITHM, Keyring, PublicKeyInfo, Signature, canonical_json
 
 LOG_ORIGIN = "custody-log/v1"
@@ -302,3 +303,63 @@ def b64(sig: bytes) -> str:
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+# --------------------------------------------------------------------------- for auditors
+# What the audit API answers: each checks the auditor's permission, then reads.
+
+
+def checkpoints_for(session: Session, user: User, limit: int) -> tuple[int, list[CheckpointPublic]]:
+    """The tree size sequenced now (may be ahead of the latest checkpoint) and the latest checkpoints."""
+    authorize(user, Permission.AUDIT, "do this")
+    rows = session.exec(select(Checkpoint).order_by(col(Checkpoint.id).desc()).limit(limit))
+    return tree_size(session), [CheckpointPublic.model_validate(r.model_dump()) for r in rows]
+
+
+def sign_checkpoint_for(session: Session, user: User, keyring: Keyring) -> CheckpointPublic:
+    """Sequence everything committed and sign a checkpoint now (on demand, besides the schedule)."""
+    authorize(user, Permission.AUDIT, "do this")
+    return CheckpointPublic.model_validate(sign_checkpoint(session, keyring).model_dump())
+
+
+def _checkpoint_of_size(session: Session, size: int | None) -> Checkpoint:
+    q = select(Checkpoint).order_by(col(Checkpoint.id).desc())
+    if size is not None:
+        q = q.where(Checkpoint.tree_size == size)
+    cp = session.exec(q.limit(1)).first()
+    if cp is None:
+        raise NotFound("no signed checkpoint" + (f" of size {size}" if size is not None else " yet"))
+    return cp
+
+
+def inclusion_for(
+    session: Session, user: User, event_id: int, size: int | None
+) -> tuple[InclusionProof, CheckpointPublic]:
+    """The event's leaf and its inclusion path to a signed checkpoint (the latest by default)."""
+    authorize(user, Permission.AUDIT, "do this")
+    cp = _checkpoint_of_size(session, size)
+    return inclusion(session, event_id, cp.tree_size), CheckpointPublic.model_validate(cp.model_dump())
+
+
+@dataclass(frozen=True)
+class ConsistencyAnswer:
+    first: int
+    second: int
+    first_root: str
+    second_root: str
+    consistency_path: list[str]
+
+
+def consistency_for(session: Session, user: User, first: int, second: int) -> ConsistencyAnswer:
+    """RFC 6962 consistency proof that the tree of size ``second`` extends the one of size ``first``."""
+    authorize(user, Permission.AUDIT, "do this")
+    if first > second:
+        raise NotFound("first must not be larger than second")
+    path = consistency(session, first, second)
+    return ConsistencyAnswer(
+        first=first,
+        second=second,
+        first_root=root_hash(session, first).hex(),
+        second_root=root_hash(session, second).hex(),
+        consistency_path=path,
+    )

@@ -1,0 +1,187 @@
+"""What people ask of retention: explanations, reviewers' flags, legal holds, the policy, the report.
+
+Each function takes the acting user, decides whether they may (``archive.access``), does the work
+through ``retention.services`` (which the sweeps and the CLI use directly, as ``system:`` actors)
+and answers with a ``*Public`` model. They flush, never commit; tasks go out after the commit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from archive.access import Permission, actor, authorize
+from archive.cases.services import media_visible
+from archive.clock import Clock, as_utc, utcnow
+from archive.context import Dispatcher
+from archive.db import after_commit
+from archive.errors import NotFound
+from archive.models import Media, User
+from archive.storage import ObjectStore
+from retention import services as rs
+from retention.models import (
+    LegalHold,
+    LegalHoldPublic,
+    RetentionDuePublic,
+    RetentionFlag,
+    RetentionFlagPublic,
+    RetentionPublic,
+    RetentionReportPublic,
+    RetentionStatus,
+)
+from retention.policy import FlagKind
+
+RECLASSIFY_TASK = "custody.retention_reclassify"
+
+
+def _media(session: Session, user: User, media_id: str) -> Media:
+    item = session.get(Media, media_id)
+    if item is None or not media_visible(session, user, item):
+        raise NotFound(f"no media {media_id}")
+    return item
+
+
+def explain(session: Session, user: User, media_id: str) -> RetentionPublic:
+    """Which rules apply, which wins, and the delete-after date or "permanent"."""
+    item = _media(session, user, media_id)
+    status = session.get(RetentionStatus, item.id)
+    if status is None:
+        label = "not archived" if not item.state.archived else "not yet classified (kept)"
+        return RetentionPublic(
+            media_id=item.id,
+            status=label,
+            delete_after=None,
+            rule=None,
+            legal_hold=False,
+            storage_retain_until=None,
+            storage_legal_hold=False,
+            explanation={},
+            flags=[],
+            holds=[],
+        )
+    flags = session.exec(select(RetentionFlag).where(RetentionFlag.media_id == item.id)).all()
+    holds = session.exec(select(LegalHold).where(LegalHold.media_id == item.id)).all()
+    return RetentionPublic(
+        media_id=item.id,
+        status="deleted" if status.deleted_at else str(status.explanation.get("result", "")),
+        delete_after=as_utc(status.delete_after).isoformat() if status.delete_after else None,
+        rule=status.rule_id,
+        legal_hold=status.legal_hold,
+        storage_retain_until=as_utc(status.storage_retain_until).isoformat()
+        if status.storage_retain_until
+        else None,
+        storage_legal_hold=status.storage_legal_hold,
+        explanation=status.explanation,
+        flags=[RetentionFlagPublic.model_validate(f.model_dump()) for f in flags],
+        holds=[LegalHoldPublic.model_validate(h.model_dump()) for h in holds],
+    )
+
+
+def flag(
+    session: Session,
+    store: ObjectStore,
+    user: User,
+    media_id: str,
+    kind: FlagKind,
+    reason: str,
+    *,
+    client_addr: str = "",
+) -> RetentionPublic:
+    authorize(user, Permission.RETENTION_FLAG, "flag recordings for retention")
+    _media(session, user, media_id)
+    rs.set_flag(session, store, media_id, kind, actor=actor(user), reason=reason, client_addr=client_addr)
+    return explain(session, user, media_id)
+
+
+def unflag(
+    session: Session,
+    store: ObjectStore,
+    user: User,
+    media_id: str,
+    kind: FlagKind,
+    reason: str,
+    *,
+    client_addr: str = "",
+) -> RetentionPublic:
+    authorize(user, Permission.RETENTION_FLAG, "clear retention flags")
+    _media(session, user, media_id)
+    rs.clear_flag(session, store, media_id, kind, actor=actor(user), reason=reason, client_addr=client_addr)
+    return explain(session, user, media_id)
+
+
+def review(
+    session: Session, store: ObjectStore, user: User, media_id: str, note: str, *, client_addr: str = ""
+) -> RetentionPublic:
+    """A reviewer records that they looked (releases the recorder's "important" mark)."""
+    authorize(user, Permission.RETENTION_FLAG, "record a review")
+    _media(session, user, media_id)
+    rs.mark_reviewed(session, store, media_id, actor=actor(user), note=note, client_addr=client_addr)
+    return explain(session, user, media_id)
+
+
+def hold(
+    session: Session, store: ObjectStore, user: User, media_id: str, reason: str, *, client_addr: str = ""
+) -> RetentionPublic:
+    authorize(user, Permission.RETENTION_HOLD, "place legal holds")
+    _media(session, user, media_id)
+    rs.place_hold(session, store, media_id, actor=actor(user), reason=reason, client_addr=client_addr)
+    return explain(session, user, media_id)
+
+
+def release(
+    session: Session, store: ObjectStore, user: User, hold_id: int, reason: str, *, client_addr: str = ""
+) -> RetentionPublic:
+    # Only a records manager may lift a hold: not an admin, not the person who placed it by role alone.
+    authorize(user, Permission.RETENTION_HOLD_RELEASE, "release legal holds")
+    h = session.get(LegalHold, hold_id)
+    if h is None:
+        raise NotFound(f"no legal hold {hold_id}")
+    rs.release_hold(session, store, hold_id, actor=actor(user), reason=reason, client_addr=client_addr)
+    return explain(session, user, h.media_id)
+
+
+def policy(session: Session, user: User) -> dict[str, Any]:
+    """The policy in force, as its JSON document (the document is the policy; see retention.policy)."""
+    authorize(user, Permission.RETENTION_POLICY_READ, "read the retention policy")
+    return rs.current_policy(session).to_json()
+
+
+def set_policy(
+    session: Session,
+    dispatcher: Dispatcher,
+    user: User,
+    data: dict[str, Any],
+    reason: str,
+    *,
+    client_addr: str = "",
+) -> dict[str, Any]:
+    """A new version of the policy; every live item is reclassified in the background once it commits."""
+    authorize(user, Permission.RETENTION_POLICY_SET, "change the retention policy")
+    new = rs.set_policy(session, data, actor=actor(user), reason=reason, client_addr=client_addr)
+    after_commit(session, lambda: dispatcher.send_task(RECLASSIFY_TASK))
+    return new.to_json()
+
+
+def report(session: Session, user: User, days: int, *, clock: Clock = utcnow) -> RetentionReportPublic:
+    """What becomes deletable within ``days`` (at most ten years): for records managers."""
+    authorize(user, Permission.RETENTION_REPORT, "read the retention report")
+    now = clock()
+    rows = rs.upcoming(session, now, max(0, min(days, 3660)))
+    names = {
+        m.id: m for m in session.exec(select(Media).where(col(Media.id).in_([r.media_id for r in rows])))
+    }
+    return RetentionReportPublic(
+        as_of=now.isoformat(),
+        days=days,
+        items=[
+            RetentionDuePublic(
+                media_id=r.media_id,
+                rule=r.rule_id,
+                delete_after=as_utc(r.delete_after).isoformat() if r.delete_after else None,
+                file_name=names[r.media_id].file_name if r.media_id in names else None,
+                officer=names[r.media_id].officer_badge if r.media_id in names else None,
+            )
+            for r in rows
+        ],
+    )
