@@ -18,7 +18,7 @@ from sqlmodel import Session
 
 from api.deps import CurrentUser, bearer_token, client_addr
 from api.routers import audit, cases, media, retention, uploads
-from archive import accounts
+from archive.accounts import services as accounts
 from archive.config import get_settings
 from archive.context import Context
 from archive.db import session_scope

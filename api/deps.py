@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlmodel import Session
 
-from archive import accounts
+from archive.accounts import services as accounts
+from archive.accounts.models import User
 from archive.context import Context, Dispatcher
 from archive.db import session_scope
-from archive.models import User
 from archive.signing import Keyring
 from archive.storage import ObjectStore
 

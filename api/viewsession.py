@@ -18,9 +18,9 @@ from fastapi import Depends, Request
 from sqlmodel import select
 
 from api.deps import SessionDep, bearer_token, client_addr
-from archive import accounts
+from archive.accounts import services as accounts
+from archive.accounts.models import User
 from archive.errors import Unauthorized
-from archive.models import User
 
 COOKIE = "custody_view"
 COOKIE_PATH = "/api/v1/media"

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from archive.accounts.models import Role, User
 from archive.errors import Forbidden
 from archive.i18n import _
-from archive.models import Role, User
 
 
 class Permission(StrEnum):

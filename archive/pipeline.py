@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from sqlmodel import Session, col, select
 
-from archive import events, media
+from archive import events
 from archive.cases import services as cases
 from archive.clock import as_utc
 from archive.config import Settings
@@ -29,7 +29,9 @@ from archive.context import Context
 from archive.db import after_commit, session_scope
 from archive.errors import NotFound, ObjectMissing, UndecodableMedia
 from archive.hashing import digest_chunks, digest_file
-from archive.models import Derivative, DerivativeKind, Manifest, Media, MediaState, Outcome
+from archive.media import ffmpeg
+from archive.media.models import Derivative, DerivativeKind, Manifest, Media, MediaState
+from archive.models import Outcome
 from archive.signing import ALGORITHM, canonical_json
 
 log = logging.getLogger("custody.pipeline")
@@ -188,7 +190,7 @@ def probe(ctx: Context, media_id: str, sha256: str) -> Step | None:
     facts: dict[str, Any] | None
     reason = ""
     try:
-        facts = media.probe(_source_url(ctx, item)).to_json()
+        facts = ffmpeg.probe(_source_url(ctx, item)).to_json()
     except UndecodableMedia as exc:
         facts, reason = None, exc.reason
     with session_scope(ctx.engine) as session:
@@ -204,7 +206,7 @@ def probe(ctx: Context, media_id: str, sha256: str) -> Step | None:
 
 
 def _store_derived(
-    ctx: Context, item: Media, kind: DerivativeKind, profile: str, out: media.DerivedFile
+    ctx: Context, item: Media, kind: DerivativeKind, profile: str, out: ffmpeg.DerivedFile
 ) -> Derivative:
     with out.path.open("rb") as fh:
         dg = digest_file(fh)
@@ -234,12 +236,12 @@ def derive(ctx: Context, media_id: str, sha256: str) -> Step | None:
     made: list[Derivative] = []
     reason = ""
     if item.probe is not None and not item.state_reason:
-        facts = media.ProbeFacts.from_json(item.probe)
+        facts = ffmpeg.ProbeFacts.from_json(item.probe)
         source = _source_url(ctx, item)
         s = ctx.settings
         with tempfile.TemporaryDirectory(prefix="custody-derive-") as tmp:
             try:
-                proxy = media.make_proxy(
+                proxy = ffmpeg.make_proxy(
                     source,
                     facts,
                     Path(tmp),
@@ -249,7 +251,7 @@ def derive(ctx: Context, media_id: str, sha256: str) -> Step | None:
                 )
                 made.append(_store_derived(ctx, item, DerivativeKind.PROXY, proxy_profile(s), proxy))
                 proxy.path.unlink()
-                poster = media.make_poster(source, facts, Path(tmp), width=s.poster_width)
+                poster = ffmpeg.make_poster(source, facts, Path(tmp), width=s.poster_width)
                 if poster is not None:
                     made.append(
                         _store_derived(ctx, item, DerivativeKind.POSTER, f"jpeg-{s.poster_width}", poster)

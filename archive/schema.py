@@ -1,5 +1,9 @@
 """Every table the archive has, for Alembic and for tests: import each domain's models here."""
 
+import archive.accounts.models
+import archive.audit.models
 import archive.cases.models
+import archive.ingest.models
 import archive.ledger.models
+import archive.media.models
 import archive.models  # noqa: F401

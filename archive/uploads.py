@@ -24,10 +24,12 @@ from sqlmodel import Session, select
 
 from archive import events
 from archive.access import Permission, actor, authorize, can
+from archive.accounts.models import Device, Officer, User
 from archive.clock import utcnow
 from archive.errors import Conflict, Forbidden, InvalidInput, NotFound, ObjectMissing, StorageError, TooLarge
 from archive.hashing import parse_sha256
-from archive.models import ClockSource, Device, Media, Officer, Upload, UploadState, User
+from archive.ingest.models import Upload, UploadState
+from archive.media.models import ClockSource, Media
 from archive.storage import ObjectStore
 from archive.tus import DEFERRED, encode_metadata, parse_metadata
 

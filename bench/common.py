@@ -211,10 +211,10 @@ class Stack:
         if self.part_bytes:
             self.env["CUSTODY_UPLOAD_PART_BYTES"] = str(self.part_bytes)
         os.environ.update(self.env)
-        from archive.accounts import add_user
+        from archive.accounts.models import Role
+        from archive.accounts.services import add_user
         from archive.config import get_settings
         from archive.db import make_engine, migrate, session_scope
-        from archive.models import Role
         from archive.storage import MinioStore
 
         get_settings.cache_clear()
@@ -622,7 +622,9 @@ def server_timings(stack: Stack, media_ids: list[str]) -> list[dict[str, Any]]:
     (the tus upload phase), received -> verified, and each later step, from the custody log."""
     from sqlmodel import Session, select
 
-    from archive.models import Event, Media, Upload
+    from archive.ingest.models import Upload
+    from archive.media.models import Media
+    from archive.models import Event
 
     engine = stack.engine()
     out = []

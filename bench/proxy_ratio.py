@@ -3,9 +3,9 @@
 For each clip the original is put in the stack's originals bucket and read, as the worker reads it,
 through a presigned GET URL (ffmpeg range requests to S3):
 
-- bare:  ``subprocess.run(archive.media.proxy_command(url, facts, out, height=720))``, the exact argv
+- bare:  ``subprocess.run(archive.media.ffmpeg.proxy_command(url, facts, out, height=720))``, the exact argv
          make_proxy runs, stdout/stderr to /dev/null;
-- ours:  ``archive.media.make_proxy(url, facts, dir, height=720, ...)``: the same argv under the
+- ours:  ``archive.media.ffmpeg.make_proxy(url, facts, dir, height=720, ...)``: the same argv under the
          watchdog (progress and stderr readers, stall and time limits, corruption verdict);
 - also:  ``archive.pipeline.derive(ctx, id, sha)`` on a media row in state "probed", which is what the
          transcode task runs: make_proxy + SHA-256 of the proxy + upload to S3 + poster + its upload +
@@ -42,8 +42,9 @@ def sha256_of(path: Path) -> str:
 
 def probed_row(stack: Stack, engine: Any, key: str, path: Path, facts: Any) -> tuple[str, str]:
     """A media row in state PROBED for the object at ``key``, as the probe step leaves it."""
+    from archive.accounts.models import Device, Officer
     from archive.db import session_scope
-    from archive.models import Device, Media, MediaState, Officer
+    from archive.media.models import Media, MediaState
 
     sha = sha256_of(path)
     with session_scope(engine) as s:
@@ -69,8 +70,9 @@ def probed_row(stack: Stack, engine: Any, key: str, path: Path, facts: Any) -> t
 
 
 def bench_clip(stack: Stack, label: str, path: Path, rounds: int) -> dict[str, Any]:
-    from archive import media, pipeline
+    from archive import pipeline
     from archive.config import get_settings
+    from archive.media import ffmpeg as media
     from archive.signing import Keyring
 
     s = get_settings()
@@ -150,7 +152,7 @@ def main() -> dict[str, Any]:
         for label, path, rounds in clips:
             log(f"{label}: {rounds} rounds")
             results.append(bench_clip(stack, label, path, rounds))
-    print(f"\nproxy: pipeline vs bare ffmpeg (same argv from archive.media.proxy_command), {machine()}")
+    print(f"\nproxy: pipeline vs bare ffmpeg (argv: archive.media.ffmpeg.proxy_command), {machine()}")
     print(f"  {'clip':28} {'method':9} {'bare':>8} {'make_proxy':>11} {'bare/ours':>9} {'derive()':>9}")
     for r in results:
         print(

@@ -54,7 +54,7 @@ def run(url: str, rows: int, sample: int) -> None:
 
     from archive.config import get_settings
     from archive.db import make_engine, migrate
-    from archive.models import Media
+    from archive.media.models import Media
     from archive.signing import Keyring
     from archive.storage import MinioStore
     from retention import services as rs

@@ -25,21 +25,13 @@ from common import CACHE, MB, MiB, Stack, log, machine, minio_client, random_fil
 
 def seed_case(stack: Stack, n_media: int, n_records: int) -> tuple[str, str, str]:
     """Returns (case id, clerk token, id of the media item whose proxy is the big object)."""
-    from archive import accounts
+    from archive.accounts import services as accounts
+    from archive.accounts.models import Device, Officer, Role
     from archive.cases import services as cases
     from archive.cases.models import CaseKind, DocumentKind, Stage
     from archive.db import session_scope
-    from archive.models import (
-        ClockSource,
-        Derivative,
-        DerivativeKind,
-        Device,
-        Media,
-        MediaState,
-        Officer,
-        Role,
-        new_id,
-    )
+    from archive.media.models import ClockSource, Derivative, DerivativeKind, Media, MediaState
+    from archive.models import new_id
 
     engine = stack.engine()
     t0 = datetime(2024, 6, 10, 8, 0, tzinfo=UTC)
@@ -154,7 +146,7 @@ def stream_ratio(stack: Stack, token: str, media_id: str, rounds: int) -> dict[s
     from sqlmodel import select
 
     from archive.db import session_scope
-    from archive.models import Derivative, DerivativeKind
+    from archive.media.models import Derivative, DerivativeKind
 
     size = 256 * MiB
     src = random_file(CACHE / "proxy-256MiB.bin", size, seed=77)

@@ -24,11 +24,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     from archive import events
+    from archive.accounts.models import Device, Officer
     from archive.audit import services as audit
     from archive.audit.models import Report
     from archive.config import get_settings
     from archive.db import session_scope
-    from archive.models import Device, Media, MediaState, Officer
+    from archive.media.models import Media, MediaState
     from archive.signing import Keyring
 
     with Stack(with_workers=False, with_api=False) as stack:

@@ -66,10 +66,10 @@ def users() -> None:
 )
 def users_add(name: str, role: str) -> None:
     """Create a user; prints the bearer token alone on the last line (it is not stored, keep it)."""
-    from archive import accounts
+    from archive.accounts import services as accounts
+    from archive.accounts.models import Role
     from archive.db import migrate, session_scope
     from archive.errors import CustodyError
-    from archive.models import Role
 
     migrate(get_settings())
     try:

@@ -12,12 +12,13 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from archive.access import Permission, actor, authorize
+from archive.accounts.models import User
 from archive.cases.services import media_visible
 from archive.clock import Clock, as_utc, utcnow
 from archive.context import Dispatcher
 from archive.db import after_commit
 from archive.errors import NotFound
-from archive.models import Media, User
+from archive.media.models import Media
 from archive.storage import ObjectStore
 from retention import services as rs
 from retention.models import (

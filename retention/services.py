@@ -22,7 +22,9 @@ from archive.cases.models import Case, CaseMedia
 from archive.clock import Clock, as_utc, utcnow
 from archive.db import session_scope
 from archive.errors import Conflict, InvalidInput, NotFound, ObjectMissing
-from archive.models import Derivative, Event, Media, MediaState, Upload
+from archive.ingest.models import Upload
+from archive.media.models import Derivative, Media, MediaState
+from archive.models import Event
 from archive.signing import Keyring
 from archive.storage import ObjectStore
 from retention.models import LegalHold, PolicyVersion, RetentionFlag, RetentionStatus, Tombstone

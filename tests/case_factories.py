@@ -9,8 +9,10 @@ from typing import Any
 import httpx
 from sqlalchemy.engine import Engine
 
+from archive.accounts.models import Device, Officer
 from archive.db import session_scope
-from archive.models import ClockSource, Device, Media, MediaState, Officer, new_id
+from archive.media.models import ClockSource, Media, MediaState
+from archive.models import new_id
 
 T = datetime(2024, 6, 10, 10, 0, tzinfo=UTC)  # a record window starts here in most tests
 

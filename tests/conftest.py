@@ -26,10 +26,10 @@ import pytest
 import redis
 from sqlalchemy.engine import Engine, make_url
 
-from archive import accounts
+from archive.accounts import services as accounts
+from archive.accounts.models import Role
 from archive.config import Settings, get_settings
 from archive.db import make_engine, migrate, session_scope
-from archive.models import Role
 from archive.storage import MinioStore
 
 ROOT = Path(__file__).resolve().parents[1]

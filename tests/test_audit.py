@@ -26,7 +26,8 @@ from archive.config import Settings
 from archive.db import session_scope
 from archive.ledger import merkle
 from archive.ledger import services as ledger
-from archive.models import Derivative, Event, Manifest, Media
+from archive.media.models import Derivative, Manifest, Media
+from archive.models import Event
 from archive.signing import Keyring, canonical_json
 from archive.storage import MinioStore
 from tests.conftest import ROOT, LiveAPI

@@ -15,7 +15,8 @@ from archive import pipeline
 from archive.db import session_scope
 from archive.ledger import services as ledger
 from archive.ledger.models import Checkpoint
-from archive.models import Event, Manifest, Media
+from archive.media.models import Manifest, Media
+from archive.models import Event
 from archive.signing import Keyring, Signature
 from tests.conftest import LiveAPI
 from tests.test_audit import archived, ctx, run_verify, samples  # noqa: F401  (fixtures)

@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 from archive import pipeline
 from archive.audit import services as audit
 from archive.audit.models import Problem
-from archive.models import Media
+from archive.media.models import Media
 from archive.signing import Keyring
 from archive.storage import MinioStore
 from retention import services as rs

@@ -14,12 +14,13 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, func, select
 
-from archive import accounts
+from archive.accounts import services as accounts
+from archive.accounts.models import Role
 from archive.cases import services as cases
 from archive.cases.models import Case, CaseKind, CaseMedia, DocumentKind, Stage, TextRecord
 from archive.config import Settings
 from archive.db import make_engine, migrate, session_scope
-from archive.models import Event, Role
+from archive.models import Event
 from tests.case_factories import T, auth, media_row, new_case, record_body
 from tests.conftest import LiveAPI
 

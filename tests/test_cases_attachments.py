@@ -14,7 +14,8 @@ from sqlmodel import Session, select
 
 from archive import pipeline
 from archive.config import Settings
-from archive.models import Event, Manifest, Media
+from archive.media.models import Manifest, Media
+from archive.models import Event
 from archive.signing import Keyring, Signature
 from archive.storage import MinioStore
 from tests.case_factories import T, auth, new_case, record_body

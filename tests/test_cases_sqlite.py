@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
-from archive import accounts
+from archive.accounts import services as accounts
+from archive.accounts.models import Role
 from archive.cases.models import Case, CaseMedia, TextRecord
 from archive.config import get_settings
 from archive.db import make_engine, migrate, session_scope
-from archive.models import Role
 from tests.case_factories import T, auth, media_row, new_case, record_body
 from tests.conftest import LiveAPI, free_port
 

@@ -14,7 +14,8 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from archive.models import Derivative, Event, Manifest, Media, MediaState
+from archive.media.models import Derivative, Manifest, Media, MediaState
+from archive.models import Event
 from tests.conftest import LiveAPI, start_worker
 from tests.test_e2e import dock
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from archive.models import Media
+from archive.media.models import Media
 from cli.dock import DockError, measure_clock_offset
 from tests.conftest import LiveAPI
 from tests.test_e2e import dock

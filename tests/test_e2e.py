@@ -216,7 +216,7 @@ def test_dock_killed_mid_file_resumes_without_resending(
 ) -> None:
     from sqlmodel import Session, select
 
-    from archive.models import Upload
+    from archive.ingest.models import Upload
 
     officer = make_user("0815", "officer")
     rec = tmp_path / "rec"

@@ -12,7 +12,8 @@ from sqlmodel import Session, col, select
 from archive import pipeline
 from archive.db import session_scope
 from archive.ledger import services as ledger
-from archive.models import Event, Media
+from archive.media.models import Media
+from archive.models import Event
 from tests.conftest import LiveAPI
 from tests.test_audit import archived, ctx, samples  # noqa: F401  (fixtures)
 

@@ -1,4 +1,4 @@
-"""archive/media.py against real ffmpeg and generated media: what a reviewer or auditor would notice."""
+"""archive/media/ffmpeg/ against real ffmpeg and generated media: what a reviewer or auditor would notice."""
 
 import json
 import re
@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from archive.errors import MediaToolFailed, UndecodableMedia
-from archive.media import MediaKind, ProbeFacts, make_poster, make_proxy, probe, proxy_command
+from archive.media.ffmpeg import MediaKind, ProbeFacts, make_poster, make_proxy, probe, proxy_command
 from tests.media_samples import (
     EPOCH,
     MOV_GPS,

@@ -13,10 +13,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from archive import pipeline, uploads
+from archive.accounts.models import Role, User
 from archive.config import Settings
 from archive.db import session_scope
 from archive.errors import SignatureInvalid
-from archive.models import Derivative, DerivativeKind, Event, Manifest, Media, MediaState, Role, User
+from archive.media.models import Derivative, DerivativeKind, Manifest, Media, MediaState
+from archive.models import Event
 from archive.signing import Keyring, Signature
 from archive.storage import MinioStore
 from tests.media_samples import make_samples

@@ -13,9 +13,11 @@ from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from archive.accounts.models import Device, Officer
 from archive.db import session_scope
 from archive.errors import StorageError
-from archive.models import Device, Event, Media, MediaState, Officer
+from archive.media.models import Media, MediaState
+from archive.models import Event
 from archive.signing import Keyring, Signature
 from archive.storage import MinioStore
 from retention import services as rs

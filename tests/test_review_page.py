@@ -19,7 +19,8 @@ from sqlmodel import Session, select
 from archive import pipeline
 from archive.config import Settings
 from archive.db import session_scope
-from archive.models import ClockSource, Event, Media
+from archive.media.models import ClockSource, Media
+from archive.models import Event
 from archive.signing import Keyring
 from archive.storage import MinioStore
 from tests.case_factories import auth, new_case, record_body

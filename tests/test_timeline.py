@@ -12,12 +12,15 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from archive import accounts, pipeline
+from archive import pipeline
+from archive.accounts import services as accounts
+from archive.accounts.models import Role, User
 from archive.cases import services as cases
 from archive.cases.models import CaseKind, CaseMedia, DocumentKind, Stage, TimelineMedia, TimelineRecord
 from archive.config import Settings
 from archive.db import session_scope
-from archive.models import ClockSource, Event, Media, MediaState, Role, User
+from archive.media.models import ClockSource, Media, MediaState
+from archive.models import Event
 from archive.signing import Keyring
 from archive.storage import MinioStore
 from tests.case_factories import T, media_row

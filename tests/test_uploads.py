@@ -17,7 +17,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from tusclient import client as tus_client
 
-from archive.models import Event, Media, MediaState, Outcome, Upload, UploadState
+from archive.ingest.models import Upload, UploadState
+from archive.media.models import Media, MediaState
+from archive.models import Event, Outcome
 from archive.storage import MinioStore
 from archive.tus import encode_metadata
 from tests.conftest import PART, LiveAPI

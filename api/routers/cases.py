@@ -31,7 +31,8 @@ from archive.cases.models import (
 from archive.config import get_settings
 from archive.db import after_commit
 from archive.errors import InvalidInput, NotFound, TooLarge
-from archive.models import Media, new_id
+from archive.media.models import Media
+from archive.models import new_id
 from archive.pipeline import Step
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])

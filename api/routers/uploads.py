@@ -31,7 +31,8 @@ from archive.context import Dispatcher
 from archive.db import after_commit
 from archive.errors import Conflict, CustodyError, InvalidInput
 from archive.hashing import parse_sha256
-from archive.models import Media, Upload, UploadState
+from archive.ingest.models import Upload, UploadState
+from archive.media.models import Media
 from archive.pipeline import Step
 
 log = logging.getLogger("custody.api.uploads")

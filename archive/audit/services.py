@@ -25,6 +25,7 @@ from sqlmodel import Session, col, select
 
 from archive import events
 from archive.access import Permission, actor, authorize
+from archive.accounts.models import User
 from archive.audit.models import Problem, Report, VerificationFailed
 from archive.clock import Clock, as_utc, utcnow
 from archive.db import session_scope
@@ -33,7 +34,8 @@ from archive.hashing import Digest
 from archive.ledger import merkle
 from archive.ledger import services as ledger
 from archive.ledger.models import Checkpoint, LogLeaf
-from archive.models import Derivative, Event, Manifest, Media, MediaState, Outcome, User
+from archive.media.models import Derivative, Manifest, Media, MediaState
+from archive.models import Event, Outcome
 from archive.signing import Keyring, Signature, canonical_json
 from archive.storage import ObjectStore
 

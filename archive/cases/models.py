@@ -14,7 +14,8 @@ from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from archive.clock import utcnow
-from archive.models import ClockSource, enum_column, new_id
+from archive.media.models import ClockSource
+from archive.models import enum_column, new_id
 
 
 class CaseKind(StrEnum):

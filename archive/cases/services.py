@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 
 from archive import events, uploads
 from archive.access import Permission, actor, authorize, can
+from archive.accounts.models import Device, User
 from archive.cases.errors import CaseNotFound, DuplicateCaseNumber, InvalidRecord
 from archive.cases.models import (
     Case,
@@ -41,16 +42,8 @@ from archive.cases.models import (
 )
 from archive.clock import Clock, as_utc, utcnow
 from archive.errors import Forbidden, InvalidInput, NotFound
-from archive.models import (
-    Derivative,
-    DerivativeKind,
-    Device,
-    Media,
-    MediaState,
-    Upload,
-    UploadState,
-    User,
-)
+from archive.ingest.models import Upload, UploadState
+from archive.media.models import Derivative, DerivativeKind, Media, MediaState
 
 # Who sees what (issue 3, section 8) is said in archive.access: CASE_READ_ALL and MEDIA_READ_ALL
 # (auditors read everything, they audit the archive as a whole, but change nothing), CASE_ADMIN

@@ -36,6 +36,7 @@ from sqlmodel import Session, col, select
 
 from archive import events
 from archive.access import Permission, authorize
+from archive.accounts.models import User
 from archive.cases import services as cases
 from archive.cases.models import Case, CaseMedia, CaseReviewer, TextRecord
 from archive.clock import Clock, as_utc, utcnow
@@ -43,7 +44,8 @@ from archive.db import session_scope
 from archive.errors import Concealed, InvalidInput, NotFound
 from archive.ledger import services as ledger
 from archive.ledger.models import Checkpoint, LogLeaf
-from archive.models import Derivative, Event, Manifest, Media, MediaState, User
+from archive.media.models import Derivative, Manifest, Media, MediaState
+from archive.models import Event
 from archive.signing import Keyring, canonical_json
 from archive.storage import ObjectStore
 

@@ -18,11 +18,12 @@ from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from archive.access import Permission, authorize
+from archive.accounts.models import User
 from archive.clock import Clock, as_utc, utcnow
 from archive.errors import IntegrityError, NotFound
 from archive.ledger import merkle
 from archive.ledger.models import Checkpoint, CheckpointPublic, LogLeaf, LogNode
-from archive.models import Event, User
+from archive.models import Event
 from archive.signing import ALGORITHM, Keyring, PublicKeyInfo, Signature, canonical_json
 
 LOG_ORIGIN = "custody-log/v1"

@@ -11,8 +11,9 @@ from sqlmodel import Session, select
 
 from archive import events
 from archive.access import actor
+from archive.accounts.models import Officer, Role, User
 from archive.errors import Conflict, InvalidInput, Unauthorized
-from archive.models import Officer, Outcome, Role, User
+from archive.models import Outcome
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 

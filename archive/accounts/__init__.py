@@ -1,0 +1,1 @@
+"""Accounts: users, their roles and bearer tokens; officers and their devices."""

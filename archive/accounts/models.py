@@ -1,0 +1,44 @@
+"""Accounts: users (with their role and token hash), officers (by badge) and their devices."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlmodel import Field, SQLModel
+
+from archive.clock import utcnow
+from archive.models import enum_column
+
+
+class Role(StrEnum):
+    OFFICER = "officer"
+    REVIEWER = "reviewer"
+    AUDITOR = "auditor"
+    RECORDS_MANAGER = "records-manager"
+    ADMIN = "admin"
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True, max_length=128)
+    role: Role = Field(sa_type=enum_column(Role))
+    # SHA-256 of a 256-bit random token: the token itself is never stored.
+    token_hash: str = Field(index=True, unique=True, max_length=64)
+    disabled: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Officer(SQLModel, table=True):
+    __tablename__ = "officers"
+    badge: str = Field(primary_key=True, max_length=64)
+    name: str = Field(default="", max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Device(SQLModel, table=True):
+    __tablename__ = "devices"
+    serial: str = Field(primary_key=True, max_length=64)
+    officer_badge: str | None = Field(default=None, foreign_key="officers.badge", max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)

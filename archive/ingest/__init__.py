@@ -1,0 +1,1 @@
+"""Ingest: tus uploads, case attachments and the verify -> probe -> derive -> sign pipeline."""

@@ -1,0 +1,40 @@
+"""Ingest tables: the tus upload that becomes a media item."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column
+from sqlmodel import Field, SQLModel
+
+from archive.clock import utcnow
+from archive.models import enum_column, new_id
+
+
+class UploadState(StrEnum):
+    OPEN = "open"
+    COMPLETE = "complete"
+    TERMINATED = "terminated"
+
+
+class Upload(SQLModel, table=True):
+    """A tus upload. Its bytes go to an S3 multipart upload, ``part_size`` at a time; the tail
+    that does not yet fill a part is kept as a small S3 object so a restart loses nothing."""
+
+    __tablename__ = "uploads"
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    state: UploadState = Field(default=UploadState.OPEN, sa_type=enum_column(UploadState))
+    length: int = Field(sa_column=Column(BigInteger, nullable=False))
+    offset: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    part_size: int
+    parts: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    tail_size: int = 0
+    object_key: str = Field(max_length=200)
+    multipart_id: str | None = Field(default=None, max_length=256)
+    metadata_: dict[str, Any] = Field(sa_column=Column("metadata", JSON, nullable=False))
+    created_by: int = Field(foreign_key="users.id")
+    media_id: str | None = Field(default=None, max_length=36)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)

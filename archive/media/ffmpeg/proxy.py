@@ -1,0 +1,211 @@
+"""Proxy planning and making: remux to faststart MP4 when the source is already browser-playable,
+else transcode to H.264/AAC; photo previews; posters."""
+
+import contextlib
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ffmpeg
+
+from archive.errors import UndecodableMedia
+from archive.media.ffmpeg.diagnose import _judge
+from archive.media.ffmpeg.facts import DerivedFile, MediaKind, ProbeFacts
+from archive.media.ffmpeg.run import (
+    _ABORT_AFTER_ERRORS,
+    _GLOBAL_ARGS,
+    _H264_REMUXABLE_PIX_FMTS,
+    _PREVIEW_MAX_PX,
+    FFMPEG,
+    _input_options,
+    _input_url,
+    _output_url,
+    _redactor,
+    _run,
+)
+
+# --------------------------------------------------------------------------------------------------
+# Proxies and posters
+
+
+@dataclass(frozen=True)
+class _Plan:
+    method: str
+    suffix: str
+    content_type: str
+    muxer: str
+
+
+def _plan(facts: ProbeFacts) -> _Plan:
+    if facts.kind is MediaKind.IMAGE:
+        return _Plan("image", ".jpg", "image/jpeg", "image2")
+    if facts.kind is MediaKind.AUDIO:
+        method = "remux" if facts.audio_codec == "aac" else "transcode"
+        return _Plan(method, ".m4a", "audio/mp4", "ipod")
+    browser_ready = (
+        facts.video_codec == "h264"
+        and facts.pixel_format in _H264_REMUXABLE_PIX_FMTS
+        and facts.audio_codec in (None, "aac")
+    )
+    return _Plan("remux" if browser_ready else "transcode", ".mp4", "video/mp4", "mp4")
+
+
+def proxy_command(source: str, facts: ProbeFacts, out_path: Path, *, height: int = 720) -> list[str]:
+    """The exact ffmpeg argv :func:`make_proxy` runs to write ``out_path`` (built with ffmpeg-python)."""
+    plan = _plan(facts)
+    image = facts.kind is MediaKind.IMAGE
+    # Images: ffmpeg 5.1 ignores EXIF Orientation, so we turn the picture ourselves from the probed
+    # rotation; -noautorotate keeps a newer ffmpeg that does read it from turning it a second time.
+    inp = ffmpeg.input(
+        _input_url(source), **_input_options(source), **({"noautorotate": None} if image else {})
+    )
+    out_opts: dict[str, object] = {"f": plan.muxer}
+    if image:
+        picture = _turn(inp["v:0"], facts.rotation).filter(
+            "scale",
+            w=f"min({_PREVIEW_MAX_PX},iw)",
+            h=f"min({_PREVIEW_MAX_PX},ih)",
+            force_original_aspect_ratio="decrease",
+        )
+        streams = [picture]
+        out_opts.update({"frames:v": 1, "c:v": "mjpeg", "q:v": 3, "pix_fmt": "yuvj420p", "update": 1})
+    elif plan.method == "remux":
+        # Bit-for-bit copy: no generation loss, ~400x real time; the display matrix is copied along,
+        # and browsers honour it. V:0 skips cover art and thumbnails stored as video streams.
+        streams = [inp["V:0" if facts.kind is MediaKind.VIDEO else "a:0"]]
+        if facts.kind is MediaKind.VIDEO and facts.audio_codec:
+            streams.append(inp["a:0"])
+        out_opts.update(c="copy", movflags="+faststart")
+    else:
+        streams = []
+        if facts.kind is MediaKind.VIDEO:
+            # ffmpeg's autorotate turns the frames before this chain (and drops the matrix from the
+            # output), so the height cap applies to the picture as shown. bwdif touches only frames flagged
+            # interlaced (DVR exports); progressive frames pass through. Width follows the display aspect
+            # (dar) so anamorphic sources come out with square pixels; both dimensions even for 4:2:0.
+            video = (
+                inp["V:0"]
+                .filter("bwdif", mode="send_frame", deint="interlaced")
+                .filter("scale", w="trunc(oh*dar/2+0.5)*2", h=f"max(2,min({height},trunc(ih/2)*2))")
+                .filter("setsar", "1")
+            )
+            streams.append(video)
+            out_opts.update({"c:v": "libx264", "preset": "veryfast", "crf": 23, "pix_fmt": "yuv420p"})
+        if facts.audio_codec:
+            # Mono stays mono; anything wider becomes stereo: 128k is too thin for 5.1 and a review
+            # copy needs the words, not the surround mix.
+            streams.append(inp["a:0"].filter("aformat", channel_layouts="mono|stereo"))
+            out_opts.update({"c:a": "aac", "b:a": "128k"})
+        out_opts["movflags"] = "+faststart"
+    stream = ffmpeg.output(*streams, _output_url(out_path), **out_opts)
+    return _compile(stream)
+
+
+def _turn(stream: Any, rotation: int) -> Any:
+    if rotation == 90:
+        return stream.filter("transpose", "clock")
+    if rotation == 180:
+        return stream.filter("hflip").filter("vflip")
+    if rotation == 270:
+        return stream.filter("transpose", "cclock")
+    return stream
+
+
+def _compile(stream: Any) -> list[str]:
+    argv = stream.global_args(*_GLOBAL_ARGS).overwrite_output().compile(cmd=FFMPEG)
+    return [str(arg) for arg in argv]
+
+
+def make_proxy(
+    source: str,
+    facts: ProbeFacts,
+    out_dir: Path,
+    *,
+    height: int = 720,
+    stall_s: float = 120,
+    timeout_s: float = 6 * 3600,
+) -> DerivedFile:
+    """Write a browser-playable review copy of ``source`` into ``out_dir``.
+
+    H.264 (8-bit 4:2:0) with AAC or no audio is remuxed to faststart MP4; other video is transcoded to
+    H.264/AAC at most ``height`` lines; audio becomes AAC in .m4a; an image becomes a JPEG preview.
+    Raises UndecodableMedia when ffmpeg reports the source damaged, MediaToolFailed when ffmpeg fails,
+    stalls or runs out of time (retryable).
+    """
+    plan = _plan(facts)
+    redact = _redactor(source)
+    final = out_dir / f"proxy{plan.suffix}"
+    with _scratch(out_dir, "proxy", plan.suffix) as tmp:
+        argv = proxy_command(source, facts, tmp, height=height)
+        outcome = _run(
+            argv, what="proxy", redact=redact, timeout_s=timeout_s, stall_s=stall_s,
+            abort_after_errors=_ABORT_AFTER_ERRORS,
+        )  # fmt: skip
+        _judge(outcome, source, facts, tmp, what="proxy", copied=plan.method == "remux", timeout_s=timeout_s)
+        tmp.replace(final)
+    return DerivedFile(final, plan.content_type, plan.method)
+
+
+def make_poster(
+    source: str,
+    facts: ProbeFacts,
+    out_dir: Path,
+    *,
+    width: int = 640,
+    stall_s: float = 120,
+    timeout_s: float = 600,
+) -> DerivedFile | None:
+    """Write a ``width``-wide JPEG poster into ``out_dir``; None for audio-only sources."""
+    if facts.kind is MediaKind.AUDIO:
+        return None
+    redact = _redactor(source)
+    final = out_dir / "poster.jpg"
+    at = 0.0
+    if facts.kind is MediaKind.VIDEO and facts.duration_s:
+        at = round(min(1.0, facts.duration_s / 2), 3)
+    with _scratch(out_dir, "poster", ".jpg") as tmp:
+        # A seek past the last decodable frame writes nothing: try once more from the start.
+        for seek in dict.fromkeys((at, 0.0)):
+            argv = _poster_command(source, facts, tmp, width=width, at=seek)
+            outcome = _run(argv, what="poster", redact=redact, timeout_s=timeout_s, stall_s=stall_s)
+            if outcome.returncode == 0 and tmp.is_file() and tmp.stat().st_size > 0:
+                break
+        if not tmp.is_file() and outcome.media_errors and not outcome.transport_errors:
+            raise UndecodableMedia(f"no picture could be decoded for a poster ({outcome.media_errors[0]})")
+        # A poster decodes one frame; the proxy run is where damage is judged.
+        _judge(outcome, source, facts, tmp, what="poster", copied=False, timeout_s=timeout_s, verdict=False)
+        tmp.replace(final)
+    return DerivedFile(final, "image/jpeg", "image")
+
+
+def _poster_command(source: str, facts: ProbeFacts, out_path: Path, *, width: int, at: float) -> list[str]:
+    image = facts.kind is MediaKind.IMAGE
+    in_opts: dict[str, object] = dict(_input_options(source))
+    if image:
+        in_opts["noautorotate"] = None
+    elif at > 0:
+        in_opts["ss"] = at  # an input option, so ffmpeg seeks in the index instead of decoding up to it
+    inp = ffmpeg.input(_input_url(source), **in_opts)
+    picture = inp["v:0" if image else "V:0"]
+    if image:
+        picture = _turn(picture, facts.rotation)
+    picture = picture.filter("scale", w=width, h=-2).filter("setsar", "1")
+    stream = ffmpeg.output(
+        picture,
+        _output_url(out_path),
+        **{"f": "image2", "update": 1, "frames:v": 1, "c:v": "mjpeg", "q:v": 3, "pix_fmt": "yuvj420p"},
+    )
+    return _compile(stream)
+
+
+@contextlib.contextmanager
+def _scratch(out_dir: Path, stem: str, suffix: str) -> Iterator[Path]:
+    """A private name in out_dir, renamed into place by the caller only when the run succeeded."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / f".{stem}-{secrets.token_hex(6)}{suffix}.part"
+    try:
+        yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)
