@@ -25,7 +25,7 @@ class Dispatcher(Protocol):
     committed (``archive.db.after_commit``): a worker must find what it is told about."""
 
     def send(self, step: str, media_id: str, sha256: str) -> None:
-        """One ingest pipeline step (``archive.pipeline.Step``) for one media item."""
+        """One ingest pipeline step (``archive.ingest.pipeline.Step``) for one media item."""
 
     def send_task(self, name: str, *args: str) -> None:
         """Any other task, by its registered name."""

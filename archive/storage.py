@@ -254,7 +254,7 @@ class MinioStore:
         minio's own UploadPart over plain HTTP SHA-256-hashes every part to sign it, which was 40%
         of the API's CPU per uploaded byte, and the S3 server hashes it again to check. Integrity
         does not rest on that: every original is re-read from S3 and its SHA-256 compared with the
-        dock's before it counts as archived (archive.pipeline.verify).
+        dock's before it counts as archived (archive.ingest.pipeline.verify).
         """
         what = f"upload part {number} of {bucket}/{key}"
         try:

@@ -585,7 +585,7 @@ def run_dock(
     timestamped as they arrive. ``on_start(pid)`` runs right after the spawn (memory sampling)."""
     state = stack.tmp / f"dock-state-{uuid.uuid4().hex[:6]}.json"
     env = {**os.environ, **stack.env}
-    env.pop("PYTHONPATH", None)  # the dock is a client: it never imports archive.pipeline
+    env.pop("PYTHONPATH", None)  # the dock is a client: it never imports archive.ingest.pipeline
     t0 = time.monotonic()
     p = subprocess.Popen(
         dock_cmd(stack, folder, state),

@@ -7,7 +7,7 @@ through a presigned GET URL (ffmpeg range requests to S3):
          make_proxy runs, stdout/stderr to /dev/null;
 - ours:  ``archive.media.ffmpeg.make_proxy(url, facts, dir, height=720, ...)``: the same argv under the
          watchdog (progress and stderr readers, stall and time limits, corruption verdict);
-- also:  ``archive.pipeline.derive(ctx, id, sha)`` on a media row in state "probed", which is what the
+- also:  ``archive.ingest.pipeline.derive(ctx, id, sha)`` on a media row in state "probed", which is what the
          transcode task runs: make_proxy + SHA-256 of the proxy + upload to S3 + poster + its upload +
          database writes. Reported, not part of the ratio (bare ffmpeg makes no poster).
 
@@ -70,8 +70,8 @@ def probed_row(stack: Stack, engine: Any, key: str, path: Path, facts: Any) -> t
 
 
 def bench_clip(stack: Stack, label: str, path: Path, rounds: int) -> dict[str, Any]:
-    from archive import pipeline
     from archive.config import get_settings
+    from archive.ingest import pipeline
     from archive.media import ffmpeg as media
     from archive.signing import Keyring
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from archive.tus import DEFERRED, encode_metadata
+from archive.ingest.tus import DEFERRED, encode_metadata
 
 TUS = {"Tus-Resumable": "1.0.0"}
 READ_BLOCK = 1024 * 1024

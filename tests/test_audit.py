@@ -19,11 +19,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from archive import pipeline
 from archive.audit import services as audit
 from archive.audit.models import Problem, Report
 from archive.config import Settings
 from archive.db import session_scope
+from archive.ingest import pipeline
 from archive.ledger import merkle
 from archive.ledger import services as ledger
 from archive.media.models import Derivative, Manifest, Media

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from sqlmodel import Session, select
 
-from archive import pipeline
 from archive.db import session_scope
+from archive.ingest import pipeline
 from archive.ledger import services as ledger
 from archive.ledger.models import Checkpoint
 from archive.media.models import Manifest, Media

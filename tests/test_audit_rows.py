@@ -12,9 +12,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from archive import pipeline
 from archive.audit import services as audit
 from archive.audit.models import Problem
+from archive.ingest import pipeline
 from archive.media.models import Media
 from archive.signing import Keyring
 from archive.storage import MinioStore

@@ -12,8 +12,8 @@ import httpx
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from archive import pipeline
 from archive.config import Settings
+from archive.ingest import pipeline
 from archive.media.models import Manifest, Media
 from archive.models import Event
 from archive.signing import Keyring, Signature

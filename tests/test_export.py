@@ -23,13 +23,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session, select
 
-from archive import pipeline
 from archive.accounts import services as accounts
 from archive.accounts.models import Role, User
 from archive.cases import services as cases
 from archive.cases.models import CaseKind, DocumentKind, Stage
 from archive.db import session_scope
 from archive.export.services import VERIFIER
+from archive.ingest import pipeline
 from archive.media.models import Media
 from archive.models import Event
 from tests.conftest import ROOT, LiveAPI

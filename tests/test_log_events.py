@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 from sqlmodel import Session, col, select
 
-from archive import pipeline
 from archive.db import session_scope
+from archive.ingest import pipeline
 from archive.ledger import services as ledger
 from archive.media.models import Media
 from archive.models import Event

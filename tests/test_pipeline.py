@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from archive import pipeline, uploads
 from archive.accounts.models import Role, User
 from archive.config import Settings
 from archive.db import session_scope
 from archive.errors import SignatureInvalid
+from archive.ingest import pipeline, uploads
 from archive.media.models import Derivative, DerivativeKind, Manifest, Media, MediaState
 from archive.models import Event
 from archive.signing import Keyring, Signature

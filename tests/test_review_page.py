@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from archive import pipeline
 from archive.config import Settings
 from archive.db import session_scope
+from archive.ingest import pipeline
 from archive.media.models import ClockSource, Media
 from archive.models import Event
 from archive.signing import Keyring

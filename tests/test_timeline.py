@@ -12,13 +12,13 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from archive import pipeline
 from archive.accounts import services as accounts
 from archive.accounts.models import Role, User
 from archive.cases import services as cases
 from archive.cases.models import CaseKind, CaseMedia, DocumentKind, Stage, TimelineMedia, TimelineRecord
 from archive.config import Settings
 from archive.db import session_scope
+from archive.ingest import pipeline
 from archive.media.models import ClockSource, Media, MediaState
 from archive.models import Event
 from archive.signing import Keyring

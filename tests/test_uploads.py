@@ -18,10 +18,10 @@ from sqlmodel import Session, select
 from tusclient import client as tus_client
 
 from archive.ingest.models import Upload, UploadState
+from archive.ingest.tus import encode_metadata
 from archive.media.models import Media, MediaState
 from archive.models import Event, Outcome
 from archive.storage import MinioStore
-from archive.tus import encode_metadata
 from tests.conftest import PART, LiveAPI
 
 TUS = {"Tus-Resumable": "1.0.0"}

@@ -1,1 +1,1 @@
-"""Celery app and tasks: thin shells around archive.pipeline."""
+"""Celery app and tasks: thin shells around archive.ingest.pipeline."""

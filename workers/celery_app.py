@@ -39,7 +39,7 @@ def make_celery() -> Celery:
             "custody.fixity": {"queue": TRANSCODE_QUEUE},
         },
         # Long tasks: acknowledge only when done, so a killed worker's task is delivered again;
-        # every task is idempotent (archive.pipeline), so running twice writes once.
+        # every task is idempotent (archive.ingest.pipeline), so running twice writes once.
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,

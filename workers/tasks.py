@@ -1,4 +1,4 @@
-"""Celery tasks: open collaborators, call archive.pipeline, nothing more."""
+"""Celery tasks: open collaborators, call archive.ingest.pipeline, nothing more."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ from celery.signals import worker_process_init, worker_ready, worker_shutdown
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlmodel import Session
 
-from archive import pipeline
 from archive.audit import services as audit
 from archive.config import get_settings
 from archive.context import Context
 from archive.db import session_scope
 from archive.errors import MediaToolFailed, StorageError
+from archive.ingest import pipeline
 from archive.ledger import services as ledger
 from retention import services as retention
 from workers.celery_app import CeleryDispatcher, app

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
-import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import BaseModel, Field
 
 from api import viewsession
 from api.deps import ClientAddr, CurrentUser, DispatcherDep, SessionDep, StoreDep
-from archive import events, uploads
+from archive import events
 from archive.access import actor
 from archive.cases import services as cases
 from archive.cases.models import (
@@ -29,11 +26,9 @@ from archive.cases.models import (
     Timeline,
 )
 from archive.config import get_settings
-from archive.db import after_commit
-from archive.errors import InvalidInput, NotFound, TooLarge
-from archive.media.models import Media
-from archive.models import new_id
-from archive.pipeline import Step
+from archive.errors import NotFound, TooLarge
+from archive.ingest import attachments
+from archive.ingest.attachments import ATTACHMENT_MAX_BYTES
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
 pages = APIRouter(tags=["review page"])
@@ -213,9 +208,6 @@ def add_version(
     return RecordCreated(record=cases.record_public(rec), linked_media=linked)
 
 
-ATTACHMENT_MAX_BYTES = 256 * 1024**2  # a scanned file; recordings go through the dock (tus)
-
-
 class AttachmentCreated(BaseModel):
     media_id: str
     sha256: str
@@ -246,50 +238,22 @@ async def upload_attachment(
     receiving) -> probe -> derive -> sign pipeline as a recording; it is linked to the case at once.
     Name the returned ``media_id`` in a record's ``attachments``."""
     length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > ATTACHMENT_MAX_BYTES:
-        raise TooLarge(f"attachment of {length} bytes is over the limit of {ATTACHMENT_MAX_BYTES} bytes")
-    # Who may attach is settled before a byte is read: 404 for a case you cannot see, 403 to read only.
-    await run_in_threadpool(_check_writer, session, user, case_id)
     content_type = (request.headers.get("content-type") or "application/octet-stream").split(";")[0].strip()
-    # A bad name or type is refused before a byte is read: nothing reaches the locked bucket.
-    cases.attachment_metadata(user, filename, content_type, (sha256 or uploads.DEFERRED).lower())
-    digest, size = hashlib.sha256(), 0
-    with tempfile.NamedTemporaryFile(prefix="custody-attachment-") as tmp:
-        async for chunk in request.stream():
-            size += len(chunk)  # the route's max_body_size stops the body at ATTACHMENT_MAX_BYTES
-            digest.update(chunk)
-            await run_in_threadpool(tmp.write, chunk)
-        if size == 0:
-            raise InvalidInput("empty file: an attachment with no bytes cannot be archived")
-        await run_in_threadpool(tmp.flush)
-        upload_id = new_id()
-        key = f"originals/{upload_id}"
-
-        def store_and_record() -> Media:
-            store.put_file(store.originals, key, Path(tmp.name), content_type)
-            item = cases.add_attachment(
-                session,
-                user,
-                case_id,
-                upload_id=upload_id,
-                object_key=key,
-                filename=filename,
-                content_type=content_type,
-                size=size,
-                sha256=(sha256 or digest.hexdigest()).lower(),
-                part_size=get_settings().upload_part_bytes,
-                addr=addr,
-            )
-            # Sent only after the request's commit: the worker must find the row it is told about.
-            after_commit(session, lambda: dispatcher.send(Step.VERIFY, item.id, item.sha256))
-            return item
-
-        item = await run_in_threadpool(store_and_record)
+    item = await attachments.receive_attachment(
+        session,
+        store,
+        dispatcher,
+        user,
+        case_id,
+        request.stream(),
+        filename=filename,
+        content_type=content_type,
+        declared_sha256=sha256,
+        content_length=int(length) if length is not None and length.isdigit() else None,
+        part_size=get_settings().upload_part_bytes,
+        client_addr=addr,
+    )
     return AttachmentCreated(media_id=item.id, sha256=item.sha256, size=item.size, state=item.state)
-
-
-def _check_writer(session: SessionDep, user: CurrentUser, case_id: str) -> None:
-    cases.require_writer(session, user, cases.get_case(session, user, case_id))
 
 
 def _log_read(session: SessionDep, user: CurrentUser, addr: str, action: str, case_id: str) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy import text as sql_text
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlmodel import Session, col, select
 
-from archive import events, uploads
+from archive import events
 from archive.access import Permission, actor, authorize, can
 from archive.accounts.models import Device, User
 from archive.cases.errors import CaseNotFound, DuplicateCaseNumber, InvalidRecord
@@ -42,6 +42,7 @@ from archive.cases.models import (
 )
 from archive.clock import Clock, as_utc, utcnow
 from archive.errors import Forbidden, InvalidInput, NotFound
+from archive.ingest import uploads
 from archive.ingest.models import Upload, UploadState
 from archive.media.models import Derivative, DerivativeKind, Media, MediaState
 

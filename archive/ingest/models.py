@@ -38,3 +38,16 @@ class Upload(SQLModel, table=True):
     media_id: str | None = Field(default=None, max_length=36)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class UploadStatusPublic(SQLModel):
+    """Where an upload's media item is in the pipeline (not part of tus; the dock polls it)."""
+
+    id: str
+    state: UploadState
+    offset: int
+    length: int
+    media_id: str | None
+    media_state: str | None
+    media_reason: str | None
+    duplicate_of: str | None

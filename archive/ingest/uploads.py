@@ -6,14 +6,13 @@ itself with the same bytes. Bytes that do not yet fill a part are kept in a smal
 so an API restart or a dropped connection loses nothing that was acknowledged. The database row
 is the only record of progress and is written after the bytes it describes are in S3.
 
-Memory per PATCH: about (2 + parts in flight) x ``part_size`` (see the tus router).
+Memory per PATCH: about (2 + parts in flight) x ``part_size`` (see :mod:`archive.ingest.patch`).
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
-import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -28,14 +27,13 @@ from archive.accounts.models import Device, Officer, User
 from archive.clock import utcnow
 from archive.errors import Conflict, Forbidden, InvalidInput, NotFound, ObjectMissing, StorageError, TooLarge
 from archive.hashing import parse_sha256
-from archive.ingest.models import Upload, UploadState
+from archive.ingest.models import Upload, UploadState, UploadStatusPublic
+from archive.ingest.tus import DEFERRED, encode_metadata, parse_metadata
 from archive.media.models import ClockSource, Media
 from archive.storage import ObjectStore
-from archive.tus import DEFERRED, encode_metadata, parse_metadata
 
 __all__ = ["DEFERRED", "encode_metadata", "parse_metadata"]
 
-CHECKSUM_ALGORITHMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "md5": hashlib.md5}
 # Badges and serials; "@" too, since an account name (accounts._NAME) stands as the officer of a
 # case attachment.
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$")
@@ -185,6 +183,21 @@ def get_upload_for(session: Session, upload_id: str, user: User) -> Upload:
         # Someone else's upload: as far as this user knows, it does not exist.
         raise NotFound(f"no upload {upload_id}")
     return upload
+
+
+def upload_status(session: Session, user: User, upload_id: str) -> UploadStatusPublic:
+    upload = get_upload_for(session, upload_id, user)
+    media = session.get(Media, upload.media_id) if upload.media_id else None
+    return UploadStatusPublic(
+        id=upload.id,
+        state=upload.state,
+        offset=upload.offset,
+        length=upload.length,
+        media_id=upload.media_id,
+        media_state=media.state if media else None,
+        media_reason=media.state_reason if media else None,
+        duplicate_of=media.duplicate_of if media else None,
+    )
 
 
 def tail_key(upload: Upload) -> str:
