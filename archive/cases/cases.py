@@ -1,0 +1,224 @@
+"""Cases: open, assign reviewers, change title/stage/status, view and find."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_
+from sqlalchemy.exc import IntegrityError as DBIntegrityError
+from sqlmodel import Session, col, select
+
+from archive.access import Permission, authorize, can
+from archive.accounts.models import User
+from archive.cases.access import get_case, log_change, visible_cases_clause
+from archive.cases.errors import DuplicateCaseNumber
+from archive.cases.models import (
+    Case,
+    CaseKind,
+    CaseMedia,
+    CasePublic,
+    CaseReviewer,
+    CaseStatus,
+    RecordOfficer,
+    Stage,
+    TextRecord,
+)
+from archive.clock import Clock, utcnow
+from archive.errors import InvalidInput
+from archive.media.models import Media
+
+# --------------------------------------------------------------------------- cases
+
+
+@dataclass(frozen=True)
+class CaseInput:
+    number: str
+    title: str
+    kind: CaseKind
+    stage: Stage = Stage.FILING
+    status: CaseStatus = CaseStatus.OPEN
+    agency: str = "default"
+    reviewers: Sequence[str] = ()
+
+
+def _reviewers(session: Session, names: Iterable[str]) -> list[str]:
+    out = sorted(set(names))
+    for name in out:
+        u = session.exec(select(User).where(User.name == name)).first()
+        if u is None or not can(u, Permission.CASE_WRITE_ASSIGNED):
+            raise InvalidInput(f"reviewer {name!r} is not a reviewer account")
+    return out
+
+
+def create_case(
+    session: Session, user: User, data: CaseInput, *, addr: str = "", clock: Clock = utcnow
+) -> Case:
+    authorize(user, Permission.CASE_ADMIN, "open cases")
+    number, title = data.number.strip(), data.title.strip()
+    if not number or not title:
+        raise InvalidInput("case number and title must not be empty")
+    taken = session.exec(select(Case.id).where(Case.agency == data.agency, Case.number == number)).first()
+    if taken:
+        raise DuplicateCaseNumber(f"case number {number!r} already exists in agency {data.agency!r}")
+    reviewers = _reviewers(session, data.reviewers)
+    now = clock()
+    case = Case(
+        agency=data.agency,
+        number=number,
+        title=title,
+        kind=data.kind,
+        stage=data.stage,
+        status=data.status,
+        created_by=user.name,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(case)
+    try:
+        # The unique constraint is the real guard: two clerks may race past the check above.
+        with session.begin_nested():
+            session.flush()
+    except DBIntegrityError as exc:
+        raise DuplicateCaseNumber(f"case number {number!r} already exists in agency {data.agency!r}") from exc
+    for name in reviewers:
+        session.add(CaseReviewer(case_id=case.id, user_name=name, assigned_by=user.name, assigned_at=now))
+    session.flush()
+    log_change(
+        session,
+        user,
+        "case.create",
+        "case",
+        case.id,
+        addr,
+        clock,
+        number=number,
+        kind=data.kind,
+        stage=data.stage,
+        reviewers=reviewers,
+    )
+    return case
+
+
+def set_reviewers(
+    session: Session, user: User, case_id: str, names: Sequence[str], *, addr: str = "", clock: Clock = utcnow
+) -> Case:
+    case = get_case(session, user, case_id)
+    authorize(user, Permission.CASE_ADMIN, "assign reviewers")
+    wanted = set(_reviewers(session, names))
+    current = {
+        r.user_name: r for r in session.exec(select(CaseReviewer).where(CaseReviewer.case_id == case.id))
+    }
+    for name in set(current) - wanted:
+        session.delete(current[name])
+    for name in wanted - set(current):
+        session.add(CaseReviewer(case_id=case.id, user_name=name, assigned_by=user.name, assigned_at=clock()))
+    session.flush()
+    log_change(session, user, "case.reviewers", "case", case.id, addr, clock, reviewers=sorted(wanted))
+    return case
+
+
+@dataclass(frozen=True)
+class CaseChange:
+    """What a records manager or admin may change on an open case: its title, its current procedural
+    stage and its status. The number, agency and kind are the case's identity and never change."""
+
+    title: str | None = None
+    stage: Stage | None = None
+    status: CaseStatus | None = None
+
+
+def update_case(
+    session: Session, user: User, case_id: str, change: CaseChange, *, addr: str = "", clock: Clock = utcnow
+) -> Case:
+    case = get_case(session, user, case_id)
+    authorize(user, Permission.CASE_ADMIN, f"change case {case.number}")
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    if change.title is not None:
+        title = change.title.strip()
+        if not title:
+            raise InvalidInput("case title must not be empty")
+        if title != case.title:
+            before["title"], after["title"] = case.title, title
+            case.title = title
+    for name in ("stage", "status"):
+        value = getattr(change, name)
+        if value is not None and value != getattr(case, name):
+            before[name], after[name] = getattr(case, name), value
+            setattr(case, name, value)
+    if not after:
+        return case  # nothing changed: nothing logged
+    case.updated_at = clock()
+    session.add(case)
+    session.flush()
+    log_change(session, user, "case.update", "case", case.id, addr, clock, before=before, after=after)
+    return case
+
+
+def case_public(session: Session, case: Case) -> CasePublic:
+    names = session.exec(
+        select(CaseReviewer.user_name)
+        .where(CaseReviewer.case_id == case.id)
+        .order_by(col(CaseReviewer.user_name))
+    ).all()
+    return CasePublic.model_validate({**case.model_dump(), "reviewers": list(names)})
+
+
+def view_case(session: Session, user: User, case_id: str, *, addr: str = "", clock: Clock = utcnow) -> Case:
+    case = get_case(session, user, case_id)
+    log_change(session, user, "case.view", "case", case.id, addr, clock)
+    return case
+
+
+@dataclass(frozen=True)
+class CaseQuery:
+    number: str | None = None
+    officer: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    stage: Stage | None = None
+    status: CaseStatus | None = None
+    kind: CaseKind | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+def find_cases(session: Session, user: User, q: CaseQuery) -> tuple[list[Case], int]:
+    """Cases by number, officer (named in a record, or whose media are linked), date range (a record's
+    window overlaps it) and stage. Only cases the caller may see."""
+    stmt = select(Case).where(visible_cases_clause(user))
+    if q.number:
+        stmt = stmt.where(Case.number == q.number.strip())
+    if q.stage:
+        stmt = stmt.where(Case.stage == q.stage)
+    if q.status:
+        stmt = stmt.where(Case.status == q.status)
+    if q.kind:
+        stmt = stmt.where(Case.kind == q.kind)
+    if q.officer:
+        named = (
+            select(TextRecord.case_id)
+            .join(RecordOfficer, col(RecordOfficer.record_row) == col(TextRecord.id))
+            .where(RecordOfficer.badge == q.officer)
+        )
+        filmed = (
+            select(CaseMedia.case_id)
+            .join(Media, col(Media.id) == col(CaseMedia.media_id))
+            .where(Media.officer_badge == q.officer, col(CaseMedia.unlinked_at).is_(None))
+        )
+        stmt = stmt.where(or_(col(Case.id).in_(named), col(Case.id).in_(filmed)))
+    if q.since or q.until:
+        window = select(TextRecord.case_id)
+        if q.since:
+            window = window.where(col(TextRecord.occurred_to) >= q.since)
+        if q.until:
+            window = window.where(col(TextRecord.occurred_from) <= q.until)
+        stmt = stmt.where(col(Case.id).in_(window))
+    total = session.exec(select(func.count()).select_from(stmt.subquery())).one()
+    rows = session.exec(
+        stmt.order_by(col(Case.created_at).desc(), col(Case.id)).offset(q.offset).limit(q.limit)
+    ).all()
+    return list(rows), int(total)

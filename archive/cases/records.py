@@ -1,0 +1,251 @@
+"""Text records: versioned, with their officers and attachments; listed, and searched (PostgreSQL
+full text, or SQLite FTS5 on the embedded default)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func
+from sqlalchemy import text as sql_text
+from sqlmodel import Session, col, select
+
+from archive.access import actor
+from archive.accounts.models import User
+from archive.cases.access import (
+    UNLINKABLE,
+    get_case,
+    log_change,
+    media_visible,
+    require_writer,
+    visible_cases_clause,
+)
+from archive.cases.errors import InvalidRecord
+from archive.cases.linking import autolink, find_open_link, make_link
+from archive.cases.models import (
+    Case,
+    DocumentKind,
+    LinkSource,
+    RecordOfficer,
+    RecordPublic,
+    Stage,
+    TextRecord,
+)
+from archive.clock import Clock, as_utc, utcnow
+from archive.errors import InvalidInput, NotFound
+from archive.media.models import Media
+
+_BADGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+MAX_OFFICERS = 50
+MAX_ATTACHMENTS = 100
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class RecordInput:
+    stage: Stage
+    doc_kind: DocumentKind
+    author: str
+    occurred_from: datetime
+    occurred_to: datetime
+    body: str
+    title: str = ""
+    officers: Sequence[str] = ()
+    attachments: Sequence[str] = ()
+
+
+def _check_record(data: RecordInput, max_body: int) -> tuple[datetime, datetime, list[str]]:
+    if data.occurred_from.tzinfo is None or data.occurred_to.tzinfo is None:
+        raise InvalidRecord("occurred_from and occurred_to must carry a UTC offset")
+    start, end = as_utc(data.occurred_from), as_utc(data.occurred_to)
+    if end < start:
+        raise InvalidRecord(f"occurred_to ({end.isoformat()}) is before occurred_from ({start.isoformat()})")
+    if len(data.body) > max_body:
+        raise InvalidRecord(f"body is {len(data.body)} characters; the limit is {max_body}")
+    if not data.author.strip():
+        raise InvalidRecord("author must not be empty")
+    officers = sorted(set(data.officers))
+    if len(officers) > MAX_OFFICERS:
+        raise InvalidRecord(f"at most {MAX_OFFICERS} officers per record")
+    for badge in officers:
+        if not _BADGE.match(badge):
+            raise InvalidRecord(f"officer {badge[:70]!r} is not a badge number")
+    if len(data.attachments) > MAX_ATTACHMENTS:
+        raise InvalidRecord(f"at most {MAX_ATTACHMENTS} attachments per record")
+    return start, end, officers
+
+
+def _attachments(session: Session, user: User, ids: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    for media_id in dict.fromkeys(ids):
+        item = session.get(Media, media_id)
+        if item is None or not media_visible(session, user, item):
+            raise InvalidRecord(f"attachment {media_id[:40]!r}: no such media item")
+        if item.state in UNLINKABLE:
+            raise InvalidRecord(f"attachment {media_id}: {item.state} items are not archived originals")
+        out.append(media_id)
+    return out
+
+
+def add_record(
+    session: Session,
+    user: User,
+    case_id: str,
+    data: RecordInput,
+    *,
+    addr: str = "",
+    buffer_s: float = 300.0,
+    max_body: int = 200_000,
+    clock: Clock = utcnow,
+    record_id: str | None = None,
+) -> tuple[TextRecord, list[str]]:
+    """Store a new record (or, with ``record_id``, its next version) and apply the auto-link rule.
+    Returns the stored version and the media ids it newly linked."""
+    case = get_case(session, user, case_id)
+    require_writer(session, user, case)
+    start, end, officers = _check_record(data, max_body)
+    attachments = _attachments(session, user, data.attachments)
+    version = 1
+    if record_id is not None:
+        latest = session.exec(
+            select(func.max(TextRecord.version)).where(
+                TextRecord.record_id == record_id, TextRecord.case_id == case.id
+            )
+        ).one()
+        if latest is None:
+            raise NotFound(f"no record {record_id} in case {case.number}")
+        version = int(latest) + 1
+    rec = TextRecord(
+        case_id=case.id,
+        stage=data.stage,
+        doc_kind=data.doc_kind,
+        title=data.title.strip(),
+        author=data.author.strip(),
+        officers=officers,
+        occurred_from=start,
+        occurred_to=end,
+        body=data.body,
+        attachments=attachments,
+        created_by=user.name,
+        created_at=clock(),
+        version=version,
+    )
+    if record_id is not None:
+        rec.record_id = record_id
+    session.add(rec)
+    session.flush()
+    for badge in officers:
+        session.add(RecordOfficer(record_row=rec.id or 0, badge=badge))
+    session.flush()
+    log_change(
+        session,
+        user,
+        "record.create" if version == 1 else "record.version",
+        "record",
+        rec.record_id,
+        addr,
+        clock,
+        case=case.id,
+        version=version,
+        stage=rec.stage,
+        doc_kind=rec.doc_kind,
+        officers=officers,
+        window=[start.isoformat(), end.isoformat()],
+        body_chars=len(rec.body),
+    )
+    linked: list[str] = []
+    for media_id in attachments:
+        if find_open_link(session, case.id, media_id) is None:
+            make_link(
+                session,
+                actor(user),
+                case,
+                media_id,
+                LinkSource.ATTACHMENT,
+                f"attachment of record {rec.record_id}",
+                rec.record_id,
+                addr,
+                clock,
+            )
+            linked.append(media_id)
+    linked += autolink(session, user, case, rec, buffer_s=buffer_s, addr=addr, clock=clock)
+    return rec, linked
+
+
+def records(session: Session, user: User, case_id: str, *, all_versions: bool = False) -> list[TextRecord]:
+    case = get_case(session, user, case_id)
+    rows = list(
+        session.exec(
+            select(TextRecord)
+            .where(TextRecord.case_id == case.id)
+            .order_by(col(TextRecord.occurred_from), col(TextRecord.record_id), col(TextRecord.version))
+        )
+    )
+    if all_versions:
+        return rows
+    latest: dict[str, TextRecord] = {}
+    for r in rows:
+        if r.record_id not in latest or r.version > latest[r.record_id].version:
+            latest[r.record_id] = r
+    return sorted(latest.values(), key=lambda r: (r.occurred_from, r.record_id))
+
+
+def record_versions(session: Session, user: User, case_id: str, record_id: str) -> list[TextRecord]:
+    case = get_case(session, user, case_id)
+    rows = list(
+        session.exec(
+            select(TextRecord)
+            .where(TextRecord.case_id == case.id, TextRecord.record_id == record_id)
+            .order_by(col(TextRecord.version))
+        )
+    )
+    if not rows:
+        raise NotFound(f"no record {record_id} in case {case.number}")
+    return rows
+
+
+def record_public(r: TextRecord) -> RecordPublic:
+    return RecordPublic.model_validate(r.model_dump())
+
+
+def _fts_query(q: str) -> list[str]:
+    # Words only, each quoted: user input never reaches FTS5 or tsquery syntax (no operator injection,
+    # no syntax errors on a stray quote). All words must match.
+    return list(re.findall(r"\w+", q)[:20])
+
+
+def search_records(session: Session, user: User, q: str, *, limit: int = 50) -> list[TextRecord]:
+    words = _fts_query(q)
+    if not words:
+        raise InvalidInput("search needs at least one word")
+    if session.get_bind().dialect.name == "postgresql":
+        rows = session.execute(
+            sql_text(
+                "SELECT id FROM case_records WHERE search_tsv @@ plainto_tsquery('simple', :q) "
+                "ORDER BY ts_rank(search_tsv, plainto_tsquery('simple', :q)) DESC, id DESC LIMIT :n"
+            ),
+            {"q": " ".join(words), "n": limit * 4},
+        ).all()
+    else:
+        match = " ".join('"' + w.replace('"', "") + '"' for w in words)
+        rows = session.execute(
+            sql_text(
+                "SELECT rowid FROM case_records_fts WHERE case_records_fts MATCH :q ORDER BY rank LIMIT :n"
+            ),
+            {"q": match, "n": limit * 4},
+        ).all()
+    ids = [int(r[0]) for r in rows]
+    if not ids:
+        return []
+    found = {
+        r.id: r
+        for r in session.exec(
+            select(TextRecord)
+            .join(Case, col(Case.id) == col(TextRecord.case_id))
+            .where(col(TextRecord.id).in_(ids), visible_cases_clause(user))
+        )
+    }
+    return [found[i] for i in ids if i in found][:limit]

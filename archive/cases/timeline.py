@@ -1,0 +1,111 @@
+"""The case timeline: records and linked media on one corrected clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlmodel import Session, col, select
+
+from archive.accounts.models import User
+from archive.cases.access import get_case, log_change
+from archive.cases.cases import case_public
+from archive.cases.linking import corrected_span, correction_note, device_start, links
+from archive.cases.models import (
+    CaseMedia,
+    Timeline,
+    TimelineMedia,
+    TimelineRecord,
+)
+from archive.cases.records import records
+from archive.clock import Clock, as_utc, utcnow
+from archive.media.models import Derivative, DerivativeKind, Media
+
+# --------------------------------------------------------------------------- timeline
+
+
+@dataclass
+class _Row:
+    at: datetime | None
+    order: int
+    item: TimelineMedia | TimelineRecord = field(compare=False)
+
+
+def timeline(
+    session: Session, user: User, case_id: str, *, addr: str = "", via: str = "api", clock: Clock = utcnow
+) -> Timeline:
+    """Text records (latest versions) and linked media in time order on the corrected clock."""
+    case = get_case(session, user, case_id)
+    log_change(session, user, "case.timeline", "case", case.id, addr, clock, via=via)
+    recs = records(session, user, case.id)
+    open_links = links(session, user, case.id)
+    by_media: dict[str, list[CaseMedia]] = {}
+    for ln in open_links:
+        by_media.setdefault(ln.media_id, []).append(ln)
+    media_rows = (
+        list(session.exec(select(Media).where(col(Media.id).in_(list(by_media))))) if by_media else []
+    )
+    ders: dict[tuple[str, DerivativeKind], Derivative] = {}
+    if media_rows:
+        for d in session.exec(select(Derivative).where(col(Derivative.media_id).in_(list(by_media)))):
+            ders[(d.media_id, d.kind)] = d
+    rows: list[_Row] = []
+    for r in recs:
+        rows.append(
+            _Row(
+                as_utc(r.occurred_from),
+                1,
+                TimelineRecord(
+                    record_id=r.record_id,
+                    version=r.version,
+                    stage=r.stage,
+                    doc_kind=r.doc_kind,
+                    title=r.title,
+                    author=r.author,
+                    officers=r.officers,
+                    start=as_utc(r.occurred_from),
+                    end=as_utc(r.occurred_to),
+                    body=r.body,
+                    attachments=r.attachments,
+                ),
+            )
+        )
+    for m in media_rows:
+        span = corrected_span(m)
+        proxy = ders.get((m.id, DerivativeKind.PROXY))
+        poster = ders.get((m.id, DerivativeKind.POSTER))
+        # The case rides along so the stream's custody event says through which case it was watched.
+        rows.append(
+            _Row(
+                span[0] if span else None,
+                0,
+                TimelineMedia(
+                    id=m.id,
+                    kind=str((m.probe or {}).get("kind") or "unknown"),
+                    file_name=m.file_name,
+                    state=m.state,
+                    officer=m.officer_badge,
+                    device=m.device_serial,
+                    start=span[0] if span else None,
+                    end=span[1] if span else None,
+                    duration_s=(m.probe or {}).get("duration_s"),
+                    recorded_at_device=dev[0] if (dev := device_start(m)) else None,
+                    device_time_source=dev[1] if dev else None,
+                    clock_offset_s=m.clock_offset_s,
+                    clock_source=m.clock_source,
+                    correction=correction_note(m),
+                    proxy_url=f"/api/v1/media/{m.id}/proxy?case={case.id}" if proxy else None,
+                    poster_url=f"/api/v1/media/{m.id}/poster?case={case.id}" if poster else None,
+                    proxy_type=proxy.content_type if proxy else None,
+                    links=[
+                        {"source": ln.source, "reason": ln.reason, "record_id": ln.record_id}
+                        for ln in by_media[m.id]
+                    ],
+                ),
+            )
+        )
+    far = datetime.max.replace(tzinfo=UTC)
+    rows.sort(
+        key=lambda r: (r.at or far, r.order, getattr(r.item, "id", "") or getattr(r.item, "record_id", ""))
+    )
+    return Timeline(case=case_public(session, case), items=[r.item for r in rows])
