@@ -14,15 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
-from archive.config import Settings
-
-MIGRATIONS = Path(__file__).parent / "migrations"
 _AFTER_COMMIT = "custody.after_commit"
 
 
@@ -63,22 +58,6 @@ def make_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
-
-
-def alembic_config(url: str) -> Config:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    return cfg
-
-
-def migrate(settings: Settings) -> None:
-    """Bring the schema to the newest migration (idempotent)."""
-    url = settings.resolved_database_url()
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    # "heads": domains may add migrations side by side (each from the same parent); all apply.
-    command.upgrade(alembic_config(url), "heads")
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index
+from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint
 from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
@@ -59,6 +59,24 @@ class Event(SQLModel, table=True):
     client_addr: str = Field(default="", max_length=64)
     outcome: Outcome = Field(default=Outcome.OK, sa_type=enum_column(Outcome))
     details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Tombstone(SQLModel, table=True):
+    """What was deleted, under which rule, signed: proof that a deletion followed the policy.
+
+    A custody fact, so it lives in the core: retention writes it (``retention.services``), the
+    verifier checks it against the custody log (``archive.audit``)."""
+
+    __tablename__ = "tombstones"
+    __table_args__ = (UniqueConstraint("media_id", name="uq_tombstone_media"),)
+    id: int | None = Field(default=None, primary_key=True)
+    media_id: str = Field(foreign_key="media.id", max_length=36)
+    sha256: str = Field(max_length=64)
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    body: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    signature: str = Field(max_length=200)
+    key_id: str = Field(max_length=32)
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 class EventPublic(SQLModel):

@@ -214,8 +214,9 @@ class Stack:
         from archive.accounts.models import Role
         from archive.accounts.services import add_user
         from archive.config import get_settings
-        from archive.db import make_engine, migrate, session_scope
+        from archive.db import make_engine, session_scope
         from archive.storage import MinioStore
+        from migrations import migrate
 
         get_settings.cache_clear()
         s = get_settings()

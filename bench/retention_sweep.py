@@ -53,10 +53,11 @@ def run(url: str, rows: int, sample: int) -> None:
     from sqlmodel import Session, select
 
     from archive.config import get_settings
-    from archive.db import make_engine, migrate
+    from archive.db import make_engine
     from archive.media.models import Media
     from archive.signing import Keyring
     from archive.storage import MinioStore
+    from migrations import migrate
     from retention import services as rs
 
     settings = get_settings()

@@ -34,7 +34,7 @@ def _context() -> Context:
 
 def _prepare() -> None:
     """Schema to head, buckets present, signing key present: safe to run every start."""
-    from archive.db import migrate
+    from migrations import migrate
 
     s = get_settings()
     s.data_dir.mkdir(parents=True, exist_ok=True)
@@ -48,7 +48,7 @@ def _prepare() -> None:
 @main.command()
 def migrate() -> None:
     """Apply database migrations (idempotent)."""
-    from archive.db import migrate as do_migrate
+    from migrations import migrate as do_migrate
 
     do_migrate(get_settings())
     click.echo("database schema is up to date")
@@ -68,8 +68,9 @@ def users_add(name: str, role: str) -> None:
     """Create a user; prints the bearer token alone on the last line (it is not stored, keep it)."""
     from archive.accounts import services as accounts
     from archive.accounts.models import Role
-    from archive.db import migrate, session_scope
+    from archive.db import session_scope
     from archive.errors import CustodyError
+    from migrations import migrate
 
     migrate(get_settings())
     try:
@@ -84,8 +85,9 @@ def users_add(name: str, role: str) -> None:
 @main.command()
 def checkpoint() -> None:
     """Sequence new custody events into the log and sign a checkpoint now."""
-    from archive.db import migrate, session_scope
+    from archive.db import session_scope
     from archive.ledger import services as ledger
+    from migrations import migrate
 
     migrate(get_settings())
     ctx = _context()
@@ -102,7 +104,8 @@ def verify(as_json: bool) -> None:
     import json
 
     from archive.audit import services as audit
-    from archive.db import migrate, session_scope
+    from archive.db import session_scope
+    from migrations import migrate
 
     migrate(get_settings())
     ctx = _context()
@@ -140,9 +143,9 @@ def verify(as_json: bool) -> None:
 def export_case(case: str, out: Path, agency: str | None, media_ids: tuple[str, ...]) -> None:
     """Write an evidence export of CASE (case id or number): linked media, text records, custody
     events with inclusion proofs, keys and a standalone verifier, in one zip."""
-    from archive.db import migrate
     from archive.errors import CustodyError
     from archive.export import services as export
+    from migrations import migrate
 
     migrate(get_settings())
     ctx = _context()
@@ -176,7 +179,8 @@ def keys() -> None:
 def keys_rotate() -> None:
     """Make a new current signing key; old keys stay so old signatures still verify."""
     from archive import events
-    from archive.db import migrate, session_scope
+    from archive.db import session_scope
+    from migrations import migrate
 
     migrate(get_settings())
     ctx = _context()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
 from archive.clock import utcnow
@@ -83,21 +83,6 @@ class RetentionStatus(SQLModel, table=True):
     storage_legal_hold: bool = False
     computed_at: datetime = Field(default_factory=utcnow)
     deleted_at: datetime | None = None
-
-
-class Tombstone(SQLModel, table=True):
-    """What was deleted, under which rule, signed: proof that a deletion followed the policy."""
-
-    __tablename__ = "tombstones"
-    __table_args__ = (UniqueConstraint("media_id", name="uq_tombstone_media"),)
-    id: int | None = Field(default=None, primary_key=True)
-    media_id: str = Field(foreign_key="media.id", max_length=36)
-    sha256: str = Field(max_length=64)
-    size: int = Field(sa_column=Column(BigInteger, nullable=False))
-    body: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    signature: str = Field(max_length=200)
-    key_id: str = Field(max_length=32)
-    created_at: datetime = Field(default_factory=utcnow)
 
 
 class RetentionPublic(SQLModel):

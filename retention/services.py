@@ -24,10 +24,10 @@ from archive.db import session_scope
 from archive.errors import Conflict, InvalidInput, NotFound, ObjectMissing
 from archive.ingest.models import Upload
 from archive.media.models import Derivative, Media, MediaState
-from archive.models import Event
+from archive.models import Event, Tombstone
 from archive.signing import Keyring
 from archive.storage import ObjectStore
-from retention.models import LegalHold, PolicyVersion, RetentionFlag, RetentionStatus, Tombstone
+from retention.models import LegalHold, PolicyVersion, RetentionFlag, RetentionStatus
 from retention.policy import FlagKind, Keep, Policy, add_months, default_policy, parse_policy
 
 log = logging.getLogger("custody.retention")

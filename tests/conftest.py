@@ -29,8 +29,9 @@ from sqlalchemy.engine import Engine, make_url
 from archive.accounts import services as accounts
 from archive.accounts.models import Role
 from archive.config import Settings, get_settings
-from archive.db import make_engine, migrate, session_scope
+from archive.db import make_engine, session_scope
 from archive.storage import MinioStore
+from migrations import migrate
 
 ROOT = Path(__file__).resolve().parents[1]
 # Two pytest runs on one machine share the test services; CUSTODY_TEST_SLOT (0-7) gives a run its own

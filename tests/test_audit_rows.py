@@ -16,10 +16,10 @@ from archive.audit import services as audit
 from archive.audit.models import Problem
 from archive.ingest import pipeline
 from archive.media.models import Media
+from archive.models import Tombstone
 from archive.signing import Keyring
 from archive.storage import MinioStore
 from retention import services as rs
-from retention.models import Tombstone
 from tests.test_audit import archived, ctx, dba, found, run_verify, samples  # noqa: F401  (fixtures)
 from tests.test_retention import archived as archived_bytes
 

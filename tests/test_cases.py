@@ -19,8 +19,9 @@ from archive.accounts.models import Role
 from archive.cases import services as cases
 from archive.cases.models import Case, CaseKind, CaseMedia, DocumentKind, Stage, TextRecord
 from archive.config import Settings
-from archive.db import make_engine, migrate, session_scope
+from archive.db import make_engine, session_scope
 from archive.models import Event
+from migrations import migrate
 from tests.case_factories import T, auth, media_row, new_case, record_body
 from tests.conftest import LiveAPI
 

@@ -16,7 +16,8 @@ from archive.accounts import services as accounts
 from archive.accounts.models import Role
 from archive.cases.models import Case, CaseMedia, TextRecord
 from archive.config import get_settings
-from archive.db import make_engine, migrate, session_scope
+from archive.db import make_engine, session_scope
+from migrations import migrate
 from tests.case_factories import T, auth, media_row, new_case, record_body
 from tests.conftest import LiveAPI, free_port
 

@@ -16,11 +16,12 @@ from sqlalchemy.engine import Engine
 
 from api.ranges import RangeNotSatisfiable, parse_range
 from archive.config import Settings
-from archive.db import make_engine, migrate
+from archive.db import make_engine
 from archive.errors import InvalidInput, ObjectMissing, SignatureInvalid
 from archive.hashing import Digest, digest_file, parse_sha256
 from archive.signing import Keyring, Signature, canonical_json
 from archive.storage import MinioStore
+from migrations import migrate
 from tests.conftest import ROOT
 
 

@@ -17,11 +17,11 @@ from archive.accounts.models import Device, Officer
 from archive.db import session_scope
 from archive.errors import StorageError
 from archive.media.models import Media, MediaState
-from archive.models import Event
+from archive.models import Event, Tombstone
 from archive.signing import Keyring, Signature
 from archive.storage import MinioStore
 from retention import services as rs
-from retention.models import RetentionStatus, Tombstone
+from retention.models import RetentionStatus
 from retention.policy import FlagKind, Keep, add_months, default_policy
 
 # --- dates and rules (pure) ----------------------------------------------------------------

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, String, column, func, table
+from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -35,7 +35,7 @@ from archive.ledger import merkle
 from archive.ledger import services as ledger
 from archive.ledger.models import Checkpoint, LogLeaf
 from archive.media.models import Derivative, Manifest, Media, MediaState
-from archive.models import Event, Outcome
+from archive.models import Event, Outcome, Tombstone
 from archive.signing import Keyring, Signature, canonical_json
 from archive.storage import ObjectStore
 
@@ -91,15 +91,6 @@ STATE_ACTIONS = (
     "media.sign",
     "retention.delete",
 )
-# Tombstones belong to retention (which imports archive, not the other way round): read as a plain table.
-_TOMBSTONES = table(
-    "tombstones",
-    column("media_id", String),
-    column("sha256", String),
-    column("body", JSON),
-    column("signature", String),
-    column("key_id", String),
-)
 
 
 @dataclass
@@ -110,14 +101,6 @@ class LoggedFacts:
     manifest_sha256: list[str] = field(default_factory=list)  # from media.sign entries
     state: str | None = None  # the state the last state-changing entry moved it to
     tombstone_signature: str | None = None  # from the retention.delete entry
-
-
-@dataclass
-class Tombstone:
-    sha256: str
-    body: dict[str, Any]
-    signature: str
-    key_id: str
 
 
 @dataclass
@@ -177,12 +160,7 @@ def load_item(session: Session, media_id: str) -> ItemSnapshot | None:
     manifest = session.exec(
         select(Manifest).where(Manifest.media_id == media_id).order_by(col(Manifest.version).desc())
     ).first()
-    row = session.execute(
-        select(_TOMBSTONES.c.sha256, _TOMBSTONES.c.body, _TOMBSTONES.c.signature, _TOMBSTONES.c.key_id).where(
-            _TOMBSTONES.c.media_id == media_id
-        )
-    ).first()
-    stone = Tombstone(row[0], row[1], row[2], row[3]) if row is not None else None
+    stone = session.exec(select(Tombstone).where(Tombstone.media_id == media_id)).first()
     return ItemSnapshot(item, ders, manifest, logged_facts(session, media_id), stone)
 
 

@@ -1,14 +1,11 @@
-"""Alembic environment: the URL comes from archive.db.alembic_config (set by the caller)."""
+"""Alembic environment: the URL comes from migrations.alembic_config (set by the caller)."""
 
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
 
-import archive.schema  # noqa: F401  (registers every domain's tables on SQLModel.metadata)
-
-# retention/ sits above archive/ (it imports archive, never the reverse), so its tables are
-# registered here, at the deployment edge, rather than in archive.schema.
-import retention.models  # noqa: F401
+import archive.schema  # noqa: F401  (registers every core domain's tables on SQLModel.metadata)
+import retention.models  # noqa: F401  (retention sits above archive: registered here, not there)
 
 config = context.config
 target_metadata = SQLModel.metadata
