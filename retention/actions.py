@@ -31,7 +31,7 @@ from retention.models import (
     RetentionReportPublic,
     RetentionStatus,
 )
-from retention.policy import FlagKind
+from retention.policy import FlagKind, Policy
 
 RECLASSIFY_TASK = "custody.retention_reclassify"
 
@@ -142,10 +142,10 @@ def release(
     return explain(session, user, h.media_id)
 
 
-def policy(session: Session, user: User) -> dict[str, Any]:
-    """The policy in force, as its JSON document (the document is the policy; see retention.policy)."""
+def policy(session: Session, user: User) -> Policy:
+    """The policy in force (its public shape is the policy document itself, see retention.policy)."""
     authorize(user, Permission.RETENTION_POLICY_READ, "read the retention policy")
-    return rs.current_policy(session).to_json()
+    return rs.current_policy(session)
 
 
 def set_policy(
@@ -156,12 +156,12 @@ def set_policy(
     reason: str,
     *,
     client_addr: str = "",
-) -> dict[str, Any]:
+) -> Policy:
     """A new version of the policy; every live item is reclassified in the background once it commits."""
     authorize(user, Permission.RETENTION_POLICY_SET, "change the retention policy")
     new = rs.set_policy(session, data, actor=actor(user), reason=reason, client_addr=client_addr)
     after_commit(session, lambda: dispatcher.send_task(RECLASSIFY_TASK))
-    return new.to_json()
+    return new
 
 
 def report(session: Session, user: User, days: int, *, clock: Clock = utcnow) -> RetentionReportPublic:

@@ -444,7 +444,8 @@ def release_hold(
     client_addr: str = "",
     clock: Clock = utcnow,
 ) -> Decision | None:
-    """Only a records manager may call this (the API checks the role); a reason is required."""
+    """A reason is required. Who may release is decided by the caller: ``retention.actions.release``
+    (Permission.RETENTION_HOLD_RELEASE, records managers only) for people."""
     if not reason.strip():
         raise InvalidInput("releasing a legal hold needs a reason")
     hold = session.get(LegalHold, hold_id)

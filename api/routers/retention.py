@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from api.deps import ClientAddr, CurrentUser, DispatcherDep, SessionDep, StoreDep
 from retention import actions
 from retention.models import RetentionPublic, RetentionReportPublic
-from retention.policy import FlagKind
+from retention.policy import FlagKind, Policy
 
 router = APIRouter(prefix="/api/v1", tags=["retention"])
 
@@ -76,8 +76,9 @@ def release(
     return actions.release(session, store, user, hold_id, body.reason, client_addr=addr)
 
 
-@router.get("/retention/policy")
-def get_policy(session: SessionDep, user: CurrentUser) -> dict[str, Any]:
+# The policy answers as the policy document: None-valued fields left out, as in its JSON file.
+@router.get("/retention/policy", response_model=Policy, response_model_exclude_none=True)
+def get_policy(session: SessionDep, user: CurrentUser) -> Policy:
     return actions.policy(session, user)
 
 
@@ -85,10 +86,10 @@ class PolicyIn(Reason):
     policy: dict[str, Any]
 
 
-@router.put("/retention/policy")
+@router.put("/retention/policy", response_model=Policy, response_model_exclude_none=True)
 def put_policy(
     body: PolicyIn, session: SessionDep, user: CurrentUser, addr: ClientAddr, dispatcher: DispatcherDep
-) -> dict[str, Any]:
+) -> Policy:
     """A new version of the policy; every live item is reclassified in the background."""
     return actions.set_policy(session, dispatcher, user, body.policy, body.reason, client_addr=addr)
 
