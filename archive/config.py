@@ -4,24 +4,47 @@ Built lazily by :func:`get_settings` so that importing a module never reads the 
 or opens a connection; processes create their clients after they fork.
 """
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal, Self
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The keys of the S3 server that deploy/services.sh starts on loopback for the embedded default and
+# the tests. Anywhere else they are known to everyone who has read this file.
+DEFAULT_S3_ACCESS_KEY = "CUSTODYACCESSKEY0001"
+DEFAULT_S3_SECRET_KEY = "custodysecretkey000000000000000000000001"  # noqa: S105 - named to be refused
+
+
+def _loopback(host: str | None) -> bool:
+    if not host:
+        return True  # a Unix socket or a local file (SQLite)
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: another machine, as far as we can tell
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CUSTODY_", env_file=None, extra="ignore")
 
+    # embedded: one machine, every service on loopback (the default, `make run`); test: the test
+    # services, also on loopback; production: real secrets required. Outside embedded/test on
+    # loopback, a default or empty secret is refused at start (see _refuse_default_secrets).
+    profile: Literal["embedded", "test", "production"] = "embedded"
     # Where the embedded default keeps its state (SQLite file, signing keys, service data).
     data_dir: Path = Path("var")
     database_url: str = ""  # empty: SQLite at <data_dir>/custody.db
     redis_url: str = "redis://127.0.0.1:6380/0"
 
     s3_endpoint: str = "127.0.0.1:7480"  # host:port, as the minio client wants it
-    s3_access_key: str = "CUSTODYACCESSKEY0001"
-    s3_secret_key: SecretStr = SecretStr("custodysecretkey000000000000000000000001")
+    s3_access_key: str = DEFAULT_S3_ACCESS_KEY
+    s3_secret_key: SecretStr = SecretStr(DEFAULT_S3_SECRET_KEY)
     s3_secure: bool = False
     s3_region: str = "us-east-1"
     bucket_originals: str = "custody-originals"
@@ -76,6 +99,31 @@ class Settings(BaseSettings):
     record_body_max_chars: int = 200_000
     # Lifetime of the review page's HttpOnly cookie that lets <video> elements stream proxies.
     view_session_ttl_s: int = 3600
+
+    def on_loopback(self) -> bool:
+        """Whether S3, Redis and the database are all on this machine's loopback interface."""
+        s3_host = urlsplit(f"//{self.s3_endpoint}").hostname
+        db = self.resolved_database_url()
+        db_host = None if db.startswith("sqlite") else urlsplit(db).hostname
+        return all(_loopback(h) for h in (s3_host, urlsplit(self.redis_url).hostname, db_host))
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> Self:
+        if self.profile in ("embedded", "test") and self.on_loopback():
+            return self
+        unsafe = []
+        if self.s3_access_key in ("", DEFAULT_S3_ACCESS_KEY):
+            unsafe.append("CUSTODY_S3_ACCESS_KEY")
+        if self.s3_secret_key.get_secret_value() in ("", DEFAULT_S3_SECRET_KEY):
+            unsafe.append("CUSTODY_S3_SECRET_KEY")
+        if unsafe:
+            raise ValueError(
+                f"profile {self.profile}"
+                + ("" if self.profile == "production" else " with services off loopback")
+                + f": {', '.join(unsafe)} must be set to a secret of your own (it is empty or the "
+                "published default)"
+            )
+        return self
 
     def resolved_database_url(self) -> str:
         if self.database_url:
