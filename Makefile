@@ -17,11 +17,11 @@ run: setup
 test:
 	deploy/install.sh --with-postgres
 	eval "$$(deploy/services.sh up test)"; \
-	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy . && \
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy . && .venv/bin/lint-imports && \
 	.venv/bin/pytest $(PYTEST_ARGS)
 
 lint:
-	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy .
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy . && .venv/bin/lint-imports
 
 services-down:
 	deploy/services.sh down embedded; deploy/services.sh down test

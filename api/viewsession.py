@@ -15,7 +15,6 @@ from typing import Annotated
 
 import redis
 from fastapi import Depends, Request
-from sqlmodel import select
 
 from api.deps import SessionDep, bearer_token, client_addr
 from archive.accounts import services as accounts
@@ -52,8 +51,8 @@ def viewer(request: Request, session: SessionDep) -> User:
         user = accounts.authenticate(session, bearer_token(request), client_addr=client_addr(request))
     else:
         name = lookup(request.app.state.redis, request.cookies[COOKIE])
-        found = session.exec(select(User).where(User.name == name)).first() if name else None
-        if found is None or found.disabled:
+        found = accounts.active_user(session, name) if name else None
+        if found is None:
             raise Unauthorized("the review session has expired: reload the page")
         user = found
     request.state.user_name = user.name

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
-from sqlmodel import Session
 
 from api.deps import ClientAddr, CurrentUser, SessionDep, StoreDep
 from api.ranges import parse_range
@@ -60,7 +59,7 @@ def _stream(store: ObjectStore, bucket: str, key: str, start: int, length: int) 
 
 def _serve(
     request: Request,
-    session: Session,
+    session: SessionDep,
     store: ObjectStore,
     user: User,
     readable: media.Readable,

@@ -59,6 +59,12 @@ def authenticate(session: Session, token: str | None, *, client_addr: str = "") 
     return user
 
 
+def active_user(session: Session, name: str) -> User | None:
+    """The enabled account of that name (the review page's streaming cookie names one)."""
+    user = session.exec(select(User).where(User.name == name)).first()
+    return None if user is None or user.disabled else user
+
+
 def record_denied(
     session: Session,
     user_name: str | None,
