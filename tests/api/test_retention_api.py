@@ -17,7 +17,7 @@ from archive.models import Event, Outcome
 from archive.storage import MinioStore
 from retention.policy import default_policy
 from tests.conftest import ROOT, LiveAPI
-from tests.test_retention import archived
+from tests.retention.test_retention import archived
 from workers.celery_app import make_celery, sweep_schedule
 
 

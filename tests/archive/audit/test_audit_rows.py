@@ -20,8 +20,8 @@ from archive.models import Tombstone
 from archive.signing import Keyring
 from archive.storage import MinioStore
 from retention import services as rs
-from tests.test_audit import archived, ctx, dba, found, run_verify, samples  # noqa: F401  (fixtures)
-from tests.test_retention import archived as archived_bytes
+from tests.archive.audit.test_audit import archived, ctx, dba, found, run_verify, samples  # noqa: F401  (fixtures)
+from tests.retention.test_retention import archived as archived_bytes
 
 
 def test_row_hidden_as_deleted_or_removed_is_named(

@@ -249,7 +249,7 @@ CT_CONSISTENCY = [
 def test_proofs_match_the_certificate_transparency_reference_vectors() -> None:
     """Our proofs are byte for byte the reference implementation's, and both our verifier and the
     standalone one in every export accept them."""
-    from tests.test_export import V  # the standalone verify_export.py, loaded as a module
+    from tests.archive.export.test_export import V  # the standalone verify_export.py, loaded as a module
 
     inputs = [b"", b"\x00", b"\x10", b" !", b"01", b"@ABC", b"PQRSTUVW", b"`abcdefghijklmno"]
     leaves = [merkle.leaf_hash(i) for i in inputs]

@@ -30,9 +30,9 @@ from archive.media.models import Derivative, Manifest, Media
 from archive.models import Event
 from archive.signing import Keyring, canonical_json
 from archive.storage import MinioStore
+from tests.archive.ingest.test_pipeline import drive, receive
 from tests.conftest import ROOT, LiveAPI
 from tests.media_samples import make_samples
-from tests.test_pipeline import drive, receive
 
 
 @pytest.fixture(scope="module")

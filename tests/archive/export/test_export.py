@@ -32,8 +32,8 @@ from archive.export.services import VERIFIER
 from archive.ingest import pipeline
 from archive.media.models import Media
 from archive.models import Event
+from tests.archive.audit.test_audit import archived, ctx, samples  # noqa: F401  (fixtures)
 from tests.conftest import ROOT, LiveAPI
-from tests.test_audit import archived, ctx, samples  # noqa: F401  (fixtures)
 
 
 def _load_verifier() -> ModuleType:

@@ -23,10 +23,10 @@ from archive.media.models import ClockSource, Media
 from archive.models import Event
 from archive.signing import Keyring
 from archive.storage import MinioStore
+from tests.archive.ingest.test_pipeline import drive, receive
 from tests.case_factories import auth, new_case, record_body
 from tests.conftest import ROOT, LiveAPI
 from tests.media_samples import make_samples
-from tests.test_pipeline import drive, receive
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = Path("/usr/bin/chromium")

@@ -14,8 +14,8 @@ from archive.ingest import pipeline
 from archive.ledger import services as ledger
 from archive.media.models import Media
 from archive.models import Event
+from tests.archive.audit.test_audit import archived, ctx, samples  # noqa: F401  (fixtures)
 from tests.conftest import LiveAPI
-from tests.test_audit import archived, ctx, samples  # noqa: F401  (fixtures)
 
 
 def _events(c: pipeline.Context, action: str) -> list[Event]:

@@ -18,8 +18,8 @@ from archive.ledger.models import Checkpoint
 from archive.media.models import Manifest, Media
 from archive.models import Event
 from archive.signing import Keyring, Signature
+from tests.archive.audit.test_audit import archived, ctx, run_verify, samples  # noqa: F401  (fixtures)
 from tests.conftest import LiveAPI
-from tests.test_audit import archived, ctx, run_verify, samples  # noqa: F401  (fixtures)
 
 
 def test_private_key_is_created_owner_only(tmp_path: Path) -> None:

@@ -18,9 +18,9 @@ from archive.media.models import Manifest, Media
 from archive.models import Event
 from archive.signing import Keyring, Signature
 from archive.storage import MinioStore
+from tests.archive.ingest.test_pipeline import drive
 from tests.case_factories import T, auth, new_case, record_body
 from tests.conftest import LiveAPI
-from tests.test_pipeline import drive
 
 PDF = (
     b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
