@@ -7,6 +7,7 @@ and answers with a ``*Public`` model. They flush, never commit; tasks go out aft
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -79,6 +80,21 @@ def explain(session: Session, user: User, media_id: str) -> RetentionPublic:
     )
 
 
+def _act_on_media(
+    session: Session,
+    user: User,
+    media_id: str,
+    permission: Permission,
+    what: str,
+    act: Callable[[str], object],
+) -> RetentionPublic:
+    """Authorize, check the item is visible to the user, act as them, and explain the result."""
+    authorize(user, permission, what)
+    _media(session, user, media_id)
+    act(actor(user))
+    return explain(session, user, media_id)
+
+
 def flag(
     session: Session,
     store: ObjectStore,
@@ -89,10 +105,16 @@ def flag(
     *,
     client_addr: str = "",
 ) -> RetentionPublic:
-    authorize(user, Permission.RETENTION_FLAG, "flag recordings for retention")
-    _media(session, user, media_id)
-    rs.set_flag(session, store, media_id, kind, actor=actor(user), reason=reason, client_addr=client_addr)
-    return explain(session, user, media_id)
+    return _act_on_media(
+        session,
+        user,
+        media_id,
+        Permission.RETENTION_FLAG,
+        "flag recordings for retention",
+        lambda who: rs.set_flag(
+            session, store, media_id, kind, actor=who, reason=reason, client_addr=client_addr
+        ),
+    )
 
 
 def unflag(
@@ -105,29 +127,45 @@ def unflag(
     *,
     client_addr: str = "",
 ) -> RetentionPublic:
-    authorize(user, Permission.RETENTION_FLAG, "clear retention flags")
-    _media(session, user, media_id)
-    rs.clear_flag(session, store, media_id, kind, actor=actor(user), reason=reason, client_addr=client_addr)
-    return explain(session, user, media_id)
+    return _act_on_media(
+        session,
+        user,
+        media_id,
+        Permission.RETENTION_FLAG,
+        "clear retention flags",
+        lambda who: rs.clear_flag(
+            session, store, media_id, kind, actor=who, reason=reason, client_addr=client_addr
+        ),
+    )
 
 
 def review(
     session: Session, store: ObjectStore, user: User, media_id: str, note: str, *, client_addr: str = ""
 ) -> RetentionPublic:
     """A reviewer records that they looked (releases the recorder's "important" mark)."""
-    authorize(user, Permission.RETENTION_FLAG, "record a review")
-    _media(session, user, media_id)
-    rs.mark_reviewed(session, store, media_id, actor=actor(user), note=note, client_addr=client_addr)
-    return explain(session, user, media_id)
+    return _act_on_media(
+        session,
+        user,
+        media_id,
+        Permission.RETENTION_FLAG,
+        "record a review",
+        lambda who: rs.mark_reviewed(session, store, media_id, actor=who, note=note, client_addr=client_addr),
+    )
 
 
 def hold(
     session: Session, store: ObjectStore, user: User, media_id: str, reason: str, *, client_addr: str = ""
 ) -> RetentionPublic:
-    authorize(user, Permission.RETENTION_HOLD, "place legal holds")
-    _media(session, user, media_id)
-    rs.place_hold(session, store, media_id, actor=actor(user), reason=reason, client_addr=client_addr)
-    return explain(session, user, media_id)
+    return _act_on_media(
+        session,
+        user,
+        media_id,
+        Permission.RETENTION_HOLD,
+        "place legal holds",
+        lambda who: rs.place_hold(
+            session, store, media_id, actor=who, reason=reason, client_addr=client_addr
+        ),
+    )
 
 
 def release(

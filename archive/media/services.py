@@ -89,14 +89,7 @@ def list_media(
 
 def view(session: Session, user: User, media_id: str, *, client_addr: str = "") -> MediaPublic:
     item = get(session, user, media_id)
-    events.record(
-        session,
-        actor=actor(user),
-        action="media.view",
-        subject_type="media",
-        subject_id=item.id,
-        client_addr=client_addr,
-    )
+    _log_read(session, user, item, "media.view", client_addr)
     return public(session, item)
 
 
@@ -149,6 +142,25 @@ def derivative(
     return Readable(item, kind, store.derived, d.object_key, d.size, d.content_type, name)
 
 
+def _log_read(
+    session: Session,
+    user: User,
+    item: Media,
+    action: str,
+    client_addr: str,
+    details: dict[str, Any] | None = None,
+) -> None:
+    events.record(
+        session,
+        actor=actor(user),
+        action=action,
+        subject_type="media",
+        subject_id=item.id,
+        client_addr=client_addr,
+        details=details,
+    )
+
+
 def record_read(
     session: Session,
     user: User,
@@ -163,15 +175,8 @@ def record_read(
     details: dict[str, Any] = {"what": readable.what, "range": list(byte_range) if byte_range else None}
     if case:
         details["case"] = case[:36]
-    events.record(
-        session,
-        actor=actor(user),
-        action=f"media.{'download' if readable.what == 'original' else 'stream'}",
-        subject_type="media",
-        subject_id=readable.item.id,
-        client_addr=client_addr,
-        details=details,
-    )
+    action = f"media.{'download' if readable.what == 'original' else 'stream'}"
+    _log_read(session, user, readable.item, action, client_addr, details)
 
 
 @dataclass(frozen=True)
@@ -189,12 +194,5 @@ def manifest(session: Session, user: User, media_id: str, *, client_addr: str = 
     ).first()
     if m is None:
         raise NotFound(f"media {media_id} has no signed manifest yet (state {item.state})")
-    events.record(
-        session,
-        actor=actor(user),
-        action="media.manifest",
-        subject_type="media",
-        subject_id=item.id,
-        client_addr=client_addr,
-    )
+    _log_read(session, user, item, "media.manifest", client_addr)
     return ManifestAnswer(manifest=m.body, signature=m.signature, key_id=m.key_id)
