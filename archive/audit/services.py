@@ -6,6 +6,10 @@ ones, custody entries edited or removed (a superuser can drop the append-only tr
 check compares two records that an attacker would have to change together, and the anchors are
 things the attacker cannot forge: our SHA-256 of the bytes, Ed25519 signatures, and the signed
 checkpoints of the Merkle log. Every discrepancy is named; nothing stops at the first.
+
+Longer than 600 lines on purpose: it is one chain of checks (an item's bytes, rows and signatures,
+its state against the custody log, its tombstone, then the log against its signed checkpoints) that
+an auditor reads top to bottom to know what "verified" means; the fixity sweep reuses it.
 """
 
 from __future__ import annotations
