@@ -441,6 +441,7 @@ def sweep(dry_run: bool, batch: int | None, as_json: bool) -> None:
     """Delete expired, unprotected recordings (retention), leaving signed tombstones."""
     import json as jsonlib
 
+    from archive.access import actor
     from retention import services as rs
 
     engine, store, keyring = _collaborators()
@@ -452,7 +453,7 @@ def sweep(dry_run: bool, batch: int | None, as_json: bool) -> None:
         keyring,
         dry_run=dry_run,
         batch=batch or get_settings().retention_sweep_batch,
-        actor="user:cli-sweep",
+        actor=actor("cli-sweep"),
     )
     if as_json:
         click.echo(
@@ -505,6 +506,7 @@ def retention_policy(new_file: Path | None, reason: str) -> None:
     """Print the policy in force, or install a new version with --set FILE --reason TEXT."""
     import json as jsonlib
 
+    from archive.access import actor
     from archive.db import session_scope
     from archive.errors import CustodyError
     from retention import services as rs
@@ -519,7 +521,7 @@ def retention_policy(new_file: Path | None, reason: str) -> None:
     try:
         with session_scope(engine) as session:
             policy = rs.set_policy(
-                session, jsonlib.loads(new_file.read_text()), actor="user:cli", reason=reason
+                session, jsonlib.loads(new_file.read_text()), actor=actor("cli"), reason=reason
             )
     except (CustodyError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
