@@ -12,8 +12,7 @@ from pydantic import BaseModel, Field
 
 from api import viewsession
 from api.deps import ClientAddr, CurrentUser, DispatcherDep, SessionDep, StoreDep
-from archive import events
-from archive.access import actor
+from archive.accounts import services as accounts
 from archive.cases import services as cases
 from archive.cases.models import (
     CaseKind,
@@ -256,24 +255,11 @@ async def upload_attachment(
     return AttachmentCreated(media_id=item.id, sha256=item.sha256, size=item.size, state=item.state)
 
 
-def _log_read(session: SessionDep, user: CurrentUser, addr: str, action: str, case_id: str) -> None:
-    events.record(
-        session,
-        actor=actor(user),
-        action=action,
-        subject_type="case",
-        subject_id=case_id,
-        client_addr=addr,
-    )
-
-
 @router.get("/cases/{case_id}/records", response_model=list[RecordPublic])
 def list_records(
     case_id: str, session: SessionDep, user: CurrentUser, addr: ClientAddr, all_versions: bool = False
 ) -> list[RecordPublic]:
-    rows = cases.records(session, user, case_id, all_versions=all_versions)
-    _log_read(session, user, addr, "case.records", case_id)
-    return [cases.record_public(r) for r in rows]
+    return cases.read_records(session, user, case_id, all_versions=all_versions, addr=addr)
 
 
 @router.get("/cases/{case_id}/records/{record_id}", response_model=list[RecordPublic])
@@ -281,18 +267,14 @@ def record_versions(
     case_id: str, record_id: str, session: SessionDep, user: CurrentUser, addr: ClientAddr
 ) -> list[RecordPublic]:
     """Every version of one record, oldest first."""
-    rows = cases.record_versions(session, user, case_id, record_id)
-    _log_read(session, user, addr, "case.records", case_id)
-    return [cases.record_public(r) for r in rows]
+    return cases.read_record_versions(session, user, case_id, record_id, addr=addr)
 
 
 @router.get("/cases/{case_id}/media", response_model=list[LinkPublic])
 def list_links(
     case_id: str, session: SessionDep, user: CurrentUser, addr: ClientAddr, include_unlinked: bool = False
 ) -> list[LinkPublic]:
-    rows = cases.links(session, user, case_id, include_closed=include_unlinked)
-    _log_read(session, user, addr, "case.links", case_id)
-    return [cases.link_public(x) for x in rows]
+    return cases.read_links(session, user, case_id, include_closed=include_unlinked, addr=addr)
 
 
 @router.post("/cases/{case_id}/media", response_model=LinkPublic, status_code=201)
@@ -314,11 +296,7 @@ def unlink(
 @router.post("/cases/{case_id}/autolink", response_model=Relinked)
 def autolink(case_id: str, session: SessionDep, user: CurrentUser, addr: ClientAddr) -> Relinked:
     """Apply every record's auto-link rule again (for media docked after the record was written)."""
-    case = cases.get_case(session, user, case_id)
-    cases.require_writer(session, user, case)
-    made: list[str] = []
-    for rec in cases.records(session, user, case.id):
-        made += cases.autolink(session, user, case, rec, buffer_s=get_settings().autolink_buffer_s, addr=addr)
+    made = cases.relink_case(session, user, case_id, buffer_s=get_settings().autolink_buffer_s, addr=addr)
     return Relinked(linked_media=made)
 
 
@@ -343,17 +321,7 @@ def search(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> list[RecordPublic]:
     """Full-text search over record versions in the cases the caller may see (every word must match)."""
-    rows = cases.search_records(session, user, q, limit=limit)
-    events.record(
-        session,
-        actor=actor(user),
-        action="records.search",
-        subject_type="query",
-        subject_id=str(len(rows)),
-        client_addr=addr,
-        details={"q": q[:200]},
-    )
-    return [cases.record_public(r) for r in rows]
+    return cases.search(session, user, q, limit=limit, addr=addr)
 
 
 # --------------------------------------------------------------------------- review session + page
@@ -375,15 +343,7 @@ def open_session(
         samesite="strict",
         secure=request.url.scheme == "https",
     )
-    events.record(
-        session,
-        actor=actor(user),
-        action="session.open",
-        subject_type="user",
-        subject_id=user.name,
-        client_addr=addr,
-        details={"ttl_s": ttl},
-    )
+    accounts.record_view_session(session, user, ttl, client_addr=addr)
 
 
 # The page holds no data: it is a shell whose script asks the API (with the bearer token) for the

@@ -86,3 +86,16 @@ def record_denied(
         client_addr=client_addr,
         details={"request": subject[:300], "reason": reason[:200]},
     )
+
+
+def record_view_session(session: Session, user: User, ttl_s: int, *, client_addr: str = "") -> None:
+    """The review page's streaming cookie was issued to ``user`` for ``ttl_s`` seconds."""
+    events.record(
+        session,
+        actor=actor(user),
+        action="session.open",
+        subject_type="user",
+        subject_id=user.name,
+        client_addr=client_addr,
+        details={"ttl_s": ttl_s},
+    )

@@ -352,3 +352,12 @@ def autolink_media(
         )
         made.append(case_id)
     return made
+
+
+def read_links(
+    session: Session, user: User, case_id: str, *, include_closed: bool = False, addr: str = ""
+) -> list[LinkPublic]:
+    """A case's links (open ones, or all), the read logged as ``case.links``."""
+    rows = links(session, user, case_id, include_closed=include_closed)
+    log_change(session, user, "case.links", "case", case_id, addr, utcnow)
+    return [link_public(x) for x in rows]

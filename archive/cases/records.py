@@ -249,3 +249,38 @@ def search_records(session: Session, user: User, q: str, *, limit: int = 50) -> 
         )
     }
     return [found[i] for i in ids if i in found][:limit]
+
+
+def read_records(
+    session: Session, user: User, case_id: str, *, all_versions: bool = False, addr: str = ""
+) -> list[RecordPublic]:
+    """A case's records (the current versions, or all), the read logged as ``case.records``."""
+    rows = records(session, user, case_id, all_versions=all_versions)
+    log_change(session, user, "case.records", "case", case_id, addr, utcnow)
+    return [record_public(r) for r in rows]
+
+
+def read_record_versions(
+    session: Session, user: User, case_id: str, record_id: str, *, addr: str = ""
+) -> list[RecordPublic]:
+    """Every version of one record, oldest first; the read logged as ``case.records``."""
+    rows = record_versions(session, user, case_id, record_id)
+    log_change(session, user, "case.records", "case", case_id, addr, utcnow)
+    return [record_public(r) for r in rows]
+
+
+def search(session: Session, user: User, q: str, *, limit: int = 50, addr: str = "") -> list[RecordPublic]:
+    """Full-text search over record versions in the cases the caller may see; the query is logged."""
+    rows = search_records(session, user, q, limit=limit)
+    log_change(session, user, "records.search", "query", str(len(rows)), addr, utcnow, q=q[:200])
+    return [record_public(r) for r in rows]
+
+
+def relink_case(session: Session, user: User, case_id: str, *, buffer_s: float, addr: str = "") -> list[str]:
+    """Apply every record's auto-link rule again (for media docked after the record was written)."""
+    case = get_case(session, user, case_id)
+    require_writer(session, user, case)
+    made: list[str] = []
+    for rec in records(session, user, case.id):
+        made += autolink(session, user, case, rec, buffer_s=buffer_s, addr=addr)
+    return made

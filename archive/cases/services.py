@@ -44,6 +44,7 @@ from archive.cases.linking import (
     links,
     make_link,
     overlaps,
+    read_links,
     unlink_media,
 )
 from archive.cases.records import (
@@ -51,9 +52,13 @@ from archive.cases.records import (
     MAX_OFFICERS,
     RecordInput,
     add_record,
+    read_record_versions,
+    read_records,
     record_public,
     record_versions,
     records,
+    relink_case,
+    search,
     search_records,
 )
 from archive.cases.timeline import timeline
@@ -89,10 +94,15 @@ __all__ = [
     "make_link",
     "media_visible",
     "overlaps",
+    "read_links",
+    "read_record_versions",
+    "read_records",
     "record_public",
     "record_versions",
     "records",
+    "relink_case",
     "require_writer",
+    "search",
     "search_records",
     "set_reviewers",
     "timeline",
