@@ -38,6 +38,8 @@ class Permission(StrEnum):
     RETENTION_REPORT = "retention.report"  # what becomes deletable soon
     # audit
     AUDIT = "audit"
+    # the working-day calendar (operator overrides of holidays and make-up days)
+    CALENDAR_SET = "calendar.set"
 
 
 _READERS = {Permission.MEDIA_READ}
@@ -75,6 +77,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.RETENTION_POLICY_READ,
             Permission.RETENTION_POLICY_SET,
             Permission.RETENTION_REPORT,
+            Permission.CALENDAR_SET,
         }
     ),
     Role.ADMIN: frozenset(
@@ -92,6 +95,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.RETENTION_POLICY_READ,
             Permission.RETENTION_REPORT,
             Permission.AUDIT,
+            Permission.CALENDAR_SET,
         }
     ),
 }

@@ -1,0 +1,37 @@
+"""China's working-day calendar, shared by every rule that counts working days (工作日).
+
+Legal time limits in the seeds are counted in working days: legal review within 5 working days
+(issue 12), publicity within 7 or 20 working days (issue 14). A working day follows China's statutory
+holidays and their make-up working days (调休), not just weekends, so:
+
+- the State Council's published arrangement comes from the maintained ``chinesecalendar`` library;
+- the operator's overrides are data: a JSON document shipped with the package
+  (``default_overrides.json``) and versions kept in the database (``workday_calendars``), each set
+  with a reason and logged. They fill years the library does not know yet and correct single days
+  (a local holiday, an office closure decided by the agency);
+- a date in a year neither knows raises :class:`CalendarGap`: a deadline is never guessed.
+
+Use :func:`archive.workdays.services.current_calendar` where the operator's database versions must
+count (everything that stores a deadline); the module-level functions below use the library and the
+shipped file only.
+"""
+
+from archive.workdays.calendar import (
+    WorkCalendar,
+    add_working_days,
+    default_calendar,
+    is_working_day,
+    local_date,
+    working_days_between,
+)
+from archive.workdays.errors import CalendarGap
+
+__all__ = [
+    "CalendarGap",
+    "WorkCalendar",
+    "add_working_days",
+    "default_calendar",
+    "is_working_day",
+    "local_date",
+    "working_days_between",
+]

@@ -1,0 +1,174 @@
+"""The calendar itself: library facts, then the operator's overrides, never a guess."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import chinese_calendar
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from archive.workdays.errors import CalendarGap, InvalidCalendar
+
+DEFAULT_OVERRIDES_FILE = Path(__file__).with_name("default_overrides.json")
+# A deadline further away than this is a bug in the caller, not a legal time limit.
+MAX_WORKING_DAYS = 3660
+
+
+class YearArrangement(BaseModel):
+    """A whole year the library does not know, copied from the State Council's notice
+    (国务院办公厅关于某年部分节假日安排的通知): rest days on weekdays and make-up working days on
+    weekends. Every other Monday-Friday is a working day, every other Saturday/Sunday is not."""
+
+    model_config = ConfigDict(extra="forbid")
+    holidays: list[date]
+    workdays: list[date] = []  # 调休: Saturdays or Sundays worked in exchange
+    source: str = Field(min_length=1, max_length=500)  # the notice it was copied from
+
+
+class DayOverride(BaseModel):
+    """One day decided locally, overriding the library and the year's arrangement."""
+
+    model_config = ConfigDict(extra="forbid")
+    date: date
+    working: bool
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class Overrides(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: int = Field(default=1, ge=1)
+    title: str = ""
+    years: dict[int, YearArrangement] = {}
+    days: list[DayOverride] = []
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Overrides:
+        for year, arrangement in self.years.items():
+            if not 1900 <= year <= 2200:
+                raise ValueError(f"year {year} is out of range")
+            for d in [*arrangement.holidays, *arrangement.workdays]:
+                if d.year != year:
+                    raise ValueError(f"{d.isoformat()} is listed under the year {year}")
+            both = set(arrangement.holidays) & set(arrangement.workdays)
+            if both:
+                raise ValueError(f"{min(both).isoformat()} is both a holiday and a working day in {year}")
+        seen = [o.date for o in self.days]
+        if len(seen) != len(set(seen)):
+            raise ValueError("a day is overridden twice")
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def parse_overrides(data: Any) -> Overrides:
+    try:
+        return Overrides.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise InvalidCalendar(f"calendar overrides are not valid: {problems}") from exc
+
+
+def _library_is_workday(d: date) -> bool | None:
+    """The library's answer, or None for a year it does not cover."""
+    try:
+        return bool(chinese_calendar.is_workday(d))
+    except NotImplementedError:
+        return None
+
+
+class WorkCalendar:
+    """Working days in mainland China: day override > the operator's year arrangement > the
+    library's published arrangement; otherwise :class:`CalendarGap`."""
+
+    def __init__(self, overrides: Overrides | None = None, *, label: str = "library") -> None:
+        self.overrides = overrides or Overrides()
+        self.label = label  # which data answered: "library", "default v1", "db v3" (for explanations)
+        self._days = {o.date: o.working for o in self.overrides.days}
+        self._years = self.overrides.years
+        self._holidays = {d for y in self._years.values() for d in y.holidays}
+        self._workdays = {d for y in self._years.values() for d in y.workdays}
+
+    def is_working_day(self, d: date) -> bool:
+        if isinstance(d, datetime):  # a datetime is a date subclass; its day depends on a zone
+            raise TypeError("is_working_day takes a date; convert with local_date() first")
+        if d in self._days:
+            return self._days[d]
+        if d.year in self._years:
+            if d in self._workdays:
+                return True
+            if d in self._holidays:
+                return False
+            return d.weekday() < 5
+        answer = _library_is_workday(d)
+        if answer is None:
+            raise CalendarGap(d.year)
+        return answer
+
+    def knows_year(self, year: int) -> bool:
+        return year in self._years or _library_is_workday(date(year, 6, 30)) is not None
+
+    def add_working_days(self, start: date, n: int) -> date:
+        """The date ``n`` working days after ``start``: the day of ``start`` itself does not count
+        (a limit starts the day after the event, as Chinese administrative time limits do), so
+        5 working days after a Friday submission end on the next Friday when no holiday falls
+        between. ``n == 0`` is ``start``."""
+        if not 0 <= n <= MAX_WORKING_DAYS:
+            raise InvalidCalendar(f"working days must be between 0 and {MAX_WORKING_DAYS}, not {n}")
+        d = start
+        left = n
+        while left:
+            d += timedelta(days=1)
+            if self.is_working_day(d):
+                left -= 1
+        return d
+
+    def working_days_between(self, a: date, b: date) -> int:
+        """Working days in (a, b]: ``working_days_between(a, add_working_days(a, n)) == n``.
+        Negative when ``b`` is before ``a``."""
+        if b < a:
+            return -self.working_days_between(b, a)
+        if (b - a).days > MAX_WORKING_DAYS * 2:
+            raise InvalidCalendar(f"{a.isoformat()} to {b.isoformat()} is too long a span to count")
+        count = 0
+        d = a
+        while d < b:
+            d += timedelta(days=1)
+            if self.is_working_day(d):
+                count += 1
+        return count
+
+
+def load_default_overrides() -> Overrides:
+    return parse_overrides(json.loads(DEFAULT_OVERRIDES_FILE.read_text(encoding="utf-8")))
+
+
+@lru_cache(maxsize=1)
+def default_calendar() -> WorkCalendar:
+    """The library plus the shipped override file (no database)."""
+    shipped = load_default_overrides()
+    return WorkCalendar(shipped, label=f"default v{shipped.version}")
+
+
+def is_working_day(d: date) -> bool:
+    return default_calendar().is_working_day(d)
+
+
+def add_working_days(start: date, n: int) -> date:
+    return default_calendar().add_working_days(start, n)
+
+
+def working_days_between(a: date, b: date) -> int:
+    return default_calendar().working_days_between(a, b)
+
+
+def local_date(moment: datetime, timezone: str = "Asia/Shanghai") -> date:
+    """The calendar date of an instant in the agency's zone: legal deadlines are local dates."""
+    if moment.tzinfo is None:
+        raise ValueError("local_date needs a timezone-aware datetime")
+    return moment.astimezone(ZoneInfo(timezone)).date()

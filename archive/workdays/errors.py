@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from archive.errors import InvalidInput
+
+
+class CalendarGap(InvalidInput):
+    """A working-day question about a year that neither the holiday library nor the operator's
+    overrides cover. Answered 422: the operator must add the year (``custody calendar set``) from
+    the State Council's notice; the archive never guesses a legal deadline."""
+
+    http_status = 422
+
+    def __init__(self, year: int) -> None:
+        super().__init__(
+            f"the working-day calendar does not know the year {year}: add the State Council's "
+            f"holiday arrangement for {year} to the calendar overrides"
+        )
+        self.year = year
+
+
+class InvalidCalendar(InvalidInput):
+    http_status = 422
