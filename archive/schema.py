@@ -6,4 +6,5 @@ import archive.cases.models
 import archive.ingest.models
 import archive.ledger.models
 import archive.media.models
-import archive.models  # noqa: F401
+import archive.models
+import archive.workdays.models  # noqa: F401
