@@ -40,6 +40,15 @@ class Permission(StrEnum):
     AUDIT = "audit"
     # the working-day calendar (operator overrides of holidays and make-up days)
     CALENDAR_SET = "calendar.set"
+    # legal review of major enforcement decisions (issue 12)
+    LEGAL_READ = "legal.review.read"  # a case's review, within need-to-know
+    LEGAL_READ_ALL = "legal.review.read.all"  # lists across cases (overdue reviews)
+    LEGAL_SUBMIT = "legal.review.submit"  # submit, amend, withdraw, escalate (the handling side)
+    LEGAL_MARK = "legal.case.mark"  # mark a case major by hand
+    LEGAL_REVIEW_DECIDE = "legal.review.decide"  # answer the checklist, give the opinion
+    LEGAL_COLLECTIVE_DECIDE = "legal.collective.decide"  # record collective discussion
+    LEGAL_CATALOGUE_SET = "legal.catalogue.set"
+    CASE_READ_SUBMITTED = "case.read.submitted"  # cases submitted for legal review, their linked media
 
 
 _READERS = {Permission.MEDIA_READ}
@@ -53,6 +62,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.CASE_WRITE_ASSIGNED,
             Permission.EXPORT,
             Permission.RETENTION_FLAG,
+            Permission.LEGAL_READ,
+            Permission.LEGAL_SUBMIT,
         }
     ),
     Role.AUDITOR: frozenset(
@@ -62,6 +73,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.CASE_READ_ALL,
             Permission.RETENTION_POLICY_READ,
             Permission.AUDIT,
+            Permission.LEGAL_READ,
+            Permission.LEGAL_READ_ALL,
         }
     ),
     Role.RECORDS_MANAGER: frozenset(
@@ -78,6 +91,10 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.RETENTION_POLICY_SET,
             Permission.RETENTION_REPORT,
             Permission.CALENDAR_SET,
+            Permission.LEGAL_READ,
+            Permission.LEGAL_READ_ALL,
+            Permission.LEGAL_SUBMIT,
+            Permission.LEGAL_MARK,
         }
     ),
     Role.ADMIN: frozenset(
@@ -96,6 +113,28 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.RETENTION_REPORT,
             Permission.AUDIT,
             Permission.CALENDAR_SET,
+            Permission.LEGAL_READ,
+            Permission.LEGAL_READ_ALL,
+            Permission.LEGAL_SUBMIT,
+            Permission.LEGAL_MARK,
+            Permission.LEGAL_CATALOGUE_SET,
+        }
+    ),
+    # Designated legal staff review; they never submit, so reviewing and handling stay apart.
+    Role.LEGAL_REVIEWER: frozenset(
+        {
+            Permission.CASE_READ_SUBMITTED,
+            Permission.LEGAL_READ,
+            Permission.LEGAL_READ_ALL,
+            Permission.LEGAL_REVIEW_DECIDE,
+        }
+    ),
+    Role.APPROVER: frozenset(
+        {
+            Permission.CASE_READ_SUBMITTED,
+            Permission.LEGAL_READ,
+            Permission.LEGAL_READ_ALL,
+            Permission.LEGAL_COLLECTIVE_DECIDE,
         }
     ),
 }

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
 
     key_dir: Path | None = None  # empty: <data_dir>/keys
 
+    # The agency's zone: legal deadlines (working days) are local calendar dates in it.
+    timezone: str = "Asia/Shanghai"
+
     api_host: str = "127.0.0.1"
     api_port: int = 8000
 

@@ -5,6 +5,7 @@ import archive.audit.models
 import archive.cases.models
 import archive.ingest.models
 import archive.ledger.models
+import archive.legal.models
 import archive.media.models
 import archive.models
 import archive.workdays.models  # noqa: F401

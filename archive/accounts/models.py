@@ -17,6 +17,8 @@ class Role(StrEnum):
     AUDITOR = "auditor"
     RECORDS_MANAGER = "records-manager"
     ADMIN = "admin"
+    LEGAL_REVIEWER = "legal-reviewer"  # 法制审核人员: designated legal staff (issue 12)
+    APPROVER = "approver"  # records the outcome of collective discussion (集体讨论) (issues 12, 13)
 
 
 class User(SQLModel, table=True):

@@ -19,6 +19,7 @@ from archive.cases.models import (
 )
 from archive.clock import Clock
 from archive.errors import Forbidden
+from archive.legal import visibility as legal_visibility
 from archive.media.models import Media, MediaState
 
 # Who sees what (issue 3, section 8) is said in archive.access: CASE_READ_ALL and MEDIA_READ_ALL
@@ -36,6 +37,8 @@ def visible_cases_clause(user: User) -> ColumnElement[bool]:
         return true()
     if can(user, Permission.CASE_READ_ASSIGNED):
         return col(Case.id).in_(select(CaseReviewer.case_id).where(CaseReviewer.user_name == user.name))
+    if can(user, Permission.CASE_READ_SUBMITTED):
+        return legal_visibility.submitted_cases_clause()
     return false()  # officers work through the dock; cases are read by reviewers and the back office
 
 
@@ -53,6 +56,8 @@ def visible_media_clause(user: User) -> ColumnElement[bool]:
             .where(CaseReviewer.user_name == user.name, col(CaseMedia.unlinked_at).is_(None))
         )
         return col(Media.id).in_(linked)
+    if can(user, Permission.CASE_READ_SUBMITTED):
+        return legal_visibility.submitted_media_clause()
     return false()
 
 

@@ -1,0 +1,31 @@
+"""Legal-review errors: each maps to one HTTP status through the archive's single handler."""
+
+from __future__ import annotations
+
+from archive.errors import Conflict, Forbidden, InvalidInput, NotFound
+
+
+class InvalidSubmission(InvalidInput):
+    """A proposed decision, answer or opinion the legal office cannot accept as sent (422)."""
+
+    http_status = 422
+
+
+class InvalidCatalogue(InvalidInput):
+    http_status = 422
+
+
+class SubmissionNotFound(NotFound):
+    pass
+
+
+class StaleSubmission(Conflict):
+    """The submission was withdrawn, superseded or already decided (409): act on the current one."""
+
+
+class ReviewerNotIndependent(Forbidden):
+    """The reviewer handled the case, submitted it or wrote one of its records (403)."""
+
+
+class GateClosed(Conflict):
+    """The case may not reach a decision: no proposed decision, or no approval of the current one."""
