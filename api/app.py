@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from api.deps import CurrentUser, bearer_token, client_addr
-from api.routers import audit, cases, media, retention, uploads
+from api.routers import audit, cases, legal, media, retention, uploads
 from archive.accounts import services as accounts
 from archive.config import get_settings
 from archive.context import Context
@@ -66,6 +66,7 @@ def create_app() -> FastAPI:
     app.include_router(audit.router)
     app.include_router(audit.exports)
     app.include_router(retention.router)
+    app.include_router(legal.router)
 
     @app.exception_handler(CustodyError)
     async def custody_error(request: Request, exc: CustodyError) -> JSONResponse:

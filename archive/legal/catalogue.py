@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +135,7 @@ def parse_catalogue(data: Any) -> Catalogue:
         raise InvalidCatalogue(f"legal review catalogue is not valid: {problems}") from exc
 
 
+@lru_cache(maxsize=1)
 def default_catalogue() -> Catalogue:
     return parse_catalogue(json.loads(DEFAULT_CATALOGUE_FILE.read_text(encoding="utf-8")))
 

@@ -962,7 +962,7 @@ def _today(clock: Clock, timezone: str) -> date:
 
 
 def submission_public(s: LegalSubmission, catalogue: Catalogue | None = None) -> SubmissionPublic:
-    kind = catalogue.decision_kinds.get(s.decision_kind) if catalogue else None
+    kind = (catalogue or default_catalogue()).decision_kinds.get(s.decision_kind)
     return SubmissionPublic.model_validate(
         {**s.model_dump(), "decision_kind_zh": kind.label_zh if kind else s.decision_kind}
     )
@@ -1057,22 +1057,23 @@ def review_status(
         working_days_overdue=late,
         submission=submission_public(current, catalogue) if current else None,
         checklist=checklist,
-        opinion=_opinion_public(opinion) if opinion else None,
-        escalation=_escalation_public(escalation) if escalation else None,
-        marks=[
-            MarkPublic(mark=m.mark, label_zh=MARKS[m.mark], reason=m.reason, set_by=m.set_by, set_at=m.set_at)
-            for m in marks
-        ],
+        opinion=opinion_public(opinion) if opinion else None,
+        escalation=escalation_public(escalation) if escalation else None,
+        marks=[mark_public(m) for m in marks],
         history=[submission_public(s, catalogue) for s in history],
     )
 
 
-def _opinion_public(o: LegalOpinion) -> OpinionPublic:
+def mark_public(m: LegalCaseMark) -> MarkPublic:
+    return MarkPublic(mark=m.mark, label_zh=MARKS[m.mark], reason=m.reason, set_by=m.set_by, set_at=m.set_at)
+
+
+def opinion_public(o: LegalOpinion) -> OpinionPublic:
     label, zh = OPINION_LABELS[o.outcome]
     return OpinionPublic.model_validate({**o.model_dump(), "outcome_label": _(label), "outcome_zh": zh})
 
 
-def _escalation_public(e: LegalEscalation) -> EscalationPublic:
+def escalation_public(e: LegalEscalation) -> EscalationPublic:
     label, zh = COLLECTIVE_LABELS[e.outcome] if e.outcome else (None, None)
     return EscalationPublic.model_validate(
         {**e.model_dump(), "outcome_label": _(label) if label else None, "outcome_zh": zh}
@@ -1085,13 +1086,17 @@ def overdue(
     *,
     limit: int = 100,
     offset: int = 0,
+    overdue_only: bool = True,
     clock: Clock = utcnow,
     timezone: str = DEFAULT_TIMEZONE,
 ) -> OverdueList:
-    """Pending reviews past their last day (agency-local), oldest deadline first."""
+    """Pending reviews past their last day (agency-local), oldest deadline first; with
+    ``overdue_only=False`` every pending review."""
     authorize(user, Permission.LEGAL_READ_ALL)
     today = _today(clock, timezone)
-    where = (col(LegalSubmission.state) == SubmissionState.PENDING, col(LegalSubmission.due) < today)
+    where: tuple[Any, ...] = (col(LegalSubmission.state) == SubmissionState.PENDING,)
+    if overdue_only:
+        where = (*where, col(LegalSubmission.due) < today)
     total = int(session.exec(select(func.count()).select_from(LegalSubmission).where(*where)).one())
     rows = session.exec(
         select(LegalSubmission, Case.number, Case.title)

@@ -140,5 +140,8 @@ def test_cases_records_search_and_links_on_sqlite(sqlite_api: tuple[LiveAPI, Eng
         == 400
     )
     assert _counts(engine) == before
-    staged = httpx.patch(f"{url}/api/v1/cases/{case['id']}", json={"stage": "decision"}, headers=auth(clerk))
-    assert staged.status_code == 200 and numbers(stage="decision") == ["E-1"]
+    staged = httpx.patch(f"{url}/api/v1/cases/{case['id']}", json={"stage": "review"}, headers=auth(clerk))
+    assert staged.status_code == 200 and numbers(stage="review") == ["E-1"]
+    # The decision stage is reached only through a proposed decision (legal review, issue 12).
+    gated = httpx.patch(f"{url}/api/v1/cases/{case['id']}", json={"stage": "decision"}, headers=auth(clerk))
+    assert gated.status_code == 409 and "proposed decision" in gated.json()["detail"]
