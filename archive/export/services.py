@@ -16,6 +16,9 @@ Layout::
     case.json                       the case, its reviewers and its media links (open and closed)
     records/records.json            every version of every text record of the case
     records/records.html            the same, readable in a browser (no scripts, all text escaped)
+    legal/review.json               the legal review: every version of the proposed decision with the
+                                    document its SHA-256 covers, answers, opinions, escalations, marks
+    legal/review.html               the same, readable
 
 Objects stream from S3 into the zip in 1 MiB chunks (bounded memory for multi-GB originals) and
 are hashed on the way; the export's own index digest goes into the custody log.
@@ -44,6 +47,7 @@ from archive.db import session_scope
 from archive.errors import Concealed, InvalidInput, NotFound
 from archive.ledger import services as ledger
 from archive.ledger.models import Checkpoint, LogLeaf
+from archive.legal import services as legal
 from archive.media.models import Derivative, Manifest, Media, MediaState
 from archive.models import Event
 from archive.signing import Keyring, canonical_json
@@ -270,6 +274,7 @@ def build_export(
         case_number = case.number
         html_doc = records_html(case, record_rows)
         records_doc = [_record_json(r) for r in record_rows]
+        legal_files = legal.export_files(session, case)  # the legal review (issue 12)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part")
     with zipfile.ZipFile(tmp, "w", allowZip64=True) as zf:
@@ -299,9 +304,11 @@ def build_export(
         w.add_json("case.json", case_doc)
         w.add_json("records/records.json", records_doc)
         w.add_bytes("records/records.html", html_doc)
+        for name, data in legal_files.items():
+            w.add_bytes(name, data)
         w.add_json("log/checkpoint.json", _checkpoint_json(cp))
         w.add_json("log/events.json", proofs)
-        index = {
+        index: dict[str, Any] = {
             "format": FORMAT,
             "export_id": export_id,
             "case": {"id": case_id, "number": case_number},
@@ -312,6 +319,8 @@ def build_export(
             "checkpoint": {"tree_size": cp.tree_size, "root_hash": cp.root_hash},
             "files": w.files,
         }
+        if legal_files:
+            index["legal_review"] = legal.export_index(legal_files)
         sig = keyring.sign(index)
         index_bytes = json.dumps(index, indent=1, ensure_ascii=False).encode("utf-8")
         zf.writestr("index.json", index_bytes, compress_type=zipfile.ZIP_DEFLATED)

@@ -13,7 +13,12 @@ What it checks, printing one line per check (OK / FAIL) and exiting 1 if anythin
   4. the signed checkpoint of the custody log, and that every custody event in the export is in the
      log tree it signs (RFC 6962/9162 leaf hash and inclusion proof);
   5. the case's own custody history and its text records (records/records.json; records.html is
-     the same text for reading) are present, as the signed index lists them.
+     the same text for reading) are present, as the signed index lists them;
+  6. the legal review (legal/review.json): each version of the proposed decision hashes to the
+     SHA-256 it was submitted and logged with; each opinion binds the digest of the version it
+     answers and is in the log; an approval has no failed checklist point; every passage of the
+     case to a decision (legal.gate.pass in the log) was on a version that needed no review or
+     carries an approval binding its digest; every voided approval is logged as voided.
 The public keys inside the export prove consistency, not origin: compare the printed key ids with
 the ones the agency publishes (its /api/v1/keys), or pass them with --trusted-keys.
 
@@ -350,6 +355,7 @@ def verify(path: str, trusted_keys: str | None = None) -> int:
                     f"{label}: records/records.json holds {len(records)} versions of this case, "
                     f"the signed index says {want}",
                 )
+            _check_legal(c, zf, index, evs, case, label)
         logged = {e["leaf"]["subject_id"] for e in evs if e["leaf"]["subject_type"] == "media"}
         for mid in media_ids:
             c.check(
@@ -360,6 +366,91 @@ def verify(path: str, trusted_keys: str | None = None) -> int:
     print(f"{c.passed} checks passed, {c.failures} failed")
     print("RESULT: OK, the export is intact" if c.failures == 0 else "RESULT: FAILED, see FAIL lines above")
     return 0 if c.failures == 0 else 1
+
+
+def _check_legal(c: Checker, zf: zipfile.ZipFile, index: Any, evs: list[Any], case: Any, label: str) -> None:
+    want = index.get("legal_review")
+    if want is None:
+        c.check(
+            "legal/review.json" not in zf.namelist(),
+            f"{label}: no legal review in this export",
+            f"{label}: legal/review.json is present but the signed index does not list a review",
+        )
+        return
+    doc = _read_json(c, zf, "legal/review.json")
+    if doc is None:
+        return
+    subs = {s["id"]: s for s in doc.get("submissions", [])}
+    opinions = doc.get("opinions", [])
+    c.check(
+        doc.get("case_id") == case["id"]
+        and len(subs) == want.get("submissions")
+        and len(opinions) == want.get("opinions")
+        and all(s.get("case_id") == case["id"] for s in subs.values()),
+        f"{label}: legal review with {len(subs)} proposed decision versions and {len(opinions)} opinions",
+        f"{label}: legal/review.json does not hold what the signed index says ({want})",
+    )
+    logged = [
+        e["leaf"]
+        for e in evs
+        if (e["leaf"]["subject_type"], e["leaf"]["subject_id"]) == ("case", case["id"])
+        and str(e["leaf"]["action"]).startswith("legal.")
+    ]
+
+    def in_log(actions: tuple[str, ...], **details: Any) -> bool:
+        return any(
+            leaf["action"] in actions and all(leaf["details"].get(k) == v for k, v in details.items())
+            for leaf in logged
+        )
+
+    for s in sorted(subs.values(), key=lambda s: s["version"]):
+        covered = s.get("digest_document") or {}
+        same = all(covered.get(k) == s.get(k) for k in covered) and covered.get("case_id") == case["id"]
+        got = hashlib.sha256(canonical_json(covered)).hexdigest()
+        c.check(
+            same and got == s["digest"],
+            f"{label}: proposed decision v{s['version']} hashes to its SHA-256 {s['digest'][:16]}...",
+            f"{label}: proposed decision v{s['version']} does not hash to {s['digest']}: it was altered",
+        )
+        c.check(
+            in_log(("legal.submit", "legal.amend"), digest=s["digest"], version=s["version"]),
+            f"{label}: proposed decision v{s['version']} was submitted on the log",
+            f"{label}: proposed decision v{s['version']} has no submission in the log",
+        )
+        if s.get("state") == "voided":
+            c.check(
+                in_log(("legal.approval.void",), digest=s["digest"]),
+                f"{label}: the voided approval of v{s['version']} is on the log",
+                f"{label}: v{s['version']} is voided but the log has no legal.approval.void for it",
+            )
+    approvals = set()
+    for o in opinions:
+        s = subs.get(o["submission_id"])
+        ok = s is not None and o["digest"] == s["digest"]
+        if o["outcome"] == "approve":
+            ok = ok and bool(o["checklist"]) and all(p.get("result") != "fail" for p in o["checklist"])
+            if ok and s is not None:
+                approvals.add((s["id"], s["digest"]))
+        version = s["version"] if s else "?"
+        c.check(
+            ok and in_log(("legal.opinion",), digest=o["digest"], outcome=o["outcome"]),
+            f"{label}: opinion '{o['outcome']}' by {o['reviewer']} binds v{version} and is on the log",
+            f"{label}: opinion '{o['outcome']}' on v{version} does not bind that version or is not logged",
+        )
+    for leaf in logged:
+        if leaf["action"] != "legal.gate.pass":
+            continue
+        d = leaf["details"]
+        s = subs.get(d.get("submission", ""))
+        what = d.get("stage") or f"decision record {d.get('record')}"
+        ok = s is not None and d.get("digest") == s["digest"]
+        ok = ok and s is not None and (not s["required"] or (s["id"], s["digest"]) in approvals)
+        c.check(
+            ok,
+            f"{label}: {what} reached on proposed decision v{d.get('version')}, "
+            + ("approved by legal review" if s and s["required"] else "no review required"),
+            f"{label}: {what} reached WITHOUT an approval of the version decided (v{d.get('version')})",
+        )
 
 
 def main() -> None:
