@@ -529,5 +529,10 @@ def retention_policy(new_file: Path | None, reason: str) -> None:
     click.echo(f"retention policy version {policy.version} in force; {count} item(s) reclassified")
 
 
+from cli.legal import calendar_group, legal_group  # noqa: E402  (issue 12: legal review, calendar)
+
+main.add_command(legal_group)
+main.add_command(calendar_group)
+
 if __name__ == "__main__":
     main()

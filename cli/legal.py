@@ -1,0 +1,175 @@
+"""`custody legal-review ...` and `custody calendar ...`: the legal office's lists and the data
+(catalogue, working-day calendar) it keeps, from the host. Reads act as the host operator (an
+auditor's view); changes name the account they are made as (``--as``), and are logged under it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from archive.config import get_settings
+from archive.i18n import _
+
+
+def _engine() -> Any:
+    from archive.db import make_engine
+
+    return make_engine(get_settings().resolved_database_url())
+
+
+def _operator() -> Any:
+    from archive.models import Role, User
+
+    # Read-only: the host operator's view (an auditor's), never stored.
+    return User(name="cli", role=Role.AUDITOR, token_hash="")
+
+
+def _account(session: Any, name: str) -> Any:
+    from sqlmodel import select
+
+    from archive.models import User
+
+    user = session.exec(select(User).where(User.name == name, User.disabled == False)).first()  # noqa: E712
+    if user is None:
+        raise click.ClickException(_("no active account {name}").format(name=name))
+    return user
+
+
+@click.group(name="legal-review")
+def legal_group() -> None:
+    """Legal review of major enforcement decisions (重大执法决定法制审核)."""
+
+
+@legal_group.command("overdue")
+@click.option("--all", "show_all", is_flag=True, help="Every pending review, not only the overdue ones.")
+@click.option("--limit", type=int, default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def overdue(show_all: bool, limit: int, as_json: bool) -> None:
+    """Reviews past their five-working-day limit (agency-local dates), oldest deadline first."""
+    from sqlmodel import Session
+
+    from archive.errors import CustodyError
+    from archive.legal import services as legal
+
+    with Session(_engine()) as session:
+        try:
+            listed = legal.overdue(
+                session, _operator(), limit=limit, overdue_only=not show_all, timezone=get_settings().timezone
+            )
+        except CustodyError as exc:
+            raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(listed.model_dump_json(indent=1))
+        return
+    for item in listed.items:
+        click.echo(
+            f"{item.due.isoformat()}  {item.case_number}  v{item.version}  {item.decision_kind}  "
+            f"rule {item.rule_id or '-'}  submitted by {item.submitted_by}"
+        )
+    what = _("pending") if show_all else _("overdue")
+    click.echo(_("{n} {what} review(s) on {today}").format(n=listed.total, what=what, today=listed.today))
+
+
+@legal_group.command("status")
+@click.argument("case_id")
+def status(case_id: str) -> None:
+    """A case's legal review as JSON (the same as GET /api/v1/cases/{id}/legal-review)."""
+    from sqlmodel import Session
+
+    from archive.errors import CustodyError
+    from archive.legal import services as legal
+
+    with Session(_engine()) as session:
+        try:
+            st = legal.review_status(session, _operator(), case_id, timezone=get_settings().timezone)
+        except CustodyError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(st.model_dump_json(indent=1))
+
+
+@legal_group.command("catalogue")
+@click.option("--set", "new_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
+@click.option("--reason", default="", help="Why the catalogue changes (required with --set).")
+@click.option("--as", "as_name", default=None, help="The account the change is made as (an admin).")
+def catalogue(new_file: Path | None, reason: str, as_name: str | None) -> None:
+    """Print the catalogue in force, or install the next version with --set FILE --reason TEXT --as NAME."""
+    from sqlmodel import Session
+
+    from archive.db import session_scope
+    from archive.errors import CustodyError
+    from archive.legal import services as legal
+
+    engine = _engine()
+    if new_file is None:
+        with Session(engine) as session:
+            click.echo(json.dumps(legal.current_catalogue(session).to_json(), indent=1, ensure_ascii=False))
+        return
+    if not as_name:
+        raise click.ClickException(_("--as NAME is required to change the catalogue"))
+    try:
+        with session_scope(engine) as session:
+            row = legal.set_catalogue(
+                session, _account(session, as_name), json.loads(new_file.read_text(encoding="utf-8")), reason
+            )
+            version = row.version
+    except (CustodyError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(_("legal review catalogue version {v} in force").format(v=version))
+
+
+@click.group(name="calendar")
+def calendar_group() -> None:
+    """China's working-day calendar: statutory holidays, make-up days, the operator's overrides."""
+
+
+@calendar_group.command("show")
+@click.argument("year", type=int, required=False)
+def calendar_show(year: int | None) -> None:
+    """Print the overrides in force, or the non-working weekdays and working weekend days of YEAR."""
+    from datetime import date, timedelta
+
+    from sqlmodel import Session
+
+    from archive.workdays import CalendarGap
+    from archive.workdays.services import current_calendar, latest_version
+
+    with Session(_engine()) as session:
+        cal = current_calendar(session)
+        row = latest_version(session)
+    if year is None:
+        click.echo(json.dumps(cal.overrides.to_json(), indent=1, ensure_ascii=False))
+        click.echo(_("in force: {label}").format(label=cal.label if row is None else f"db v{row.version}"))
+        return
+    d = date(year, 1, 1)
+    try:
+        while d.year == year:
+            working = cal.is_working_day(d)
+            if working != (d.weekday() < 5):
+                click.echo(f"{d.isoformat()}  {_('working day') if working else _('rest day')}")
+            d += timedelta(days=1)
+    except CalendarGap as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@calendar_group.command("set")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--reason", required=True, help="Why (e.g. the State Council's notice for the year).")
+@click.option("--as", "as_name", required=True, help="The account the change is made as.")
+def calendar_set(file: Path, reason: str, as_name: str) -> None:
+    """Install FILE (the whole override document) as the next calendar version."""
+    from archive.db import session_scope
+    from archive.errors import CustodyError
+    from archive.workdays.services import set_overrides
+
+    try:
+        with session_scope(_engine()) as session:
+            row = set_overrides(
+                session, _account(session, as_name), json.loads(file.read_text(encoding="utf-8")), reason
+            )
+            version = row.version
+    except (CustodyError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(_("working-day calendar version {v} in force").format(v=version))
