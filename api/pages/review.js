@@ -216,6 +216,72 @@ function build(tl) {
   render();
 }
 
+// ---------------------------------------------------------------- legal review (法制审核)
+
+const ANSWERS = { pass: "符合 pass", fail: "不符合 fail", "n/a": "不适用 n/a" };
+
+function buildLegal(lr) {
+  const sec = document.getElementById("legal-review");
+  const badge = document.getElementById("legal-status");
+  badge.textContent = `${lr.status_zh} ${lr.status_label}`;
+  badge.className = `badge ${lr.status}`;
+  sec.dataset.status = lr.status;
+  const overdue = document.getElementById("legal-overdue");
+  if (lr.overdue) {
+    overdue.hidden = false;
+    overdue.textContent = `超期 Overdue` + (lr.working_days_overdue ? ` (${lr.working_days_overdue} working days)` : "");
+  }
+  document.getElementById("legal-rule").textContent =
+    (lr.required ? "需法制审核 Review required: " : "无需法制审核 Not required: ") + lr.explanation;
+  document.getElementById("legal-due").textContent = lr.due
+    ? `审核期限 Due (5 working days): ${lr.due}` + (lr.higher_authority ? " · 报上级 reviewed by the higher authority" : "")
+    : "";
+  const s = lr.submission;
+  if (s) {
+    document.getElementById("legal-submission").textContent =
+      `拟作出的决定 Proposed decision v${s.version}: ${s.decision_kind_zh} (${s.decision_kind})` +
+      (Object.keys(s.amounts).length ? ` · ${Object.entries(s.amounts).map(([k, v]) => `${k} ${v}`).join(", ")}` : "") +
+      ` · ${s.legal_basis.join("; ")} · submitted by ${s.submitted_by} · SHA-256 ${s.digest.slice(0, 16)}… · ${s.facts}`;
+  }
+  if (lr.checklist.length) {
+    const table = document.getElementById("legal-checklist");
+    const body = table.querySelector("tbody");
+    for (const c of lr.checklist) {
+      const tr = el("tr", "point");
+      tr.dataset.point = c.point;
+      tr.append(el("td", null, `${c.label_zh} ${c.label}`));
+      tr.append(el("td", c.result === "fail" ? "fail" : null, c.result ? ANSWERS[c.result] : "—"));
+      tr.append(el("td", null, c.note + (c.reviewer ? ` (${c.reviewer})` : "")));
+      body.append(tr);
+    }
+    table.hidden = false;
+  }
+  if (lr.opinion) {
+    const o = lr.opinion;
+    const box = document.getElementById("legal-opinion");
+    box.textContent = `审核意见 Opinion: ${o.outcome_zh} ${o.outcome_label} — ${o.reasons} (${o.reviewer}, ${o.decided_at})` +
+      (o.authority ? ` · ${o.authority}, ${o.answered_by}` : "") + `\n${o.attestation}`;
+    box.hidden = false;
+  }
+  if (lr.escalation) {
+    const x = lr.escalation;
+    const box = document.getElementById("legal-escalation");
+    box.textContent = `集体讨论 Collective discussion: ${x.reason}` +
+      (x.outcome ? ` → ${x.outcome_zh} ${x.outcome_label}: ${x.outcome_reasons}` : " (pending)");
+    box.hidden = false;
+  }
+  sec.hidden = false;
+}
+
+async function loadLegal() {
+  try {
+    buildLegal(await api(`/api/v1/cases/${encodeURIComponent(state.caseId)}/legal-review`));
+  } catch (e) {
+    // Roles without legal-review access simply do not see the panel.
+  }
+  document.getElementById("legal-review").dataset.ready = "1";
+}
+
 async function start() {
   state.token = takeToken();
   if (!state.token) {
@@ -232,6 +298,7 @@ async function start() {
     await api("/api/v1/session", { method: "POST" }); // the HttpOnly cookie the players stream with
     const tl = await api(`/api/v1/cases/${encodeURIComponent(state.caseId)}/timeline?via=page`);
     build(tl);
+    await loadLegal();
     document.body.dataset.ready = "1";
   } catch (e) {
     showError(`Cannot open case: ${e.message}`);
