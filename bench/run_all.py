@@ -15,7 +15,14 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
-BENCHES = ["ingest_throughput", "proxy_ratio", "dock_to_ready", "memory_4gb", "timeline_latency"]
+BENCHES = [
+    "ingest_throughput",
+    "proxy_ratio",
+    "dock_to_ready",
+    "memory_4gb",
+    "timeline_latency",
+    "legal_overdue",
+]
 
 
 def load(name: str) -> dict[str, Any] | None:
@@ -61,6 +68,15 @@ def main() -> int:
                     f"{c['ratio']:.2f} bare/ours (goal >= 0.95)",
                 )
             )
+    if r := load("legal_overdue"):
+        rows.append(
+            (
+                f"legal overdue list, {r['cases']} cases",
+                f"{r['http_median_ms']:.1f} ms median (p95 {r['http_p95_ms']:.1f})",
+                f"{r['service_median_ms']:.1f} ms in-process",
+                "goal median < 100 ms",
+            )
+        )
     if r := load("dock_to_ready"):
         rows.append(
             (
