@@ -171,7 +171,8 @@ def main() -> None:
         write_result("legal_overdue", result)
         print(f"legal overdue list: {args.cases} cases, {rows} submissions, {total} overdue")
         print(
-            f"  GET /api/v1/legal-reviews?overdue=true (first 100 + total): median {med:.1f} ms, p95 {p95:.1f} ms"
+            "  GET /api/v1/legal-reviews?overdue=true (first 100 + total): "
+            f"median {med:.1f} ms, p95 {p95:.1f} ms"
         )
         print(f"  service call in-process: median {result['service_median_ms']} ms")
         print(f"  plan uses ix_legal_submissions_pending_due: {result['uses_partial_index']}")
