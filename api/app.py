@@ -23,6 +23,8 @@ from archive.config import get_settings
 from archive.context import Context
 from archive.db import session_scope
 from archive.errors import Concealed, CustodyError, Forbidden, StorageError, Unauthorized
+from archive.legal import services as legal_services
+from archive.legal.errors import GateClosed
 from archive.signing import Keyring
 
 log = logging.getLogger("custody.api")
@@ -72,6 +74,8 @@ def create_app() -> FastAPI:
     async def custody_error(request: Request, exc: CustodyError) -> JSONResponse:
         if isinstance(exc, Unauthorized | Forbidden | Concealed):
             await run_in_threadpool(_record_denied, request, exc)
+        if isinstance(exc, GateClosed):
+            await run_in_threadpool(_record_gate_refusal, request, exc)
         headers = (
             {"Tus-Resumable": uploads.TUS_VERSION} if request.url.path.startswith("/api/v1/uploads") else {}
         )
@@ -153,6 +157,18 @@ def create_app() -> FastAPI:
         )
 
     return app
+
+
+def _record_gate_refusal(request: Request, exc: GateClosed) -> None:
+    with Session(request.app.state.engine) as session:
+        legal_services.record_gate_refusal(
+            session,
+            getattr(request.state, "user_name", None),
+            exc,
+            f"{request.method} {request.url.path}",
+            client_addr(request),
+        )
+        session.commit()
 
 
 def _record_denied(request: Request, exc: CustodyError) -> None:

@@ -29,3 +29,7 @@ class ReviewerNotIndependent(Forbidden):
 
 class GateClosed(Conflict):
     """The case may not reach a decision: no proposed decision, or no approval of the current one."""
+
+    def __init__(self, message: str, case_id: str = "") -> None:
+        super().__init__(message)
+        self.case_id = case_id

@@ -59,7 +59,7 @@ def check(session: OrmSession) -> None:
         for case_id, what in todo:
             why, sub = decision_blocker(session, case_id)  # type: ignore[arg-type]
             if why is not None:
-                raise GateClosed(why)
+                raise GateClosed(why, case_id)
             assert sub is not None
             session.add(
                 Event(

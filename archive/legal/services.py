@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
+from sqlalchemy.exc import OperationalError as DBOperationalError
 from sqlmodel import Session, col, select
 
 from archive import events
@@ -73,7 +74,7 @@ from archive.legal.models import (
     SubmissionPublic,
     SubmissionState,
 )
-from archive.models import User
+from archive.models import Outcome, User
 from archive.signing import canonical_json
 from archive.workdays import local_date
 from archive.workdays.services import current_calendar
@@ -539,24 +540,32 @@ def _transition(
 ) -> None:
     """Change a submission's state only if nobody changed it since we read it (optimistic check on
     ``lock_version``, on top of the row lock): of two concurrent decisions one wins, the other 409."""
-    result = session.execute(
-        update(LegalSubmission)
-        .where(col(LegalSubmission.id) == sub.id, col(LegalSubmission.lock_version) == sub.lock_version)
-        .values(
-            state=state,
-            lock_version=sub.lock_version + 1,
-            closed_at=clock() if state is not SubmissionState.APPROVED else None,
-            closed_by=user.name,
-            close_reason=reason,
+    stale = StaleSubmission(
+        _("proposed decision version {version} changed while this request ran; reload it").format(
+            version=sub.version
         )
-        .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise StaleSubmission(
-            _("proposed decision version {version} changed while this request ran; reload it").format(
-                version=sub.version
+    try:
+        result = session.execute(
+            update(LegalSubmission)
+            .where(col(LegalSubmission.id) == sub.id, col(LegalSubmission.lock_version) == sub.lock_version)
+            .values(
+                state=state,
+                lock_version=sub.lock_version + 1,
+                closed_at=clock() if state is not SubmissionState.APPROVED else None,
+                closed_by=user.name,
+                close_reason=reason,
             )
+            .execution_options(synchronize_session=False)
         )
+    except DBOperationalError as exc:
+        # SQLite has no row locks: a writer whose snapshot another writer overtook gets "database is
+        # locked" at once. That is the losing side of a race, answered like one.
+        if session.get_bind().dialect.name == "sqlite":
+            raise stale from exc
+        raise
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise stale
     session.refresh(sub)
 
 
@@ -1176,8 +1185,25 @@ def decision_blocker(session: Session, case_id: str) -> tuple[str | None, LegalS
 def require_decision_allowed(session: Session, case_id: str) -> LegalSubmission:
     why, sub = decision_blocker(session, case_id)
     if why is not None or sub is None:
-        raise GateClosed(why or _("no proposed decision"))
+        raise GateClosed(why or _("no proposed decision"), case_id)
     return sub
+
+
+def record_gate_refusal(
+    session: Session, user_name: str | None, exc: GateClosed, request: str, addr: str = ""
+) -> None:
+    """The gate's refusal on the case's record (written after the refused unit of work rolled back):
+    who tried to reach a decision without an approval, how, and why it was refused."""
+    events.record(
+        session,
+        actor=f"user:{user_name}" if user_name else "anonymous",
+        action="legal.gate.refused",
+        subject_type="case",
+        subject_id=exc.case_id[:64],
+        outcome=Outcome.DENIED,
+        client_addr=addr,
+        details={"request": request[:300], "reason": str(exc)[:500]},
+    )
 
 
 # --------------------------------------------------------------------------- export

@@ -8,8 +8,10 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
 
 from archive.db import session_scope
+from archive.models import Event
 from archive.workdays.services import set_overrides
 from tests.archive.legal.legal_factories import POINTS, World, counts, make_case, make_users
 from tests.case_factories import T, auth, record_body
@@ -107,6 +109,13 @@ def test_contract_and_gate(live_api: LiveAPI, w: World) -> None:
         "POST", f"{case}/records", "clerk", json=record_body(T, T, [], stage="decision", doc_kind="decision")
     )
     assert rec.status_code == 409 and "legal review" in rec.json()["detail"]
+    # Each refusal is on the case's record, after the refused change rolled back.
+    with Session(w.engine) as s:
+        refusals = list(
+            s.exec(select(Event).where(Event.action == "legal.gate.refused", Event.subject_id == w.case_id))
+        )
+    assert len(refusals) == 5 and all(e.outcome == "denied" and e.actor == "user:clerk" for e in refusals)
+    assert refusals[0].details["request"] == f"PATCH /api/v1/cases/{w.case_id}"
 
     assert approve(api, sub_id).status_code == 201
     st = api("GET", f"{case}/legal-review", "lr1").json()

@@ -3,6 +3,7 @@ gate, amendment voiding the approval, the overdue list, and refusals that store 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from sqlalchemy.engine import Engine
 from archive.config import get_settings
 from archive.db import make_engine, migrate
 from tests.api.test_legal_api import Client, approve, fill_future_years, proposal
-from tests.archive.legal.legal_factories import World, counts, make_case, make_users
+from tests.archive.legal.legal_factories import POINTS, World, counts, make_case, make_users
 from tests.case_factories import T, record_body
 from tests.conftest import LiveAPI, free_port
 
@@ -64,7 +65,33 @@ def test_legal_review_on_sqlite(sqlite_world: tuple[LiveAPI, World]) -> None:
     gated = api("PATCH", case, "clerk", json={"stage": "decision"})
     assert gated.status_code == 409 and "legal review" in gated.json()["detail"]
 
-    assert approve(api, sub.json()["id"]).status_code == 201
+    # Two decisions at once on one submission: one wins, the other 409 (SQLite has no row locks).
+    sub_id = sub.json()["id"]
+    for p in POINTS:
+        assert (
+            api("PUT", f"/legal-reviews/{sub_id}/answers/{p}", "lr1", json={"result": "pass"}).status_code
+            == 200
+        )
+    results: list[int] = []
+
+    def decide(outcome: str) -> None:
+        r = api(
+            "POST",
+            f"/legal-reviews/{sub_id}/opinion",
+            "lr1",
+            json={"outcome": outcome, "reasons": "r", "attest": True},
+        )
+        results.append(r.status_code)
+
+    threads = [threading.Thread(target=decide, args=(o,)) for o in ("approve", "disapprove")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(results) == [201, 409], results
+    if api("GET", f"{case}/legal-review", "clerk").json()["status"] != "approved":
+        v = api("POST", f"{case}/legal-review/submissions", "rev1", json={**proposal(w), "amends": 1}).json()
+        assert approve(api, v["id"]).status_code == 201
     assert api("GET", f"{case}/legal-review", "clerk").json()["status"] == "approved"
     assert api("PATCH", case, "clerk", json={"stage": "decision"}).status_code == 200
     rec = api(
@@ -72,10 +99,11 @@ def test_legal_review_on_sqlite(sqlite_world: tuple[LiveAPI, World]) -> None:
     )
     assert rec.status_code == 201
 
-    v2 = api("POST", f"{case}/legal-review/submissions", "rev1", json={**proposal(w), "amends": 1})
+    current = api("GET", f"{case}/legal-review", "clerk").json()["submission"]["version"]
+    v2 = api("POST", f"{case}/legal-review/submissions", "rev1", json={**proposal(w), "amends": current})
     assert v2.status_code == 201
     history = api("GET", f"{case}/legal-review", "clerk").json()["history"]
-    assert [h["state"] for h in history] == ["pending", "voided"]
+    assert [h["state"] for h in history][:2] == ["pending", "voided"]
     rec = api(
         "POST", f"{case}/records", "clerk", json=record_body(T, T, [], stage="decision", doc_kind="decision")
     )
