@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from archive.i18n import _
 from archive.legal.errors import InvalidCatalogue
 
 DEFAULT_CATALOGUE_FILE = Path(__file__).with_name("default_catalogue.json")
@@ -132,7 +133,9 @@ def parse_catalogue(data: Any) -> Catalogue:
         return Catalogue.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise InvalidCatalogue(f"legal review catalogue is not valid: {problems}") from exc
+        raise InvalidCatalogue(
+            _("legal review catalogue is not valid: {problems}").format(problems=problems)
+        ) from exc
 
 
 @lru_cache(maxsize=1)

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import chinese_calendar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from archive.i18n import _
 from archive.workdays.errors import CalendarGap, InvalidCalendar
 
 DEFAULT_OVERRIDES_FILE = Path(__file__).with_name("default_overrides.json")
@@ -71,7 +72,9 @@ def parse_overrides(data: Any) -> Overrides:
         return Overrides.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise InvalidCalendar(f"calendar overrides are not valid: {problems}") from exc
+        raise InvalidCalendar(
+            _("calendar overrides are not valid: {problems}").format(problems=problems)
+        ) from exc
 
 
 def _library_is_workday(d: date) -> bool | None:
@@ -119,7 +122,9 @@ class WorkCalendar:
         5 working days after a Friday submission end on the next Friday when no holiday falls
         between. ``n == 0`` is ``start``."""
         if not 0 <= n <= MAX_WORKING_DAYS:
-            raise InvalidCalendar(f"working days must be between 0 and {MAX_WORKING_DAYS}, not {n}")
+            raise InvalidCalendar(
+                _("working days must be between 0 and {max}, not {n}").format(max=MAX_WORKING_DAYS, n=n)
+            )
         d = start
         left = n
         while left:
@@ -134,7 +139,9 @@ class WorkCalendar:
         if b < a:
             return -self.working_days_between(b, a)
         if (b - a).days > MAX_WORKING_DAYS * 2:
-            raise InvalidCalendar(f"{a.isoformat()} to {b.isoformat()} is too long a span to count")
+            raise InvalidCalendar(
+                _("{a} to {b} is too long a span to count").format(a=a.isoformat(), b=b.isoformat())
+            )
         count = 0
         d = a
         while d < b:

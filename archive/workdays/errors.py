@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from archive.errors import InvalidInput
+from archive.i18n import _
 
 
 class CalendarGap(InvalidInput):
@@ -12,8 +13,10 @@ class CalendarGap(InvalidInput):
 
     def __init__(self, year: int) -> None:
         super().__init__(
-            f"the working-day calendar does not know the year {year}: add the State Council's "
-            f"holiday arrangement for {year} to the calendar overrides"
+            _(
+                "the working-day calendar does not know the year {year}: add the State Council's "
+                "holiday arrangement for {year} to the calendar overrides"
+            ).format(year=year)
         )
         self.year = year
 

@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 from archive import events
 from archive.access import Permission, actor, authorize
 from archive.clock import Clock, utcnow
+from archive.i18n import _
 from archive.models import User
 from archive.workdays.calendar import WorkCalendar, default_calendar, parse_overrides
 from archive.workdays.errors import InvalidCalendar
@@ -37,7 +38,7 @@ def set_overrides(
     authorize(user, Permission.CALENDAR_SET)
     reason = reason.strip()
     if not reason:
-        raise InvalidCalendar("a new calendar version needs a reason")
+        raise InvalidCalendar(_("a new calendar version needs a reason"))
     overrides = parse_overrides(body)
     latest = session.exec(select(func.max(WorkdayCalendarVersion.version))).one()
     version = int(latest or 0) + 1
