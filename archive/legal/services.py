@@ -231,6 +231,23 @@ def mark_case(
     session.add(row)
     session.flush()
     _log(session, user, "legal.mark", case.id, clock, addr, mark=mark, reason=reason)
+    # The current proposed decision was classified without this mark: it must be classified again
+    # (the mark may require review, or review by the higher authority). An approval it had is voided.
+    live = latest_submission(session, case.id)
+    if live is not None and live.state in LIVE:
+        why = f"case marked {mark} after version {live.version} was submitted: submit it again"
+        _close(session, user, live, clock=clock, addr=addr, reason=why)
+        _log(
+            session,
+            user,
+            "legal.withdraw",
+            case.id,
+            clock,
+            addr,
+            submission=live.id,
+            version=live.version,
+            reason=why,
+        )
     return row
 
 
@@ -1153,6 +1170,16 @@ def decision_blocker(session: Session, case_id: str) -> tuple[str | None, LegalS
                 "submitted for legal review classification"
             ),
             None,
+        )
+    marks = sorted({m.mark for m in case_marks(session, case_id)})
+    if marks != sorted(sub.marks):
+        # Marks written without the service (which closes the submission) still count.
+        return (
+            _(
+                "legal review: the case's marks ({marks}) changed after proposed decision version {version} "
+                "was classified; submit it again"
+            ).format(marks=", ".join(marks) or "-", version=sub.version),
+            sub,
         )
     if sub.state is SubmissionState.NOT_REQUIRED and not sub.required:
         return None, sub

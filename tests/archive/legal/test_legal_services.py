@@ -24,7 +24,7 @@ from archive.legal.errors import (
     ReviewerNotIndependent,
     StaleSubmission,
 )
-from archive.legal.models import LegalSubmission, SubmissionState
+from archive.legal.models import LegalCaseMark, LegalSubmission, SubmissionState
 from archive.models import Event
 from archive.workdays import CalendarGap
 from tests.archive.legal.legal_factories import (
@@ -165,6 +165,27 @@ def test_a_case_marked_major_needs_review_whatever_the_decision(w: World) -> Non
 def test_catalogue_rules(w: World, over: dict[str, Any], rule: str) -> None:
     sub = submit(w, **over)
     assert sub.rule_id == rule and "administrative-penalty" in sub.matched_rules
+
+
+def test_a_mark_after_submission_requires_classifying_again(w: World) -> None:
+    sub = submit(w, decision_kind="no-penalty", amounts={}, materials={})
+    assert not sub.required
+    with session_scope(w.engine) as s:
+        legal.mark_case(
+            s, w.user("clerk"), w.case_id, "major-rights", "the party loses its licence", clock=clock()
+        )
+    st = status(w)
+    assert (st.status, st.required, st.rule) == ("awaiting-submission", True, "major-rights")
+    with pytest.raises(GateClosed, match="proposed decision"):
+        move(w, Stage.DECISION)
+    again = submit(w, decision_kind="no-penalty", amounts={})
+    assert again.required and again.rule_id == "major-rights"
+    # A mark written straight into the table (not through the service) still closes the gate.
+    approve(w, again.id)
+    with session_scope(w.engine) as s:
+        s.add(LegalCaseMark(case_id=w.case_id, mark="complex", reason="x", set_by="sql"))
+    with pytest.raises(GateClosed, match="marks"):
+        move(w, Stage.DECISION)
 
 
 def test_hearing_needs_its_transcript(w: World) -> None:
