@@ -212,6 +212,10 @@ def test_no_decision_without_approval_of_the_version_decided(engine: Engine) -> 
                 with Session(engine) as s:
                     sub = self.latest(s)
                     assert sub is not None, "a case reached a decision without a proposed decision"
+                    marks = sorted({m.mark for m in legal.case_marks(s, self.w.case_id)})
+                    assert sorted(sub.marks) == marks, (
+                        "decided on a version classified without the case's marks"
+                    )
                     if catalogue_requires(sub):
                         assert approved_for(s, sub), (
                             f"decided version {sub.version} ({sub.state}) lacks an approval"
