@@ -47,7 +47,7 @@ from archive.db import session_scope
 from archive.errors import Concealed, InvalidInput, NotFound
 from archive.ledger import services as ledger
 from archive.ledger.models import Checkpoint, LogLeaf
-from archive.legal import services as legal
+from archive.legal import export as legal_export
 from archive.media.models import Derivative, Manifest, Media, MediaState
 from archive.models import Event
 from archive.signing import Keyring, canonical_json
@@ -274,7 +274,7 @@ def build_export(
         case_number = case.number
         html_doc = records_html(case, record_rows)
         records_doc = [_record_json(r) for r in record_rows]
-        legal_files = legal.export_files(session, case)  # the legal review (issue 12)
+        legal_files = legal_export.export_files(session, case)  # the legal review (issue 12)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part")
     with zipfile.ZipFile(tmp, "w", allowZip64=True) as zf:
@@ -320,7 +320,7 @@ def build_export(
             "files": w.files,
         }
         if legal_files:
-            index["legal_review"] = legal.export_index(legal_files)
+            index["legal_review"] = legal_export.export_index(legal_files)
         sig = keyring.sign(index)
         index_bytes = json.dumps(index, indent=1, ensure_ascii=False).encode("utf-8")
         zf.writestr("index.json", index_bytes, compress_type=zipfile.ZIP_DEFLATED)

@@ -1,0 +1,132 @@
+"""The legal review in the case export: ``legal/review.json`` (what the offline verifier checks) and
+``legal/review.html`` (the same, readable; no scripts, everything escaped)."""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from archive.cases.models import Case
+from archive.i18n import _
+from archive.legal.catalogue import MARKS, default_catalogue
+from archive.legal.models import LegalAnswer, LegalEscalation, LegalOpinion, LegalSubmission
+from archive.legal.services import case_marks, digest_document
+
+
+def export_document(session: Session, case_id: str) -> dict[str, Any]:
+    """The case's whole legal review for the evidence export (``legal/review.json``): every version
+    of the proposed decision with its digest document, answers, opinions, escalations and marks."""
+    subs = list(
+        session.exec(
+            select(LegalSubmission)
+            .where(LegalSubmission.case_id == case_id)
+            .order_by(col(LegalSubmission.version))
+        )
+    )
+    ids = [s.id for s in subs]
+    answers = (
+        list(
+            session.exec(
+                select(LegalAnswer)
+                .where(col(LegalAnswer.submission_id).in_(ids))
+                .order_by(col(LegalAnswer.id))
+            )
+        )
+        if ids
+        else []
+    )
+    opinions = (
+        list(session.exec(select(LegalOpinion).where(col(LegalOpinion.submission_id).in_(ids))))
+        if ids
+        else []
+    )
+    escalations = (
+        list(session.exec(select(LegalEscalation).where(col(LegalEscalation.submission_id).in_(ids))))
+        if ids
+        else []
+    )
+    return {
+        "case_id": case_id,
+        "submissions": [{**s.model_dump(mode="json"), "digest_document": digest_document(s)} for s in subs],
+        "answers": [a.model_dump(mode="json") for a in answers],
+        "opinions": [o.model_dump(mode="json") for o in opinions],
+        "escalations": [e.model_dump(mode="json") for e in escalations],
+        "marks": [m.model_dump(mode="json") for m in case_marks(session, case_id)],
+    }
+
+
+def export_files(session: Session, case: Case) -> dict[str, bytes]:
+    """``legal/review.json`` (checked by the offline verifier) and ``legal/review.html`` (the same,
+    readable; no scripts, everything escaped) for the case export. Empty when the case has no review."""
+    doc = export_document(session, case.id)
+    if not doc["submissions"] and not doc["marks"]:
+        return {}
+    return {
+        "legal/review.json": json.dumps(doc, indent=1, ensure_ascii=False).encode("utf-8"),
+        "legal/review.html": review_html(case, doc),
+    }
+
+
+def export_index(files: dict[str, bytes]) -> dict[str, int] | None:
+    """What the signed index says about the review, so that dropping it from the export is detected."""
+    if not files:
+        return None
+    doc = json.loads(files["legal/review.json"])
+    return {"submissions": len(doc["submissions"]), "opinions": len(doc["opinions"])}
+
+
+def review_html(case: Case, doc: dict[str, Any]) -> bytes:
+    e = html.escape
+    points = {p.key: p for p in default_catalogue().checklist}
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        "<meta http-equiv='Content-Security-Policy' "
+        "content=\"default-src 'none'; style-src 'unsafe-inline'\">",
+        f"<title>{e(_('Legal review'))} {e(case.number)}</title>",
+        "<style>body{font-family:serif;max-width:50em;margin:2em auto}pre{white-space:pre-wrap}</style>",
+        "</head><body>",
+        f"<h1>{e(_('Legal review'))} (法制审核): {e(case.number)} {e(case.title)}</h1>",
+    ]
+    for m in doc["marks"]:
+        parts.append(
+            f"<p>{e(_('Marked'))} {e(m['mark'])} ({e(MARKS.get(m['mark'], ''))}): {e(m['reason'])}</p>"
+        )
+    opinions = {o["submission_id"]: o for o in doc["opinions"]}
+    answers: dict[str, list[dict[str, Any]]] = {}
+    for a in doc["answers"]:
+        answers.setdefault(a["submission_id"], []).append(a)
+    for s in doc["submissions"]:
+        parts += [
+            f"<section><h2>{e(_('Proposed decision'))} v{s['version']}: "
+            f"{e(s['decision_kind'])} ({e(s['state'])})</h2>",
+            f"<p>SHA-256 {e(s['digest'])}; {e(_('rule'))} {e(s['rule_id'] or '-')}; "
+            f"{e(_('due'))} {e(s['due'] or '-')}; {e(_('submitted by'))} {e(s['submitted_by'])} "
+            f"{e(s['submitted_at'])}</p>",
+            f"<p>{e(s['attestation'])}</p>",
+            f"<p>{e(_('Legal basis'))}: {e('; '.join(s['legal_basis']))}</p><pre>{e(s['facts'])}</pre><ul>",
+        ]
+        for a in answers.get(s["id"], []):
+            label = points[a["point"]].label_zh if a["point"] in points else a["point"]
+            parts.append(
+                f"<li>{e(label)}: {e(a['result'])} {e(a['note'])} "
+                f"({e(a['reviewer'])} {e(a['answered_at'])})</li>"
+            )
+        parts.append("</ul>")
+        o = opinions.get(s["id"])
+        if o is not None:
+            parts.append(
+                f"<p><b>{e(_('Opinion'))}: {e(o['outcome'])}</b> ({e(o['reviewer'])}, {e(o['decided_at'])}): "
+                f"{e(o['reasons'])}. {e(o['attestation'])}</p>"
+            )
+        parts.append("</section>")
+    for x in doc["escalations"]:
+        parts.append(
+            f"<section><h2>{e(_('Collective discussion'))} (集体讨论)</h2><p>{e(x['reason'])}</p>"
+            f"<p>{e(x['outcome'] or _('pending'))}: {e(x['outcome_reasons'] or '')} "
+            f"({e(', '.join(x['participants']))})</p></section>"
+        )
+    parts.append("</body></html>")
+    return "\n".join(parts).encode("utf-8")
