@@ -160,7 +160,7 @@ def create_app() -> FastAPI:
 
 
 def _record_gate_refusal(request: Request, exc: GateClosed) -> None:
-    with Session(request.app.state.engine) as session:
+    with session_scope(request.app.state.ctx.engine) as session:
         legal_services.record_gate_refusal(
             session,
             getattr(request.state, "user_name", None),
@@ -168,7 +168,6 @@ def _record_gate_refusal(request: Request, exc: GateClosed) -> None:
             f"{request.method} {request.url.path}",
             client_addr(request),
         )
-        session.commit()
 
 
 def _record_denied(request: Request, exc: CustodyError) -> None:

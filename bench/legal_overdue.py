@@ -27,11 +27,12 @@ from common import Stack, log, machine, write_result
 def seed(stack: Stack, n: int) -> tuple[str, int]:
     from sqlalchemy import insert, text
 
-    from archive import accounts
+    from archive.accounts import services as accounts
+    from archive.accounts.models import Role
     from archive.cases.models import Case, CaseKind, Stage
     from archive.db import session_scope
     from archive.legal.models import LegalSubmission, SubmissionState
-    from archive.models import Role, new_id
+    from archive.models import new_id
 
     engine = stack.engine()
     with session_scope(engine) as s:
@@ -121,8 +122,8 @@ def main() -> None:
     from sqlalchemy import text
     from sqlmodel import Session, select
 
+    from archive.accounts.models import User
     from archive.legal import services as legal
-    from archive.models import User
 
     log(machine())
     with Stack(with_workers=False) as stack:

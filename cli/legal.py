@@ -21,7 +21,7 @@ def _engine() -> Any:
 
 
 def _operator() -> Any:
-    from archive.models import Role, User
+    from archive.accounts.models import Role, User
 
     # Read-only: the host operator's view (an auditor's), never stored.
     return User(name="cli", role=Role.AUDITOR, token_hash="")
@@ -30,7 +30,7 @@ def _operator() -> Any:
 def _account(session: Any, name: str) -> Any:
     from sqlmodel import select
 
-    from archive.models import User
+    from archive.accounts.models import User
 
     user = session.exec(select(User).where(User.name == name, User.disabled == False)).first()  # noqa: E712
     if user is None:

@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 
 from archive import events
 from archive.access import Permission, actor, authorize
+from archive.accounts.models import User
 from archive.cases import services as cases
 from archive.cases.models import Case, CaseMedia, CaseReviewer, RecordOfficer, TextRecord
 from archive.clock import Clock, as_utc, utcnow
@@ -72,7 +73,7 @@ from archive.legal.models import (
     SubmissionPublic,
     SubmissionState,
 )
-from archive.models import Outcome, User
+from archive.models import Outcome
 from archive.signing import canonical_json
 from archive.workdays import local_date
 from archive.workdays.services import current_calendar

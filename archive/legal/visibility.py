@@ -6,9 +6,9 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement
 from sqlmodel import col, select
 
+from archive.accounts.models import Role
 from archive.cases.models import Case, CaseMedia
 from archive.legal.models import LegalSubmission
-from archive.accounts.models import Role
 from archive.media.models import Media
 
 LEGAL_ROLES = frozenset({Role.LEGAL_REVIEWER, Role.APPROVER})

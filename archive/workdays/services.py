@@ -9,9 +9,9 @@ from sqlmodel import Session, col, select
 
 from archive import events
 from archive.access import Permission, actor, authorize
+from archive.accounts.models import User
 from archive.clock import Clock, utcnow
 from archive.i18n import _
-from archive.models import User
 from archive.workdays.calendar import WorkCalendar, default_calendar, parse_overrides
 from archive.workdays.errors import InvalidCalendar
 from archive.workdays.models import WorkdayCalendarVersion

@@ -150,8 +150,8 @@ def test_contract_and_gate(live_api: LiveAPI, w: World) -> None:
 def test_every_endpoint_for_every_role(live_api: LiveAPI, w: World, engine: Engine) -> None:
     api = Client(live_api.url, w)
     with session_scope(engine) as s:
-        from archive import accounts
-        from archive.models import Role
+        from archive.accounts import services as accounts
+        from archive.accounts.models import Role
 
         w.tokens["rev2"] = accounts.add_user(s, "rev2", Role.REVIEWER)[1]
     case = f"/cases/{w.case_id}"

@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from archive.config import get_settings
-from archive.db import make_engine, migrate
+from archive.db import make_engine
+from migrations import migrate
 from tests.api.test_legal_api import Client, approve, fill_future_years, proposal
 from tests.archive.legal.legal_factories import POINTS, World, counts, make_case, make_users
 from tests.case_factories import T, record_body

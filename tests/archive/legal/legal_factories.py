@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
-from archive import accounts
+from archive.accounts import services as accounts
+from archive.accounts.models import Role, User
 from archive.cases import services as cases
 from archive.cases.models import CaseKind, DocumentKind, Stage
 from archive.db import session_scope
@@ -23,7 +24,7 @@ from archive.legal.models import (
     LegalOpinion,
     LegalSubmission,
 )
-from archive.models import Event, Role, User
+from archive.models import Event
 from tests.case_factories import T, media_row
 
 # 10:00 in Beijing on Tuesday 1 December 2026: five working days later is Tuesday 8 December.

@@ -16,6 +16,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from archive.accounts.models import User
 from archive.cases import services as cases
 from archive.cases.models import Case, CaseKind, DocumentKind, Stage
 from archive.db import session_scope
@@ -25,7 +26,7 @@ from archive.legal.catalogue import MARKS, Facts, classify, default_catalogue
 from archive.legal.errors import GateClosed, StaleSubmission
 from archive.legal.gate import DECIDED_STAGES
 from archive.legal.models import LegalOpinion, LegalSubmission, Opinion, SubmissionState
-from archive.models import Event, User
+from archive.models import Event
 from tests.archive.legal.legal_factories import NOW, POINTS, World, clock, make_case, make_users
 from tests.case_factories import T
 

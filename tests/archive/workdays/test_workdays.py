@@ -9,10 +9,11 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from archive import accounts
+from archive.accounts import services as accounts
+from archive.accounts.models import Role
 from archive.db import session_scope
 from archive.errors import Forbidden, InvalidInput
-from archive.models import Event, Role
+from archive.models import Event
 from archive.workdays import (
     CalendarGap,
     WorkCalendar,
