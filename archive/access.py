@@ -49,6 +49,12 @@ class Permission(StrEnum):
     LEGAL_COLLECTIVE_DECIDE = "legal.collective.decide"  # record collective discussion
     LEGAL_CATALOGUE_SET = "legal.catalogue.set"
     CASE_READ_SUBMITTED = "case.read.submitted"  # cases submitted for legal review, their linked media
+    # enforcement publicity (issue 14)
+    ROSTER_READ = "publicity.roster.read"
+    ROSTER_MANAGE = "publicity.roster.manage"  # admins maintain the roster
+    PUBLICITY_READ = "publicity.read"  # decisions, drafts, due lists, deliveries, qualification flags
+    PUBLICITY_REGISTER = "publicity.decision.register"  # give a case's decision its category and date
+    PUBLISH = "publicity.publish"  # redact, approve, publish, withdraw, documents, reports
 
 
 _READERS = {Permission.MEDIA_READ}
@@ -75,6 +81,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.AUDIT,
             Permission.LEGAL_READ,
             Permission.LEGAL_READ_ALL,
+            Permission.ROSTER_READ,
+            Permission.PUBLICITY_READ,
         }
     ),
     Role.RECORDS_MANAGER: frozenset(
@@ -95,6 +103,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.LEGAL_READ_ALL,
             Permission.LEGAL_SUBMIT,
             Permission.LEGAL_MARK,
+            Permission.ROSTER_READ,
+            Permission.PUBLICITY_READ,
+            Permission.PUBLICITY_REGISTER,
         }
     ),
     Role.ADMIN: frozenset(
@@ -118,6 +129,10 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.LEGAL_SUBMIT,
             Permission.LEGAL_MARK,
             Permission.LEGAL_CATALOGUE_SET,
+            Permission.ROSTER_READ,
+            Permission.ROSTER_MANAGE,
+            Permission.PUBLICITY_READ,
+            Permission.PUBLICITY_REGISTER,
         }
     ),
     # Designated legal staff review; they never submit, so reviewing and handling stay apart.
@@ -135,6 +150,15 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.LEGAL_READ,
             Permission.LEGAL_READ_ALL,
             Permission.LEGAL_COLLECTIVE_DECIDE,
+        }
+    ),
+    # Publishes, never changes evidence or cases; reads the decision documents it redacts.
+    Role.PUBLISHER: frozenset(
+        {
+            Permission.ROSTER_READ,
+            Permission.PUBLICITY_READ,
+            Permission.PUBLICITY_REGISTER,
+            Permission.PUBLISH,
         }
     ),
 }

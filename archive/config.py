@@ -4,6 +4,8 @@ Built lazily by :func:`get_settings` so that importing a module never reads the 
 or opens a connection; processes create their clients after they fork.
 """
 
+from __future__ import annotations
+
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
@@ -103,6 +105,26 @@ class Settings(BaseSettings):
     # Lifetime of the review page's HttpOnly cookie that lets <video> elements stream proxies.
     view_session_ttl_s: int = 3600
 
+    # The agency's zone: legal deadlines are local calendar dates there.
+    timezone: str = "Asia/Shanghai"
+
+    # Enforcement publicity (issue 14, docs/publicity.md).
+    publicity_authority: str = ""  # the agency's name on the public pages (执法机关)
+    publicity_due_soon_days: int = Field(default=3, ge=0, le=20)  # working days
+    # The external publicity platform: each publication and withdrawal is POSTed there, signed with
+    # HMAC-SHA256 under the secret. Empty URL: nothing is pushed (and nothing queued).
+    publicity_webhook_url: str = ""
+    publicity_webhook_secret: SecretStr = SecretStr("")
+    publicity_webhook_timeout_s: float = 10.0
+    publicity_webhook_max_attempts: int = Field(default=10, ge=1, le=50)
+    publicity_webhook_backoff_s: float = 30.0  # first retry; doubles each time, capped below
+    publicity_webhook_backoff_max_s: float = 3600.0
+    publicity_reconcile_interval_s: float = 120.0
+    # The public face: per client address, a `limits` rate string, counted in Redis so that every
+    # API process shares one count.
+    public_rate_limit: str = "120/minute"
+    public_cache_max_age_s: int = 60
+
     def on_loopback(self) -> bool:
         """Whether S3, Redis and the database are all on this machine's loopback interface."""
         s3_host = urlsplit(f"//{self.s3_endpoint}").hostname
@@ -126,6 +148,13 @@ class Settings(BaseSettings):
                 + f": {', '.join(unsafe)} must be set to a secret of your own (it is empty or the "
                 "published default)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _webhook_needs_a_secret(self) -> Settings:
+        # An unsigned push would let anyone who can reach the platform forge a publication.
+        if self.publicity_webhook_url and len(self.publicity_webhook_secret.get_secret_value()) < 16:
+            raise ValueError("CUSTODY_PUBLICITY_WEBHOOK_SECRET must have at least 16 characters")
         return self
 
     def resolved_database_url(self) -> str:

@@ -8,4 +8,5 @@ import archive.ledger.models
 import archive.legal.models
 import archive.media.models
 import archive.models
+import archive.publicity.models
 import archive.workdays.models  # noqa: F401

@@ -19,6 +19,7 @@ class Role(StrEnum):
     ADMIN = "admin"
     LEGAL_REVIEWER = "legal-reviewer"  # 法制审核人员: designated legal staff (issue 12)
     APPROVER = "approver"  # records the outcome of collective discussion (集体讨论) (issues 12, 13)
+    PUBLISHER = "publisher"  # enforcement publicity: redacts, approves, publishes, withdraws
 
 
 class User(SQLModel, table=True):

@@ -1,0 +1,176 @@
+"""What the unauthenticated public face reads, and nothing more.
+
+Every function here builds its output from an allow-list of fields: published decisions by their
+random ``ref`` (never a case id, record id or account name), the approved redacted text only, and for
+a withdrawn decision only the notice (dates, ground, reason). Anything :func:`is_restricted` marks is
+left out even if it was published before the mark was set.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy import func, or_
+from sqlmodel import Session, col, select
+
+from archive.config import get_settings
+from archive.publicity import documents, roster
+from archive.publicity.models import (
+    CATEGORY_ZH,
+    PARTY_ZH,
+    WITHDRAWAL_ZH,
+    AnnualReport,
+    Decision,
+    DecisionCategory,
+    DecisionState,
+    PublicDocument,
+    Redaction,
+    ReportState,
+    WithdrawalGround,
+)
+from archive.publicity.services import is_restricted
+
+MAX_PAGE = 100
+
+
+def decision_entry(d: Decision, r: Redaction | None) -> dict[str, Any]:
+    """One decision as the public and the external platform see it."""
+    entry: dict[str, Any] = {
+        "ref": d.ref,
+        "authority": get_settings().publicity_authority,
+        "category": str(d.category),
+        "category_label": CATEGORY_ZH[d.category],
+        "document_no": d.document_no,
+        "decided_on": d.decided_on.isoformat(),
+        "published_on": d.published_on.isoformat() if d.published_on else None,
+        "corrected_on": d.corrected_on.isoformat() if d.corrected_on else None,
+        "party_kind": str(d.party_kind),
+        "party_kind_label": PARTY_ZH[d.party_kind],
+        "party": None,
+        "conclusion": None,
+        "text": None,
+        "sha256": None,
+        "withdrawn": None,
+    }
+    if d.state is DecisionState.WITHDRAWN:
+        ground = d.withdrawal_ground or WithdrawalGround.REVOKED  # always set together with the state
+        entry["withdrawn"] = {
+            "on": d.withdrawn_on.isoformat() if d.withdrawn_on else None,
+            "ground": str(ground),
+            "ground_label": WITHDRAWAL_ZH[ground],
+            "reason": d.withdrawal_reason or "",
+        }
+    elif r is not None:
+        entry.update(party=r.party, conclusion=r.conclusion, text=r.text, sha256=r.sha256)
+    return entry
+
+
+def _visible() -> Any:
+    # Withdrawn decisions stay listed (as a notice) only if they had been published.
+    return or_(
+        col(Decision.state) == DecisionState.PUBLISHED,
+        (col(Decision.state) == DecisionState.WITHDRAWN) & col(Decision.published_on).is_not(None),
+    )
+
+
+def decisions(
+    session: Session,
+    *,
+    category: DecisionCategory | None = None,
+    year: int | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[dict[str, Any]], int]:
+    stmt = select(Decision, Redaction).outerjoin(
+        Redaction,
+        (col(Redaction.decision_id) == col(Decision.id))
+        & (col(Redaction.version) == col(Decision.published_version)),
+    )
+    where = [_visible()]
+    if category is not None:
+        where.append(col(Decision.category) == category)
+    if year is not None:
+        where.append(col(Decision.decided_on) >= date(year, 1, 1))
+        where.append(col(Decision.decided_on) <= date(year, 12, 31))
+    total = session.exec(select(func.count()).select_from(Decision).where(*where)).one()
+    rows = session.exec(
+        stmt.where(*where)
+        .order_by(col(Decision.published_on).desc(), col(Decision.ref))
+        .offset(max(offset, 0))
+        .limit(min(max(limit, 1), MAX_PAGE))
+    ).all()
+    out = []
+    for d, r in rows:
+        if d.state is DecisionState.PUBLISHED and (
+            r is None or is_restricted(session, case_id=d.case_id, record_id=d.record_id)
+        ):
+            continue
+        out.append(decision_entry(d, r))
+    return out, int(total)
+
+
+def decision(session: Session, ref: str) -> dict[str, Any] | None:
+    d = session.exec(select(Decision).where(Decision.ref == ref, _visible())).first()
+    if d is None:
+        return None
+    r = None
+    if d.state is DecisionState.PUBLISHED:
+        if is_restricted(session, case_id=d.case_id, record_id=d.record_id):
+            return None
+        r = session.exec(
+            select(Redaction).where(Redaction.decision_id == d.id, Redaction.version == d.published_version)
+        ).first()
+        if r is None:
+            return None
+    return decision_entry(d, r)
+
+
+def roster_entries(session: Session, on: date) -> list[dict[str, Any]]:
+    fields = ("name", "unit", "post", "badge_no", "certificate_no", "category", "area")
+    return [
+        {
+            **{f: getattr(e, f) for f in fields},
+            "valid_from": e.valid_from.isoformat(),
+            "valid_to": e.valid_to.isoformat(),
+        }
+        for e in roster.public_roster(session, on)
+    ]
+
+
+def document_entry(doc: PublicDocument) -> dict[str, Any]:
+    p = documents.to_public(doc)
+    return {
+        "key": p.key,
+        "version": p.version,
+        "kind": str(p.kind),
+        "kind_label": p.kind_label,
+        "title": p.title,
+        "body": p.body,
+        "published_on": p.approved_at.date().isoformat() if p.approved_at else None,
+        "sha256": p.sha256,
+    }
+
+
+def document_list(session: Session, key: str | None = None) -> list[dict[str, Any]]:
+    return [document_entry(d) for d in documents.published(session, key)]
+
+
+def reports(session: Session) -> list[AnnualReport]:
+    """The published yearly reports, newest year first (the newest published version of each)."""
+    rows = session.exec(
+        select(AnnualReport)
+        .where(AnnualReport.state == ReportState.PUBLISHED)
+        .order_by(col(AnnualReport.year).desc(), col(AnnualReport.version).desc())
+    ).all()
+    seen: set[int] = set()
+    out = []
+    for r in rows:
+        if r.year not in seen:
+            seen.add(r.year)
+            out.append(r)
+    return out
+
+
+def report(session: Session, year: int) -> AnnualReport | None:
+    return next((r for r in reports(session) if r.year == year), None)

@@ -1,0 +1,410 @@
+"""The yearly report: "每年1月31日前公开…上年度行政执法总体情况有关数据" (seed 000).
+
+:func:`build` counts, for one local calendar year, decisions by category and their outcomes,
+publication timeliness, cases, legal reviews, recordings per activity and the roster; the per-decision
+rows it counts from are part of the body, so anyone can check every total against them. The body is
+signed with the archive's Ed25519 keyring exactly as manifests are (RFC 8785 bytes), stored as a
+draft version, and published by a publisher. A beat task drafts it on the first days of January and
+warns from the 25th while it is unpublished.
+"""
+
+from __future__ import annotations
+
+import html
+from collections import Counter, defaultdict
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from archive import events
+from archive.access import Permission, actor, authorize
+from archive.cases.models import Case, CaseMedia, Stage, TextRecord
+from archive.clock import Clock, as_utc, utcnow
+from archive.config import get_settings
+from archive.errors import NotFound
+from archive.i18n import _
+from archive.models import Event, Media, MediaState, Outcome, User
+from archive.publicity import webhooks
+from archive.publicity.decisions import timeliness
+from archive.publicity.errors import DigestMismatch, WrongState
+from archive.publicity.models import (
+    CATEGORY_ZH,
+    TIMELINESS_ZH,
+    WITHDRAWAL_ZH,
+    AnnualReport,
+    Decision,
+    DecisionCategory,
+    DecisionState,
+    QualificationFlag,
+    ReportPublic,
+    ReportState,
+    Timeliness,
+)
+from archive.publicity.services import log, sha256_json, today
+from archive.signing import Keyring, Signature
+
+SCHEMA = "custody.publicity.annual-report/1"
+STAGE_ZH = {
+    Stage.FILING: "立案",
+    Stage.INVESTIGATION: "调查",
+    Stage.EVIDENCE_COLLECTION: "取证",
+    Stage.REVIEW: "审查",
+    Stage.DECISION: "决定",
+    Stage.SERVICE: "送达",
+    Stage.EXECUTION: "执行",
+}
+UNLINKED = "not-linked"
+BY_HAND = "linked-by-hand"
+PUBLISH_BY = (1, 31)  # month, day: the report is due by 31 January of the next year
+WARN_FROM = (1, 25)
+
+
+def _bounds(year: int, tz: str) -> tuple[datetime, datetime]:
+    zone = ZoneInfo(tz)
+    return (
+        datetime(year, 1, 1, tzinfo=zone).astimezone(UTC),
+        datetime(year + 1, 1, 1, tzinfo=zone).astimezone(UTC),
+    )
+
+
+def _decision_rows(session: Session, year: int, as_of: date) -> list[dict[str, Any]]:
+    rows = session.exec(
+        select(Decision)
+        .where(col(Decision.decided_on) >= date(year, 1, 1), col(Decision.decided_on) <= date(year, 12, 31))
+        .order_by(col(Decision.decided_on), col(Decision.ref))
+    ).all()
+    out = []
+    for d in rows:
+        ever_public = d.published_on is not None
+        out.append(
+            {
+                # Only decisions the public has seen are named; the others are counted, not named.
+                "ref": d.ref if ever_public else None,
+                "category": str(d.category),
+                "decided_on": d.decided_on.isoformat(),
+                "deadline": d.deadline.isoformat(),
+                "published_on": d.published_on.isoformat() if d.published_on else None,
+                "timeliness": str(timeliness(d, as_of)),
+                "state": str(d.state),
+                "withdrawal_ground": str(d.withdrawal_ground) if d.withdrawal_ground else None,
+            }
+        )
+    return out
+
+
+def _tally(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The counts of a set of decision rows (the same function makes every total and subtotal)."""
+    t = Counter(r["timeliness"] for r in rows)
+    grounds = Counter(r["withdrawal_ground"] for r in rows if r["state"] == DecisionState.WITHDRAWN)
+    return {
+        "decisions": len(rows),
+        "published": sum(1 for r in rows if r["published_on"] is not None),
+        "in_force_published": sum(1 for r in rows if r["state"] == DecisionState.PUBLISHED),
+        "withdrawn": sum(grounds.values()),
+        "withdrawn_by_ground": {g: grounds.get(str(g), 0) for g in WITHDRAWAL_ZH},
+        "timeliness": {str(k): t.get(str(k), 0) for k in Timeliness},
+    }
+
+
+def _cases(session: Session, start: datetime, end: datetime) -> dict[str, Any]:
+    rows = session.exec(
+        select(Case.kind, func.count())
+        .where(col(Case.created_at) >= start, col(Case.created_at) < end)
+        .group_by(col(Case.kind))
+    ).all()
+    by_kind = {str(k): int(n) for k, n in rows}
+    return {"opened": sum(by_kind.values()), "opened_by_kind": by_kind}
+
+
+def _legal_reviews(session: Session, start: datetime, end: datetime) -> dict[str, Any]:
+    # Legal review (issue 12) logs every step as a ``legal.*`` custody event; counting those keeps this
+    # report independent of its tables.
+    rows = session.exec(
+        select(Event.action, func.count())
+        .where(col(Event.action).like("legal.%"), col(Event.at) >= start, col(Event.at) < end)
+        .group_by(col(Event.action))
+    ).all()
+    by_action = {a: int(n) for a, n in rows}
+    return {"events": sum(by_action.values()), "by_action": dict(sorted(by_action.items()))}
+
+
+def _recordings(session: Session, start: datetime, end: datetime) -> dict[str, Any]:
+    """Recordings received in the year per activity: the procedural stage of the record whose rule
+    linked them (a recording linked from several stages counts in each), linked by hand, or not linked."""
+    media = {
+        m
+        for m, state in session.exec(
+            select(Media.id, Media.state).where(col(Media.received_at) >= start, col(Media.received_at) < end)
+        ).all()
+        if MediaState(state).archived or state == MediaState.DELETED
+    }
+    per_stage: dict[str, set[str]] = defaultdict(set)
+    linked: set[str] = set()
+    if media:
+        links = session.exec(
+            select(CaseMedia.media_id, CaseMedia.record_id).where(
+                col(CaseMedia.media_id).in_(media), col(CaseMedia.unlinked_at).is_(None)
+            )
+        ).all()
+        record_ids = {r for _m, r in links if r}
+        stages = dict(
+            session.exec(
+                select(TextRecord.record_id, TextRecord.stage).where(
+                    col(TextRecord.record_id).in_(record_ids)
+                )
+            ).all()
+        )
+        for m, r in links:
+            linked.add(m)
+            per_stage[str(stages[r]) if r in stages else BY_HAND].add(m)
+    by_activity = {str(s): len(per_stage.get(str(s), set())) for s in Stage}
+    by_activity[BY_HAND] = len(per_stage.get(BY_HAND, set()))
+    by_activity[UNLINKED] = len(media - linked)
+    return {"received": len(media), "by_activity": by_activity}
+
+
+def build(session: Session, year: int, *, as_of: date, generated_at: datetime) -> dict[str, Any]:
+    s = get_settings()
+    start, end = _bounds(year, s.timezone)
+    rows = _decision_rows(session, year, as_of)
+    by_category = {
+        str(c): {"label": CATEGORY_ZH[c], **_tally([r for r in rows if r["category"] == c])}
+        for c in DecisionCategory
+    }
+    flags = session.exec(
+        select(func.count())
+        .select_from(QualificationFlag)
+        .where(col(QualificationFlag.created_at) >= start, col(QualificationFlag.created_at) < end)
+    ).one()
+    from archive.publicity.roster import public_roster
+
+    return {
+        "schema": SCHEMA,
+        "year": year,
+        "authority": s.publicity_authority,
+        "timezone": s.timezone,
+        "as_of": as_of.isoformat(),
+        "generated_at": as_utc(generated_at).isoformat().replace("+00:00", "Z"),
+        "totals": _tally(rows),
+        "by_category": by_category,
+        "cases": _cases(session, start, end),
+        "legal_reviews": _legal_reviews(session, start, end),
+        "recordings": _recordings(session, start, end),
+        "qualification": {
+            "certified_staff_at_year_end": len(public_roster(session, date(year, 12, 31))),
+            "recordings_by_unqualified_staff": int(flags),
+        },
+        "rows": rows,
+    }
+
+
+def draft(
+    session: Session, user: User | None, year: int, keyring: Keyring, *, clock: Clock = utcnow
+) -> AnnualReport:
+    """A new signed draft version (the beat task and the CLI act as ``system:publicity``)."""
+    if user is not None:
+        authorize(user, Permission.PUBLISH)
+    now = clock()
+    as_of = today(clock)
+    if year >= as_of.year:
+        raise WrongState(_("the year {year} is not over").format(year=year))
+    body = build(session, year, as_of=as_of, generated_at=now)
+    sig = keyring.sign(body)
+    latest = session.exec(select(func.max(AnnualReport.version)).where(AnnualReport.year == year)).one()
+    who = actor(user) if user is not None else "system:publicity"
+    row = AnnualReport(
+        year=year,
+        version=int(latest or 0) + 1,
+        body=body,
+        signature=sig.signature_b64,
+        key_id=sig.key_id,
+        created_by=who,
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    log(
+        session,
+        who,
+        "publicity.report.draft",
+        "report",
+        f"{year}@{row.version}",
+        clock=clock,
+        sha256=sha256_json(body),
+        key_id=sig.key_id,
+    )
+    return row
+
+
+def signature_of(r: AnnualReport) -> dict[str, str]:
+    return {"algorithm": "ed25519", "key_id": r.key_id, "signature": r.signature}
+
+
+def verify(r: AnnualReport, keyring: Keyring) -> None:
+    keyring.verify(r.body, Signature(r.key_id, r.signature))
+
+
+def get_version(session: Session, year: int, version: int | None = None) -> AnnualReport:
+    stmt = select(AnnualReport).where(AnnualReport.year == year)
+    if version is not None:
+        stmt = stmt.where(AnnualReport.version == version)
+    r = session.exec(stmt.order_by(col(AnnualReport.version).desc())).first()
+    if r is None:
+        raise NotFound(_("no report for {year}").format(year=year))
+    return r
+
+
+def versions(session: Session, user: User, year: int) -> list[AnnualReport]:
+    authorize(user, Permission.PUBLICITY_READ)
+    return list(
+        session.exec(
+            select(AnnualReport).where(AnnualReport.year == year).order_by(col(AnnualReport.version))
+        )
+    )
+
+
+def publish(
+    session: Session,
+    user: User,
+    year: int,
+    version: int,
+    sha256: str,
+    keyring: Keyring,
+    *,
+    addr: str = "",
+    clock: Clock = utcnow,
+) -> tuple[AnnualReport, list[str]]:
+    authorize(user, Permission.PUBLISH)
+    r = get_version(session, year, version)
+    if r.state is ReportState.PUBLISHED:
+        raise WrongState(_("report {year} version {v} is already published").format(year=year, v=version))
+    digest = sha256_json(r.body)
+    if sha256.strip().lower() != digest:
+        raise DigestMismatch(
+            _("the approval names SHA-256 {given}, but the report has {stored}").format(
+                given=sha256[:64], stored=digest
+            )
+        )
+    verify(r, keyring)
+    r.state, r.published_by, r.published_at = ReportState.PUBLISHED, user.name, clock()
+    session.add(r)
+    session.flush()
+    log(
+        session,
+        user,
+        "publicity.report.publish",
+        "report",
+        f"{year}@{version}",
+        addr=addr,
+        clock=clock,
+        sha256=digest,
+    )
+    sent = webhooks.enqueue(
+        session,
+        "report.published",
+        str(year),
+        {"year": year, "version": version, "body": r.body, "signature": signature_of(r)},
+        clock=clock,
+    )
+    return r, [sent.id] if sent else []
+
+
+def to_public(r: AnnualReport) -> ReportPublic:
+    return ReportPublic(
+        year=r.year,
+        version=r.version,
+        state=r.state,
+        body=r.body,
+        signature=signature_of(r),
+        created_by=r.created_by,
+        created_at=r.created_at,
+        published_at=r.published_at,
+    )
+
+
+def draft_if_missing(session: Session, keyring: Keyring, *, clock: Clock = utcnow) -> AnnualReport | None:
+    """The beat's January task: draft last year's report unless a version exists."""
+    year = today(clock).year - 1
+    exists = session.exec(select(AnnualReport.id).where(AnnualReport.year == year)).first()
+    return None if exists else draft(session, None, year, keyring, clock=clock)
+
+
+def warn_if_unpublished(session: Session, *, clock: Clock = utcnow) -> str | None:
+    """From 25 January: a warning (logged in the custody log) while last year's report is unpublished."""
+    on = today(clock)
+    if (on.month, on.day) < WARN_FROM or (on.month, on.day) > PUBLISH_BY:
+        return None
+    year = on.year - 1
+    published = session.exec(
+        select(AnnualReport.id).where(AnnualReport.year == year, AnnualReport.state == ReportState.PUBLISHED)
+    ).first()
+    if published:
+        return None
+    message = _("the {year} enforcement report is not published; it is due by 31 January {next}").format(
+        year=year, next=year + 1
+    )
+    events.record(
+        session,
+        actor="system:publicity",
+        action="publicity.report.overdue-warning",
+        subject_type="report",
+        subject_id=str(year),
+        outcome=Outcome.FAILED,
+        details={"message": message, "on": on.isoformat()},
+        clock=clock,
+    )
+    return message
+
+
+# --------------------------------------------------------------------------- readable page
+
+
+def _table(head: list[str], rows: list[list[Any]]) -> str:
+    th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def render_html(body: dict[str, Any]) -> str:
+    """The report's readable sections (an HTML fragment; every value escaped)."""
+    tl = list(Timeliness)
+    head = ["类别", "决定数", "已公开", "撤下", *[TIMELINESS_ZH[t] for t in tl]]
+    cats = [
+        [v["label"], v["decisions"], v["published"], v["withdrawn"], *[v["timeliness"][str(t)] for t in tl]]
+        for v in body["by_category"].values()
+    ]
+    t = body["totals"]
+    cats.append(
+        ["合计", t["decisions"], t["published"], t["withdrawn"], *[t["timeliness"][str(x)] for x in tl]]
+    )
+    rec = body["recordings"]["by_activity"]
+    activity = [[STAGE_ZH.get(Stage(k), k) if k in set(Stage) else k, n] for k, n in rec.items()]
+    withdrawn = [[WITHDRAWAL_ZH[g], n] for g, n in t["withdrawn_by_ground"].items()]
+    parts = [
+        f"<h2>{html.escape(str(body['year']))}年度行政执法总体情况</h2>",
+        f"<p>{html.escape(body['authority'])} · 统计截至 {html.escape(body['as_of'])}</p>",
+        "<h3>行政执法决定</h3>",
+        _table(head, cats),
+        "<h3>撤下的决定</h3>",
+        _table(["原因", "数量"], withdrawn),
+        "<h3>案件</h3>",
+        _table(["立案数"], [[body["cases"]["opened"]]]),
+        "<h3>法制审核</h3>",
+        _table(["记录数"], [[body["legal_reviews"]["events"]]]),
+        "<h3>音像记录（按执法环节）</h3>",
+        _table(["环节", "数量"], [*activity, ["合计", body["recordings"]["received"]]]),
+        "<h3>执法人员</h3>",
+        _table(
+            ["年末持证人数", "未持有效证件人员的音像记录"],
+            [
+                [
+                    body["qualification"]["certified_staff_at_year_end"],
+                    body["qualification"]["recordings_by_unqualified_staff"],
+                ]
+            ],
+        ),
+    ]
+    return "\n".join(parts)

@@ -1,0 +1,84 @@
+"""Enforcement publicity: what every part shares, and the one place the rest of the archive calls.
+
+The domain is split by concern (each a module beside this one):
+
+- :mod:`archive.publicity.roster`: the staff roster, CSV import, the qualification rule;
+- :mod:`archive.publicity.documents`: advance documents (事前公开), versioned and approved;
+- :mod:`archive.publicity.decisions`: decisions, deadlines, redaction, approval, withdrawal;
+- :mod:`archive.publicity.redaction`: the redaction engine (pure);
+- :mod:`archive.publicity.webhooks`: signed pushes to the external platform;
+- :mod:`archive.publicity.report`: the signed yearly report;
+- :mod:`archive.publicity.public`: what the unauthenticated public face reads.
+
+Services take the session, the acting user and inputs; they authorize through
+:func:`archive.access.authorize`, write custody-log events in the same transaction and flush; the
+caller's unit of work commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session
+
+from archive import events
+from archive.access import actor
+from archive.clock import Clock, as_utc, utcnow
+from archive.config import get_settings
+from archive.models import User
+from archive.signing import canonical_json
+
+
+def local_date(moment: datetime, timezone: str | None = None) -> date:
+    """The agency's calendar date of a UTC moment (legal deadlines are local dates)."""
+    return as_utc(moment).astimezone(ZoneInfo(timezone or get_settings().timezone)).date()
+
+
+def today(clock: Clock = utcnow, timezone: str | None = None) -> date:
+    return local_date(clock(), timezone)
+
+
+def is_restricted(session: Session, *, case_id: str, record_id: str | None = None) -> bool:
+    """Whether the case or record is marked state secret, trade secret or personal privacy
+    (国家秘密、商业秘密、个人隐私), which is never published.
+
+    Issue 13 adds the sensitivity marks; until it lands nothing carries a mark, so this returns
+    False. Every publication path calls it (approval refuses a restricted decision, the public face
+    hides one that became restricted after publication), so the marks take effect where they are
+    added without another change here."""
+    del session, case_id, record_id
+    return False
+
+
+def sha256_text(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def sha256_json(value: Any) -> str:
+    return hashlib.sha256(canonical_json(value)).hexdigest()
+
+
+def log(
+    session: Session,
+    user: User | str,
+    action: str,
+    subject_type: str,
+    subject_id: str,
+    *,
+    addr: str = "",
+    clock: Clock = utcnow,
+    **details: Any,
+) -> None:
+    events.record(
+        session,
+        actor=actor(user),
+        action=action,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        client_addr=addr,
+        details=details,
+        clock=clock,
+    )
