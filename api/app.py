@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from api.deps import CurrentUser, bearer_token, client_addr
-from api.routers import audit, cases, legal, media, retention, uploads
+from api.routers import audit, cases, legal, media, public, publicity, retention, uploads
 from archive.accounts import services as accounts
 from archive.config import get_settings
 from archive.context import Context
@@ -69,6 +69,8 @@ def create_app() -> FastAPI:
     app.include_router(audit.exports)
     app.include_router(retention.router)
     app.include_router(legal.router)
+    app.include_router(publicity.router)
+    app.include_router(public.router)
 
     @app.exception_handler(CustodyError)
     async def custody_error(request: Request, exc: CustodyError) -> JSONResponse:

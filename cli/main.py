@@ -62,7 +62,9 @@ def users() -> None:
 @users.command("add")
 @click.argument("name")
 @click.option(
-    "--role", required=True, type=click.Choice(["officer", "reviewer", "auditor", "records-manager", "admin"])
+    "--role",
+    required=True,
+    type=click.Choice(["officer", "reviewer", "auditor", "records-manager", "admin", "publisher"]),
 )
 def users_add(name: str, role: str) -> None:
     """Create a user; prints the bearer token alone on the last line (it is not stored, keep it)."""
@@ -237,7 +239,18 @@ def serve(api_only: bool, worker_only: bool, beat_only: bool, host: str | None, 
         procs.append(
             (
                 "ingest",
-                [*celery, "worker", "-Q", "ingest", "-c", "2", "-n", "ingest@%h", "--loglevel", "INFO"],
+                [
+                    *celery,
+                    "worker",
+                    "-Q",
+                    "ingest,publicity",
+                    "-c",
+                    "2",
+                    "-n",
+                    "ingest@%h",
+                    "--loglevel",
+                    "INFO",
+                ],
             )
         )
         # Transcodes are CPU-bound and long: their own queue, one at a time.
@@ -530,9 +543,13 @@ def retention_policy(new_file: Path | None, reason: str) -> None:
 
 
 from cli.legal import calendar_group, legal_group  # noqa: E402  (issue 12: legal review, calendar)
+from cli.publicity import publicity_group, report_group, roster_group  # noqa: E402  (issue 14)
 
 main.add_command(legal_group)
 main.add_command(calendar_group)
+main.add_command(publicity_group)
+main.add_command(report_group)
+main.add_command(roster_group)
 
 if __name__ == "__main__":
     main()

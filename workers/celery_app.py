@@ -10,6 +10,7 @@ from celery.schedules import crontab
 from kombu.entity import Queue
 
 from archive.config import get_settings
+from workers.publicity_schedule import PUBLICITY_QUEUE, PUBLICITY_ROUTES, publicity_beat
 
 INGEST_QUEUE = "ingest"
 TRANSCODE_QUEUE = "transcode"
@@ -29,14 +30,16 @@ def sweep_schedule(expression: str) -> crontab:
 
 def make_celery() -> Celery:
     s = get_settings()
-    app = Celery("custody", broker=s.redis_url, backend=None, include=["workers.tasks"])
+    app = Celery("custody", broker=s.redis_url, backend=None, include=["workers.tasks", "workers.publicity"])
     app.conf.update(
-        task_queues=[Queue(INGEST_QUEUE), Queue(TRANSCODE_QUEUE)],
+        task_queues=[Queue(INGEST_QUEUE), Queue(TRANSCODE_QUEUE), Queue(PUBLICITY_QUEUE)],
         task_default_queue=INGEST_QUEUE,
         # The fixity sweep reads for a long time (rate-limited): keep it off the ingest queue.
         task_routes={
             "custody.derive": {"queue": TRANSCODE_QUEUE},
             "custody.fixity": {"queue": TRANSCODE_QUEUE},
+            # Pushes to the publicity platform wait on someone else's server: never behind ingest.
+            **PUBLICITY_ROUTES,
         },
         # Long tasks: acknowledge only when done, so a killed worker's task is delivered again;
         # every task is idempotent (archive.ingest.pipeline), so running twice writes once.
@@ -81,6 +84,7 @@ def make_celery() -> Celery:
                 "task": "custody.retention_sweep",
                 "schedule": sweep_schedule(s.retention_sweep_cron),
             },
+            **publicity_beat(s),
         },
         timezone="UTC",
     )

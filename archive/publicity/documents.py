@@ -19,6 +19,7 @@ from archive.clock import Clock, utcnow
 from archive.errors import InvalidInput, NotFound
 from archive.i18n import _
 from archive.models import User
+from archive.publicity import webhooks
 from archive.publicity.errors import DigestMismatch, WrongState
 from archive.publicity.models import DOCUMENT_ZH, DocumentKind, DocumentPublic, DocumentState, PublicDocument
 from archive.publicity.services import log, sha256_json
@@ -98,8 +99,8 @@ def approve(
     *,
     addr: str = "",
     clock: Clock = utcnow,
-) -> tuple[PublicDocument, PublicDocument | None]:
-    """Release ``version`` (returns it and the version it superseded, if any)."""
+) -> tuple[PublicDocument, PublicDocument | None, list[str]]:
+    """Release ``version``. Returns it, the version it superseded (if any) and the push queued."""
     authorize(user, Permission.PUBLISH)
     doc = get_version(session, key, version)
     if doc.state is not DocumentState.DRAFT:
@@ -138,7 +139,10 @@ def approve(
         sha256=doc.sha256,
         supersedes=previous.version if previous else None,
     )
-    return doc, previous
+    from archive.publicity.public import document_entry
+
+    sent = webhooks.enqueue(session, "document.published", key, document_entry(doc), clock=clock)
+    return doc, previous, [sent.id] if sent else []
 
 
 def versions(session: Session, user: User, key: str | None = None) -> list[PublicDocument]:

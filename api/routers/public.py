@@ -1,0 +1,358 @@
+"""The public face of enforcement publicity: unauthenticated pages under ``/public/`` and a JSON feed
+at ``/public/api/...``.
+
+Safe to put on the internet:
+- it reads only what archive.publicity.public builds from allow-listed fields (published, redacted
+  text; notices of withdrawal; the roster's public fields; released documents; published reports);
+- every page is rendered on the server with every value escaped, no script at all, and a CSP that
+  allows nothing but this origin's stylesheet;
+- answers carry a strong ETag (SHA-256 of the body) and ``Cache-Control: public``, so a cache or a
+  browser revalidates with ``If-None-Match`` and gets 304;
+- each client address may make ``public_rate_limit`` requests (a `limits` rate string) counted in
+  Redis, so several API processes share one count; over it the answer is 429 with Retry-After. Behind
+  a reverse proxy, run uvicorn with ``--forwarded-allow-ips`` so the client address is the real one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from limits import RateLimitItem, parse
+from limits.storage import storage_from_string
+from limits.strategies import FixedWindowRateLimiter
+from sqlmodel import Session
+
+from api.deps import client_addr
+from archive.config import get_settings
+from archive.i18n import N_, _
+from archive.publicity import public
+from archive.publicity import report as annual
+from archive.publicity.models import CATEGORY_ZH, DOCUMENT_ZH, DecisionCategory
+from archive.publicity.services import today
+
+log = logging.getLogger("custody.public")
+PAGES = Path(__file__).resolve().parents[1] / "pages"
+
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+
+
+class _Limiter:
+    def __init__(self, redis_url: str, rate: str) -> None:
+        self.item: RateLimitItem = parse(rate)
+        self.strategy = FixedWindowRateLimiter(storage_from_string(redis_url))
+
+    def hit(self, addr: str) -> tuple[bool, int]:
+        """Whether ``addr`` may go on, and the seconds until its window resets."""
+        ok = self.strategy.hit(self.item, "custody-public", addr)
+        if ok:
+            return True, 0
+        reset, _remaining = self.strategy.get_window_stats(self.item, "custody-public", addr)
+        return False, max(int(reset - time.time()) + 1, 1)
+
+
+def _limiter(request: Request) -> _Limiter:
+    limiter: _Limiter | None = getattr(request.app.state, "public_limiter", None)
+    if limiter is None:
+        s = get_settings()
+        limiter = _Limiter(s.redis_url, s.public_rate_limit)
+        request.app.state.public_limiter = limiter
+    return limiter
+
+
+def rate_limit(request: Request) -> None:
+    try:
+        ok, retry = _limiter(request).hit(client_addr(request))
+    except Exception as exc:  # noqa: BLE001 - a limiter whose store is down must not take the site down
+        log.warning("public rate limiter unavailable (%s): request let through", exc.__class__.__name__)
+        return
+    if not ok:
+        raise HTTPException(
+            status_code=429,
+            detail=_("Too many requests from this address; try again later."),
+            headers={"Retry-After": str(retry), "Cache-Control": "no-store"},
+        )
+
+
+def get_public_session(request: Request) -> Any:
+    """A read-only session: the public face never writes."""
+    with Session(request.app.state.engine) as session:
+        yield session
+
+
+PublicSession = Annotated[Session, Depends(get_public_session)]
+
+router = APIRouter(prefix="/public", tags=["public"], dependencies=[Depends(rate_limit)])
+
+
+def _answer(request: Request, body: bytes, media_type: str) -> Response:
+    etag = '"' + hashlib.sha256(body).hexdigest()[:40] + '"'
+    headers = {
+        "ETag": etag,
+        "Cache-Control": f"public, max-age={get_settings().public_cache_max_age_s}",
+        "Content-Security-Policy": CSP,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "X-Frame-Options": "DENY",
+        "Vary": "Accept-Encoding",
+    }
+    match = request.headers.get("if-none-match", "")
+    if etag in {m.strip() for m in match.split(",")} or match.strip() == "*":
+        return Response(status_code=304, headers=headers)
+    return Response(content=body, media_type=media_type, headers=headers)
+
+
+def _json(request: Request, value: Any) -> Response:
+    body = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _answer(request, body, "application/json")
+
+
+# --------------------------------------------------------------------------- pages
+
+# Chinese first, English second (the English goes through _ for the catalogs of issue 11).
+NAV = (
+    ("decisions", "行政执法决定", N_("Enforcement decisions")),
+    ("roster", "执法人员", N_("Enforcement staff")),
+    ("documents", "事前公开", N_("Published in advance")),
+    ("reports", "年度报告", N_("Yearly reports")),
+)
+
+
+def e(value: Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _page(request: Request, title_zh: str, title_en: str, content: str) -> Response:
+    authority = get_settings().publicity_authority
+    nav = "".join(
+        f'<a href="/public/{key}">{e(zh)}<span class="en">{e(_(en))}</span></a>' for key, zh, en in NAV
+    )
+    home_en = e(_("Enforcement publicity"))
+    doc = f"""<!doctype html>
+<html lang="zh-CN">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{e(title_zh)} · {e(authority or "行政执法公示")}</title>
+<link rel="stylesheet" href="/public/static/public.css">
+</head>
+<body>
+<header><a class="home" href="/public/">{e(authority or "行政执法公示")}<span class="en">{home_en}</span></a>
+<nav>{nav}</nav></header>
+<main>
+<h1>{e(title_zh)}<span class="en">{e(title_en)}</span></h1>
+{content}
+</main>
+<footer>{e(_("Published under the enforcement publicity system. Personal data is redacted."))}</footer>
+</body>
+</html>
+"""
+    return _answer(request, doc.encode("utf-8"), "text/html; charset=utf-8")
+
+
+def _decision_html(entry: dict[str, Any], full: bool) -> str:
+    head = (
+        f'<dl class="meta"><dt>类别</dt><dd>{e(entry["category_label"])}</dd>'
+        f"<dt>文书编号</dt><dd>{e(entry['document_no'] or '—')}</dd>"
+        f"<dt>决定日期</dt><dd>{e(entry['decided_on'])}</dd>"
+        f"<dt>公开日期</dt><dd>{e(entry['published_on'])}</dd>"
+    )
+    if entry["corrected_on"]:
+        head += f"<dt>更正日期</dt><dd>{e(entry['corrected_on'])}</dd>"
+    w = entry["withdrawn"]
+    if w is not None:
+        head += "</dl>"
+        return head + (
+            f'<p class="withdrawn">本决定已于 {e(w["on"])} 撤下（{e(w["ground_label"])}）。'
+            f"撤下原因：{e(w['reason'])}</p>"
+        )
+    head += (
+        f"<dt>当事人</dt><dd>{e(entry['party'])}（{e(entry['party_kind_label'])}）</dd>"
+        f"<dt>执法结论</dt><dd>{e(entry['conclusion'])}</dd></dl>"
+    )
+    if full:
+        head += f'<pre class="text">{e(entry["text"])}</pre>'
+    return head
+
+
+@router.get("/", include_in_schema=False)
+def index(request: Request) -> Response:
+    items = "".join(
+        f'<li><a href="/public/{key}">{e(zh)}</a> <span class="en">{e(_(en))}</span></li>'
+        for key, zh, en in NAV
+    )
+    return _page(request, "行政执法公示", _("Enforcement publicity"), f'<ul class="index">{items}</ul>')
+
+
+@router.get("/decisions", include_in_schema=False)
+def decisions_page(
+    request: Request,
+    session: PublicSession,
+    category: DecisionCategory | None = None,
+    year: Annotated[int | None, Query(ge=1990, le=2200)] = None,
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+) -> Response:
+    size = 20
+    items, total = public.decisions(
+        session, category=category, year=year, limit=size, offset=(page - 1) * size
+    )
+    filters = '<p class="filters">' + " ".join(
+        [f'<a href="/public/decisions">{e("全部")}</a>']
+        + [
+            f'<a href="/public/decisions?category={quote(str(c))}">{e(CATEGORY_ZH[c])}</a>'
+            for c in DecisionCategory
+        ]
+    )
+    rows = "".join(
+        f'<li class="decision"><a href="/public/decisions/{quote(i["ref"])}">'
+        f"{e(i['category_label'])} · {e(i['decided_on'])}</a>"
+        f"{'<span class=' + chr(34) + 'tag' + chr(34) + '>已撤下</span>' if i['withdrawn'] else ''}"
+        f"{_decision_html(i, full=False)}</li>"
+        for i in items
+    )
+    pages = ""
+    if total > page * size:
+        params = "&".join(
+            p
+            for p in (f"category={quote(str(category))}" if category else "", f"year={year}" if year else "")
+            if p
+        )
+        pages = f'<p><a class="next" href="/public/decisions?{params}&page={page + 1}">下一页</a></p>'
+    body = f"{filters}</p><p>共 {total} 条</p><ol class='decisions'>{rows}</ol>{pages}"
+    return _page(request, "行政执法决定", _("Enforcement decisions"), body)
+
+
+@router.get("/decisions/{ref}", include_in_schema=False)
+def decision_page(ref: str, request: Request, session: PublicSession) -> Response:
+    entry = public.decision(session, ref[:32])
+    if entry is None:
+        raise HTTPException(status_code=404, detail=_("No such published decision."))
+    return _page(
+        request, f"{entry['category_label']}决定", _("Enforcement decision"), _decision_html(entry, True)
+    )
+
+
+@router.get("/roster", include_in_schema=False)
+def roster_page(request: Request, session: PublicSession) -> Response:
+    rows = public.roster_entries(session, today())
+    head = ("姓名", "单位", "职务", "警号", "证件编号", "执法类别", "执法区域", "有效期")
+    table = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{e(r[k])}</td>"
+            for k in ("name", "unit", "post", "badge_no", "certificate_no", "category", "area")
+        )
+        + f"<td>{e(r['valid_from'])} 至 {e(r['valid_to'])}</td></tr>"
+        for r in rows
+    )
+    th = "".join(f"<th>{e(h)}</th>" for h in head)
+    body = f'<table class="roster"><thead><tr>{th}</tr></thead><tbody>{table}</tbody></table>'
+    return _page(request, "行政执法人员", _("Enforcement staff"), body)
+
+
+@router.get("/documents", include_in_schema=False)
+def documents_page(request: Request, session: PublicSession) -> Response:
+    items = "".join(
+        f'<li><a href="/public/documents/{quote(d["key"])}">{e(d["title"])}</a> '
+        f'<span class="kind">{e(d["kind_label"])}</span> '
+        f'<span class="date">{e(d["published_on"])}</span></li>'
+        for d in public.document_list(session)
+    )
+    return _page(request, "事前公开", _("Published in advance"), f'<ul class="documents">{items}</ul>')
+
+
+@router.get("/documents/{key}", include_in_schema=False)
+def document_page(key: str, request: Request, session: PublicSession) -> Response:
+    found = public.document_list(session, key[:64])
+    if not found:
+        raise HTTPException(status_code=404, detail=_("No such document."))
+    d = found[0]
+    body = (
+        f'<p class="meta">{e(DOCUMENT_ZH.get(d["kind"], d["kind"]))} · 第 {e(d["version"])} 版 · '
+        f'{e(d["published_on"])}</p><pre class="text">{e(d["body"])}</pre>'
+    )
+    return _page(request, d["title"], _("Published in advance"), body)
+
+
+@router.get("/reports", include_in_schema=False)
+def reports_page(request: Request, session: PublicSession) -> Response:
+    items = "".join(
+        f'<li><a href="/public/reports/{r.year}">{e(r.year)} 年度行政执法总体情况</a></li>'
+        for r in public.reports(session)
+    )
+    return _page(request, "年度报告", _("Yearly reports"), f'<ul class="reports">{items}</ul>')
+
+
+@router.get("/reports/{year}", include_in_schema=False)
+def report_page(year: int, request: Request, session: PublicSession) -> Response:
+    r = public.report(session, year)
+    if r is None:
+        raise HTTPException(status_code=404, detail=_("No published report for this year."))
+    body = annual.render_html(r.body) + (
+        f'<p class="sig">签名 Ed25519 · {e(r.key_id)} · '
+        f'<a href="/public/api/reports/{year}">JSON</a> · <a href="/api/v1/keys">公钥</a></p>'
+    )
+    return _page(request, f"{year} 年度报告", _("Yearly report"), body)
+
+
+@router.get("/static/public.css", include_in_schema=False)
+def stylesheet(request: Request) -> Response:
+    return _answer(request, (PAGES / "public.css").read_bytes(), "text/css; charset=utf-8")
+
+
+# --------------------------------------------------------------------------- JSON feed
+
+
+@router.get("/api/decisions")
+def feed(
+    request: Request,
+    session: PublicSession,
+    category: DecisionCategory | None = None,
+    year: Annotated[int | None, Query(ge=1990, le=2200)] = None,
+    limit: Annotated[int, Query(ge=1, le=public.MAX_PAGE)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> Response:
+    """Published decisions, redacted; withdrawn ones as a notice (``withdrawn``: date, ground, reason)
+    with no text. Newest publication first."""
+    items, total = public.decisions(session, category=category, year=year, limit=limit, offset=offset)
+    return _json(request, {"items": items, "total": total, "limit": limit, "offset": offset})
+
+
+@router.get("/api/decisions/{ref}")
+def feed_item(ref: str, request: Request, session: PublicSession) -> Response:
+    entry = public.decision(session, ref[:32])
+    if entry is None:
+        raise HTTPException(status_code=404, detail=_("No such published decision."))
+    return _json(request, entry)
+
+
+@router.get("/api/roster")
+def roster_feed(request: Request, session: PublicSession) -> Response:
+    return _json(request, {"on": today().isoformat(), "items": public.roster_entries(session, today())})
+
+
+@router.get("/api/documents")
+def documents_feed(request: Request, session: PublicSession) -> Response:
+    return _json(request, {"items": public.document_list(session)})
+
+
+@router.get("/api/reports/{year}")
+def report_feed(year: int, request: Request, session: PublicSession) -> Response:
+    """The signed report: ``signature`` verifies ``body`` (RFC 8785 bytes) with the key of that id
+    from ``/api/v1/keys``."""
+    r = public.report(session, year)
+    if r is None:
+        raise HTTPException(status_code=404, detail=_("No published report for this year."))
+    return _json(
+        request, {"year": r.year, "version": r.version, "body": r.body, "signature": annual.signature_of(r)}
+    )
