@@ -36,6 +36,8 @@ from archive.cases.models import (
 from archive.clock import Clock, as_utc, utcnow
 from archive.errors import InvalidInput, NotFound
 from archive.media.models import Media
+from archive.publicity import roster as publicity_roster
+from archive.publicity.services import local_date
 
 _BADGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 MAX_OFFICERS = 50
@@ -107,6 +109,8 @@ def add_record(
     case = get_case(session, user, case_id)
     require_writer(session, user, case)
     start, end, officers = _check_record(data, max_body)
+    # Issue 14: "未经执法资格考试合格…一律不得从事执法活动": refuse (422) naming who and why.
+    publicity_roster.check_enforcing_officers(session, officers, local_date(start))
     attachments = _attachments(session, user, data.attachments)
     version = 1
     if record_id is not None:

@@ -30,6 +30,7 @@ from archive.hashing import parse_sha256
 from archive.ingest.models import Upload, UploadState, UploadStatusPublic
 from archive.ingest.tus import DEFERRED, encode_metadata, parse_metadata
 from archive.media.models import ClockSource, Media
+from archive.publicity import roster as publicity_roster
 from archive.storage import ObjectStore
 
 __all__ = ["DEFERRED", "encode_metadata", "parse_metadata"]
@@ -433,6 +434,9 @@ def complete_upload(
             "clock_source": dock.clock_source,
         },
     )
+    # Issue 14: evidence is never refused, but a recording by an officer without a valid enforcement
+    # certificate on its date is flagged and listed.
+    publicity_roster.flag_recording(session, media)
     return media
 
 

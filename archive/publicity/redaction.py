@@ -99,6 +99,9 @@ ADDRESS_RE = re.compile(
     rf"(?P<street>[{_CN}{_NUM}]{{1,12}}?(?:大道|路|街|巷|胡同|弄|道|村|小区|社区|组)"
     rf"(?:[{_NUM}A-Za-z-]+(?:号院|号楼|号|栋|幢|座|单元|室|层|楼|组))+)"
 )
+ADMIN_RE = re.compile(
+    rf"(?:[{_CN}]{{2,7}}(?:省|自治区))?(?:[{_CN}]{{1,7}}?(?:市|自治州|盟))?(?:[{_CN}]{{1,7}}?(?:区|县|旗))?"
+)
 ADDRESS_LABEL_RE = re.compile(
     r"(?:住址|住所|家庭住址|现住址|户籍地|居住地|家住|地址)[：:\s]*([^，。；,;\n]{2,60})"
 )
@@ -248,8 +251,8 @@ def find(
     found: list[Finding] = []
 
     def add(kind: str, start: int, end: int, replacement: str) -> None:
-        if start >= end:
-            return
+        if start >= end or text[start:end] == replacement:
+            return  # nothing, or something already masked
         if any(start < f.end and f.start < end for f in found):
             return  # an earlier (stronger) kind already covers it
         found.append(Finding(kind, start, end, replacement, field))
@@ -274,9 +277,9 @@ def find(
         add("plate", m.start(), m.end(), value[:2] + re.sub(r"[A-Za-z0-9挂学警港澳]", "*", value[2:]))
     for m in ADDRESS_LABEL_RE.finditer(text):
         value = m.group(1)
-        inner = ADDRESS_RE.search(value)
-        # Keep the administrative divisions readable when the address has them.
-        keep_len = len(inner.group("admin")) if inner is not None and inner.start() == 0 else 0
+        # Keep the administrative divisions readable when the address starts with them.
+        admin = ADMIN_RE.match(value)
+        keep_len = len(admin.group()) if admin is not None else 0
         add("address", m.start(1) + keep_len, m.end(1), "××")
     for m in ADDRESS_RE.finditer(text):
         add("address", m.start("street"), m.end("street"), "××")

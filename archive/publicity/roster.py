@@ -58,6 +58,7 @@ ZH_HEADERS = {
     "有效期止": "valid_to",
 }
 MAX_IMPORT_ROWS = 20_000
+ATTACHMENT_DEVICE = "case-attachment"  # scans and PDFs uploaded to a case are not recordings
 MAX_FIELD = {"officer": 64, "badge_no": 64, "certificate_no": 64}
 
 
@@ -405,7 +406,7 @@ def check_enforcing_officers(session: Session, officers: Sequence[str], on: date
 def flag_recording(session: Session, media: Media) -> QualificationFlag | None:
     """Hook for ingest: flag (never refuse) a recording docked by an officer who had no valid
     certificate on the day it was recorded (the day it arrived when the recorder gave no time)."""
-    if not roster_in_use(session):
+    if media.device_serial == ATTACHMENT_DEVICE or not roster_in_use(session):
         return None
     on = local_date(media.recorded_at or media.received_at)
     ok, why = qualification(session, media.officer_badge, on)
