@@ -33,8 +33,10 @@ from tests.conftest import ROOT, LiveAPI
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]  # fmt: skip
+ARGS = [
+    *("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"),
+    *("--disable-component-update", "--disable-sync", "--no-first-run"),
+]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 SCRIPT = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
 
@@ -62,9 +64,18 @@ def test_a_visitor_browses_the_public_face(live_api: LiveAPI, engine: Engine, br
         )
         roster_entry(s, admin, "0815", name="赵刚")
         case_id, _ = case_with_decision(s, clerk, body=DECISION_TEXT + "\n附注：" + SCRIPT)
-        d = decisions.register(s, pub, decisions.DecisionInput(
-            case_id=case_id, category=DecisionCategory.PENALTY, decided_on=date(2025, 3, 3),
-            party_kind=PartyKind.NATURAL_PERSON, party_name="张三", conclusion="罚款人民币200元"))  # fmt: skip
+        d = decisions.register(
+            s,
+            pub,
+            decisions.DecisionInput(
+                case_id=case_id,
+                category=DecisionCategory.PENALTY,
+                decided_on=date(2025, 3, 3),
+                party_kind=PartyKind.NATURAL_PERSON,
+                party_name="张三",
+                conclusion="罚款人民币200元",
+            ),
+        )
         r = decisions.draft_redaction(s, pub, d.id)
         decisions.approve(s, pub, d.id, r.version, r.sha256)
         doc = documents.write(
