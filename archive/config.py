@@ -123,7 +123,8 @@ class Settings(BaseSettings):
     # The public face: per client address, a `limits` rate string, counted in Redis so that every
     # API process shares one count.
     public_rate_limit: str = "120/minute"
-    public_cache_max_age_s: int = 60
+    # 0: caches keep public answers but revalidate each time (ETag, 304), so a withdrawal shows at once.
+    public_cache_max_age_s: int = 0
 
     def on_loopback(self) -> bool:
         """Whether S3, Redis and the database are all on this machine's loopback interface."""

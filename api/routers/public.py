@@ -19,7 +19,10 @@ import hashlib
 import html
 import json
 import logging
+import threading
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -95,11 +98,18 @@ PublicSession = Annotated[Session, Depends(get_public_session)]
 router = APIRouter(prefix="/public", tags=["public"], dependencies=[Depends(rate_limit)])
 
 
-def _answer(request: Request, body: bytes, media_type: str) -> Response:
-    etag = '"' + hashlib.sha256(body).hexdigest()[:40] + '"'
+def _etag(body: bytes) -> str:
+    return '"' + hashlib.sha256(body).hexdigest()[:40] + '"'
+
+
+def _answer(request: Request, body: bytes, media_type: str, etag: str | None = None) -> Response:
+    etag = etag or _etag(body)
+    max_age = get_settings().public_cache_max_age_s
     headers = {
         "ETag": etag,
-        "Cache-Control": f"public, max-age={get_settings().public_cache_max_age_s}",
+        # max-age 0 (the default): caches keep the answer but revalidate it every time (a cheap 304),
+        # so a withdrawal leaves every screen at once.
+        "Cache-Control": f"public, max-age={max_age}" if max_age else "public, no-cache",
         "Content-Security-Policy": CSP,
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
@@ -112,9 +122,50 @@ def _answer(request: Request, body: bytes, media_type: str) -> Response:
     return Response(content=body, media_type=media_type, headers=headers)
 
 
+def _json_bytes(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
 def _json(request: Request, value: Any) -> Response:
-    body = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    return _answer(request, body, "application/json")
+    return _answer(request, _json_bytes(value), "application/json")
+
+
+class _Rendered:
+    """Rendered decision answers, keyed by what was asked and the decisions' generation (a count and
+    the newest change, one indexed query): a publication, correction or withdrawal changes the
+    generation, so nothing stale is ever served, and a repeated question costs one small query."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self.items: OrderedDict[tuple[Any, ...], tuple[bytes, str]] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def answer(
+        self,
+        request: Request,
+        session: Session,
+        key: tuple[Any, ...],
+        media_type: str,
+        render: Callable[[], bytes | None],
+    ) -> Response | None:
+        full = (*key, public.generation(session))
+        with self.lock:
+            hit = self.items.get(full)
+            if hit is not None:
+                self.items.move_to_end(full)
+        if hit is None:
+            body = render()
+            if body is None:
+                return None
+            hit = (body, _etag(body))
+            with self.lock:
+                self.items[full] = hit
+                while len(self.items) > self.size:
+                    self.items.popitem(last=False)
+        return _answer(request, hit[0], media_type, hit[1])
+
+
+_rendered = _Rendered()
 
 
 # --------------------------------------------------------------------------- pages
@@ -133,6 +184,10 @@ def e(value: Any) -> str:
 
 
 def _page(request: Request, title_zh: str, title_en: str, content: str) -> Response:
+    return _answer(request, _page_bytes(title_zh, title_en, content), "text/html; charset=utf-8")
+
+
+def _page_bytes(title_zh: str, title_en: str, content: str) -> bytes:
     authority = get_settings().publicity_authority
     nav = "".join(
         f'<a href="/public/{key}">{e(zh)}<span class="en">{e(_(en))}</span></a>' for key, zh, en in NAV
@@ -157,7 +212,7 @@ def _page(request: Request, title_zh: str, title_en: str, content: str) -> Respo
 </body>
 </html>
 """
-    return _answer(request, doc.encode("utf-8"), "text/html; charset=utf-8")
+    return doc.encode("utf-8")
 
 
 def _decision_html(entry: dict[str, Any], full: bool) -> str:
@@ -202,44 +257,56 @@ def decisions_page(
     year: Annotated[int | None, Query(ge=1990, le=2200)] = None,
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
 ) -> Response:
-    size = 20
-    items, total = public.decisions(
-        session, category=category, year=year, limit=size, offset=(page - 1) * size
-    )
-    filters = '<p class="filters">' + " ".join(
-        [f'<a href="/public/decisions">{e("全部")}</a>']
-        + [
+    def render() -> bytes:
+        size = 20
+        items, total = public.decisions(
+            session, category=category, year=year, limit=size, offset=(page - 1) * size
+        )
+        links = [f'<a href="/public/decisions">{e("全部")}</a>'] + [
             f'<a href="/public/decisions?category={quote(str(c))}">{e(CATEGORY_ZH[c])}</a>'
             for c in DecisionCategory
         ]
-    )
-    rows = "".join(
-        f'<li class="decision"><a href="/public/decisions/{quote(i["ref"])}">'
-        f"{e(i['category_label'])} · {e(i['decided_on'])}</a>"
-        f"{'<span class=' + chr(34) + 'tag' + chr(34) + '>已撤下</span>' if i['withdrawn'] else ''}"
-        f"{_decision_html(i, full=False)}</li>"
-        for i in items
-    )
-    pages = ""
-    if total > page * size:
-        params = "&".join(
-            p
-            for p in (f"category={quote(str(category))}" if category else "", f"year={year}" if year else "")
-            if p
+        tag = '<span class="tag">已撤下</span>'
+        rows = "".join(
+            f'<li class="decision"><a href="/public/decisions/{quote(i["ref"])}">'
+            f"{e(i['category_label'])} · {e(i['decided_on'])}</a>{tag if i['withdrawn'] else ''}"
+            f"{_decision_html(i, full=False)}</li>"
+            for i in items
         )
-        pages = f'<p><a class="next" href="/public/decisions?{params}&page={page + 1}">下一页</a></p>'
-    body = f"{filters}</p><p>共 {total} 条</p><ol class='decisions'>{rows}</ol>{pages}"
-    return _page(request, "行政执法决定", _("Enforcement decisions"), body)
+        more = ""
+        if total > page * size:
+            params = [f"category={quote(str(category))}"] if category else []
+            params += [f"year={year}"] if year else []
+            params.append(f"page={page + 1}")
+            more = f'<p><a class="next" href="/public/decisions?{"&amp;".join(params)}">下一页</a></p>'
+        body = (
+            f'<p class="filters">{" ".join(links)}</p><p>共 {total} 条</p>'
+            f'<ol class="decisions">{rows}</ol>{more}'
+        )
+        return _page_bytes("行政执法决定", _("Enforcement decisions"), body)
+
+    key = ("page", category, year, page)
+    return _rendered.answer(request, session, key, "text/html; charset=utf-8", render) or _not_found()
 
 
 @router.get("/decisions/{ref}", include_in_schema=False)
 def decision_page(ref: str, request: Request, session: PublicSession) -> Response:
-    entry = public.decision(session, ref[:32])
-    if entry is None:
-        raise HTTPException(status_code=404, detail=_("No such published decision."))
-    return _page(
-        request, f"{entry['category_label']}决定", _("Enforcement decision"), _decision_html(entry, True)
+    def render() -> bytes | None:
+        entry = public.decision(session, ref[:32])
+        if entry is None:
+            return None
+        return _page_bytes(
+            f"{entry['category_label']}决定", _("Enforcement decision"), _decision_html(entry, True)
+        )
+
+    return (
+        _rendered.answer(request, session, ("one", ref[:32]), "text/html; charset=utf-8", render)
+        or _not_found()
     )
+
+
+def _not_found() -> Response:
+    raise HTTPException(status_code=404, detail=_("No such published decision."))
 
 
 @router.get("/roster", include_in_schema=False)
@@ -324,16 +391,22 @@ def feed(
 ) -> Response:
     """Published decisions, redacted; withdrawn ones as a notice (``withdrawn``: date, ground, reason)
     with no text. Newest publication first."""
-    items, total = public.decisions(session, category=category, year=year, limit=limit, offset=offset)
-    return _json(request, {"items": items, "total": total, "limit": limit, "offset": offset})
+
+    def render() -> bytes:
+        items, total = public.decisions(session, category=category, year=year, limit=limit, offset=offset)
+        return _json_bytes({"items": items, "total": total, "limit": limit, "offset": offset})
+
+    key = ("feed", category, year, limit, offset)
+    return _rendered.answer(request, session, key, "application/json", render) or _not_found()
 
 
 @router.get("/api/decisions/{ref}")
 def feed_item(ref: str, request: Request, session: PublicSession) -> Response:
-    entry = public.decision(session, ref[:32])
-    if entry is None:
-        raise HTTPException(status_code=404, detail=_("No such published decision."))
-    return _json(request, entry)
+    def render() -> bytes | None:
+        entry = public.decision(session, ref[:32])
+        return None if entry is None else _json_bytes(entry)
+
+    return _rendered.answer(request, session, ("item", ref[:32]), "application/json", render) or _not_found()
 
 
 @router.get("/api/roster")

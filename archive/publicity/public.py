@@ -34,6 +34,14 @@ from archive.publicity.services import is_restricted
 MAX_PAGE = 100
 
 
+def generation(session: Session) -> tuple[int, str]:
+    """Changes whenever any decision is registered, published, corrected or withdrawn: what a cache
+    of rendered public answers is keyed by. (Issue 13's restriction marks must join it when they land,
+    since they hide a published decision without changing its row.)"""
+    count, newest = session.exec(select(func.count(), func.max(Decision.updated_at))).one()
+    return int(count), str(newest)
+
+
 def decision_entry(d: Decision, r: Redaction | None) -> dict[str, Any]:
     """One decision as the public and the external platform see it."""
     entry: dict[str, Any] = {
