@@ -22,12 +22,13 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from limits import RateLimitItem, parse
 from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
@@ -87,15 +88,17 @@ def rate_limit(request: Request) -> None:
         )
 
 
-def get_public_session(request: Request) -> Any:
-    """A read-only session: the public face never writes."""
+@contextmanager
+def _open(request: Request) -> Iterator[Session]:
+    """The rate limit, then a read-only session (the public face never writes). Called inside each
+    endpoint rather than as dependencies: sync dependencies cost a thread-pool hop each, and the feed
+    is meant to answer hundreds of requests a second on one worker."""
+    rate_limit(request)
     with Session(request.app.state.engine) as session:
         yield session
 
 
-PublicSession = Annotated[Session, Depends(get_public_session)]
-
-router = APIRouter(prefix="/public", tags=["public"], dependencies=[Depends(rate_limit)])
+router = APIRouter(prefix="/public", tags=["public"])
 
 
 def _etag(body: bytes) -> str:
@@ -242,6 +245,7 @@ def _decision_html(entry: dict[str, Any], full: bool) -> str:
 
 @router.get("/", include_in_schema=False)
 def index(request: Request) -> Response:
+    rate_limit(request)
     items = "".join(
         f'<li><a href="/public/{key}">{e(zh)}</a> <span class="en">{e(_(en))}</span></li>'
         for key, zh, en in NAV
@@ -252,57 +256,60 @@ def index(request: Request) -> Response:
 @router.get("/decisions", include_in_schema=False)
 def decisions_page(
     request: Request,
-    session: PublicSession,
     category: DecisionCategory | None = None,
     year: Annotated[int | None, Query(ge=1990, le=2200)] = None,
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
 ) -> Response:
-    def render() -> bytes:
-        size = 20
-        items, total = public.decisions(
-            session, category=category, year=year, limit=size, offset=(page - 1) * size
-        )
-        links = [f'<a href="/public/decisions">{e("全部")}</a>'] + [
-            f'<a href="/public/decisions?category={quote(str(c))}">{e(CATEGORY_ZH[c])}</a>'
-            for c in DecisionCategory
-        ]
-        tag = '<span class="tag">已撤下</span>'
-        rows = "".join(
-            f'<li class="decision"><a href="/public/decisions/{quote(i["ref"])}">'
-            f"{e(i['category_label'])} · {e(i['decided_on'])}</a>{tag if i['withdrawn'] else ''}"
-            f"{_decision_html(i, full=False)}</li>"
-            for i in items
-        )
-        more = ""
-        if total > page * size:
-            params = [f"category={quote(str(category))}"] if category else []
-            params += [f"year={year}"] if year else []
-            params.append(f"page={page + 1}")
-            more = f'<p><a class="next" href="/public/decisions?{"&amp;".join(params)}">下一页</a></p>'
-        body = (
-            f'<p class="filters">{" ".join(links)}</p><p>共 {total} 条</p>'
-            f'<ol class="decisions">{rows}</ol>{more}'
-        )
-        return _page_bytes("行政执法决定", _("Enforcement decisions"), body)
+    with _open(request) as session:
 
-    key = ("page", category, year, page)
-    return _rendered.answer(request, session, key, "text/html; charset=utf-8", render) or _not_found()
+        def render() -> bytes:
+            size = 20
+            items, total = public.decisions(
+                session, category=category, year=year, limit=size, offset=(page - 1) * size
+            )
+            links = [f'<a href="/public/decisions">{e("全部")}</a>'] + [
+                f'<a href="/public/decisions?category={quote(str(c))}">{e(CATEGORY_ZH[c])}</a>'
+                for c in DecisionCategory
+            ]
+            tag = '<span class="tag">已撤下</span>'
+            rows = "".join(
+                f'<li class="decision"><a href="/public/decisions/{quote(i["ref"])}">'
+                f"{e(i['category_label'])} · {e(i['decided_on'])}</a>{tag if i['withdrawn'] else ''}"
+                f"{_decision_html(i, full=False)}</li>"
+                for i in items
+            )
+            more = ""
+            if total > page * size:
+                params = [f"category={quote(str(category))}"] if category else []
+                params += [f"year={year}"] if year else []
+                params.append(f"page={page + 1}")
+                more = f'<p><a class="next" href="/public/decisions?{"&amp;".join(params)}">下一页</a></p>'
+            body = (
+                f'<p class="filters">{" ".join(links)}</p><p>共 {total} 条</p>'
+                f'<ol class="decisions">{rows}</ol>{more}'
+            )
+            return _page_bytes("行政执法决定", _("Enforcement decisions"), body)
+
+        key = ("page", category, year, page)
+        return _rendered.answer(request, session, key, "text/html; charset=utf-8", render) or _not_found()
 
 
 @router.get("/decisions/{ref}", include_in_schema=False)
-def decision_page(ref: str, request: Request, session: PublicSession) -> Response:
-    def render() -> bytes | None:
-        entry = public.decision(session, ref[:32])
-        if entry is None:
-            return None
-        return _page_bytes(
-            f"{entry['category_label']}决定", _("Enforcement decision"), _decision_html(entry, True)
-        )
+def decision_page(ref: str, request: Request) -> Response:
+    with _open(request) as session:
 
-    return (
-        _rendered.answer(request, session, ("one", ref[:32]), "text/html; charset=utf-8", render)
-        or _not_found()
-    )
+        def render() -> bytes | None:
+            entry = public.decision(session, ref[:32])
+            if entry is None:
+                return None
+            return _page_bytes(
+                f"{entry['category_label']}决定", _("Enforcement decision"), _decision_html(entry, True)
+            )
+
+        return (
+            _rendered.answer(request, session, ("one", ref[:32]), "text/html; charset=utf-8", render)
+            or _not_found()
+        )
 
 
 def _not_found() -> Response:
@@ -310,70 +317,76 @@ def _not_found() -> Response:
 
 
 @router.get("/roster", include_in_schema=False)
-def roster_page(request: Request, session: PublicSession) -> Response:
-    rows = public.roster_entries(session, today())
-    head = ("姓名", "单位", "职务", "警号", "证件编号", "执法类别", "执法区域", "有效期")
-    table = "".join(
-        "<tr>"
-        + "".join(
-            f"<td>{e(r[k])}</td>"
-            for k in ("name", "unit", "post", "badge_no", "certificate_no", "category", "area")
+def roster_page(request: Request) -> Response:
+    with _open(request) as session:
+        rows = public.roster_entries(session, today())
+        head = ("姓名", "单位", "职务", "警号", "证件编号", "执法类别", "执法区域", "有效期")
+        table = "".join(
+            "<tr>"
+            + "".join(
+                f"<td>{e(r[k])}</td>"
+                for k in ("name", "unit", "post", "badge_no", "certificate_no", "category", "area")
+            )
+            + f"<td>{e(r['valid_from'])} 至 {e(r['valid_to'])}</td></tr>"
+            for r in rows
         )
-        + f"<td>{e(r['valid_from'])} 至 {e(r['valid_to'])}</td></tr>"
-        for r in rows
-    )
-    th = "".join(f"<th>{e(h)}</th>" for h in head)
-    body = f'<table class="roster"><thead><tr>{th}</tr></thead><tbody>{table}</tbody></table>'
-    return _page(request, "行政执法人员", _("Enforcement staff"), body)
+        th = "".join(f"<th>{e(h)}</th>" for h in head)
+        body = f'<table class="roster"><thead><tr>{th}</tr></thead><tbody>{table}</tbody></table>'
+        return _page(request, "行政执法人员", _("Enforcement staff"), body)
 
 
 @router.get("/documents", include_in_schema=False)
-def documents_page(request: Request, session: PublicSession) -> Response:
-    items = "".join(
-        f'<li><a href="/public/documents/{quote(d["key"])}">{e(d["title"])}</a> '
-        f'<span class="kind">{e(d["kind_label"])}</span> '
-        f'<span class="date">{e(d["published_on"])}</span></li>'
-        for d in public.document_list(session)
-    )
-    return _page(request, "事前公开", _("Published in advance"), f'<ul class="documents">{items}</ul>')
+def documents_page(request: Request) -> Response:
+    with _open(request) as session:
+        items = "".join(
+            f'<li><a href="/public/documents/{quote(d["key"])}">{e(d["title"])}</a> '
+            f'<span class="kind">{e(d["kind_label"])}</span> '
+            f'<span class="date">{e(d["published_on"])}</span></li>'
+            for d in public.document_list(session)
+        )
+        return _page(request, "事前公开", _("Published in advance"), f'<ul class="documents">{items}</ul>')
 
 
 @router.get("/documents/{key}", include_in_schema=False)
-def document_page(key: str, request: Request, session: PublicSession) -> Response:
-    found = public.document_list(session, key[:64])
-    if not found:
-        raise HTTPException(status_code=404, detail=_("No such document."))
-    d = found[0]
-    body = (
-        f'<p class="meta">{e(DOCUMENT_ZH.get(d["kind"], d["kind"]))} · 第 {e(d["version"])} 版 · '
-        f'{e(d["published_on"])}</p><pre class="text">{e(d["body"])}</pre>'
-    )
-    return _page(request, d["title"], _("Published in advance"), body)
+def document_page(key: str, request: Request) -> Response:
+    with _open(request) as session:
+        found = public.document_list(session, key[:64])
+        if not found:
+            raise HTTPException(status_code=404, detail=_("No such document."))
+        d = found[0]
+        body = (
+            f'<p class="meta">{e(DOCUMENT_ZH.get(d["kind"], d["kind"]))} · 第 {e(d["version"])} 版 · '
+            f'{e(d["published_on"])}</p><pre class="text">{e(d["body"])}</pre>'
+        )
+        return _page(request, d["title"], _("Published in advance"), body)
 
 
 @router.get("/reports", include_in_schema=False)
-def reports_page(request: Request, session: PublicSession) -> Response:
-    items = "".join(
-        f'<li><a href="/public/reports/{r.year}">{e(r.year)} 年度行政执法总体情况</a></li>'
-        for r in public.reports(session)
-    )
-    return _page(request, "年度报告", _("Yearly reports"), f'<ul class="reports">{items}</ul>')
+def reports_page(request: Request) -> Response:
+    with _open(request) as session:
+        items = "".join(
+            f'<li><a href="/public/reports/{r.year}">{e(r.year)} 年度行政执法总体情况</a></li>'
+            for r in public.reports(session)
+        )
+        return _page(request, "年度报告", _("Yearly reports"), f'<ul class="reports">{items}</ul>')
 
 
 @router.get("/reports/{year}", include_in_schema=False)
-def report_page(year: int, request: Request, session: PublicSession) -> Response:
-    r = public.report(session, year)
-    if r is None:
-        raise HTTPException(status_code=404, detail=_("No published report for this year."))
-    body = annual.render_html(r.body) + (
-        f'<p class="sig">签名 Ed25519 · {e(r.key_id)} · '
-        f'<a href="/public/api/reports/{year}">JSON</a> · <a href="/api/v1/keys">公钥</a></p>'
-    )
-    return _page(request, f"{year} 年度报告", _("Yearly report"), body)
+def report_page(year: int, request: Request) -> Response:
+    with _open(request) as session:
+        r = public.report(session, year)
+        if r is None:
+            raise HTTPException(status_code=404, detail=_("No published report for this year."))
+        body = annual.render_html(r.body) + (
+            f'<p class="sig">签名 Ed25519 · {e(r.key_id)} · '
+            f'<a href="/public/api/reports/{year}">JSON</a> · <a href="/api/v1/keys">公钥</a></p>'
+        )
+        return _page(request, f"{year} 年度报告", _("Yearly report"), body)
 
 
 @router.get("/static/public.css", include_in_schema=False)
 def stylesheet(request: Request) -> Response:
+    rate_limit(request)
     return _answer(request, (PAGES / "public.css").read_bytes(), "text/css; charset=utf-8")
 
 
@@ -383,7 +396,6 @@ def stylesheet(request: Request) -> Response:
 @router.get("/api/decisions")
 def feed(
     request: Request,
-    session: PublicSession,
     category: DecisionCategory | None = None,
     year: Annotated[int | None, Query(ge=1990, le=2200)] = None,
     limit: Annotated[int, Query(ge=1, le=public.MAX_PAGE)] = 50,
@@ -391,41 +403,50 @@ def feed(
 ) -> Response:
     """Published decisions, redacted; withdrawn ones as a notice (``withdrawn``: date, ground, reason)
     with no text. Newest publication first."""
+    with _open(request) as session:
 
-    def render() -> bytes:
-        items, total = public.decisions(session, category=category, year=year, limit=limit, offset=offset)
-        return _json_bytes({"items": items, "total": total, "limit": limit, "offset": offset})
+        def render() -> bytes:
+            items, total = public.decisions(session, category=category, year=year, limit=limit, offset=offset)
+            return _json_bytes({"items": items, "total": total, "limit": limit, "offset": offset})
 
-    key = ("feed", category, year, limit, offset)
-    return _rendered.answer(request, session, key, "application/json", render) or _not_found()
+        key = ("feed", category, year, limit, offset)
+        return _rendered.answer(request, session, key, "application/json", render) or _not_found()
 
 
 @router.get("/api/decisions/{ref}")
-def feed_item(ref: str, request: Request, session: PublicSession) -> Response:
-    def render() -> bytes | None:
-        entry = public.decision(session, ref[:32])
-        return None if entry is None else _json_bytes(entry)
+def feed_item(ref: str, request: Request) -> Response:
+    with _open(request) as session:
 
-    return _rendered.answer(request, session, ("item", ref[:32]), "application/json", render) or _not_found()
+        def render() -> bytes | None:
+            entry = public.decision(session, ref[:32])
+            return None if entry is None else _json_bytes(entry)
+
+        return (
+            _rendered.answer(request, session, ("item", ref[:32]), "application/json", render) or _not_found()
+        )
 
 
 @router.get("/api/roster")
-def roster_feed(request: Request, session: PublicSession) -> Response:
-    return _json(request, {"on": today().isoformat(), "items": public.roster_entries(session, today())})
+def roster_feed(request: Request) -> Response:
+    with _open(request) as session:
+        return _json(request, {"on": today().isoformat(), "items": public.roster_entries(session, today())})
 
 
 @router.get("/api/documents")
-def documents_feed(request: Request, session: PublicSession) -> Response:
-    return _json(request, {"items": public.document_list(session)})
+def documents_feed(request: Request) -> Response:
+    with _open(request) as session:
+        return _json(request, {"items": public.document_list(session)})
 
 
 @router.get("/api/reports/{year}")
-def report_feed(year: int, request: Request, session: PublicSession) -> Response:
+def report_feed(year: int, request: Request) -> Response:
     """The signed report: ``signature`` verifies ``body`` (RFC 8785 bytes) with the key of that id
     from ``/api/v1/keys``."""
-    r = public.report(session, year)
-    if r is None:
-        raise HTTPException(status_code=404, detail=_("No published report for this year."))
-    return _json(
-        request, {"year": r.year, "version": r.version, "body": r.body, "signature": annual.signature_of(r)}
-    )
+    with _open(request) as session:
+        r = public.report(session, year)
+        if r is None:
+            raise HTTPException(status_code=404, detail=_("No published report for this year."))
+        return _json(
+            request,
+            {"year": r.year, "version": r.version, "body": r.body, "signature": annual.signature_of(r)},
+        )
