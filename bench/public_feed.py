@@ -186,7 +186,8 @@ def main() -> None:
     feed_r = results["feed"]
     met = feed_r["rps"] >= 200 and feed_r["p95_ms"] < 50
     print(
-        f"  goal: feed >= 200 req/s with p95 < 50 ms: {'met' if met else 'NOT met'} (as measured, under this load)"
+        f"  goal: feed >= 200 req/s with p95 < 50 ms: {'met' if met else 'NOT met'}"
+        " (as measured, under this load)"
     )
     print(
         f"  server CPU per feed request {feed_r['server_cpu_ms']:.2f} ms: one core serves about "
