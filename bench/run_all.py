@@ -22,6 +22,7 @@ BENCHES = [
     "memory_4gb",
     "timeline_latency",
     "legal_overdue",
+    "public_feed",
 ]
 
 
@@ -100,6 +101,16 @@ def main() -> int:
                         f"-{goal}",
                     )
                 )
+    if r := load("public_feed"):
+        f = r["feed"]
+        rows.append(
+            (
+                "public feed, one uvicorn worker",
+                f"{f['rps']:.0f} req/s, p95 {f['p95_ms']:.0f} ms",
+                f"server CPU {f['server_cpu_ms']:.2f} ms/request",
+                f"~{f['one_core_rps']:.0f} req/s per free core (goal 200, p95 < 50 ms)",
+            )
+        )
     print("\n===== summary")
     machine = next((r["machine"] for n in BENCHES if (r := load(n))), "")
     print(f"machine: {machine}")
