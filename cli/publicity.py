@@ -39,21 +39,18 @@ def publicity_group() -> None:
 @click.option(
     "--soon", type=int, default=None, help="Working days ahead counted as due soon (default from settings)."
 )
-@click.option("--as", "as_user", default=None, help="Account to read as (default: a system reader).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def publicity_due(soon: int | None, as_user: str | None, as_json: bool) -> None:
+def publicity_due(soon: int | None, as_json: bool) -> None:
     """Decisions past their publication deadline, and those due soon. Exit status 1 when any is overdue."""
     from sqlmodel import Session
 
     from archive.errors import CustodyError
-    from archive.models import Role, User
     from archive.publicity import decisions
 
     engine = _engine()
     try:
         with Session(engine) as session:
-            user = _user(session, as_user) if as_user else User(name="cli", role=Role.AUDITOR, token_hash="-")  # noqa: S106 - an in-memory reader, never stored
-            result = decisions.due(session, user, soon_days=soon)
+            result = decisions.due_list(session, soon_days=soon)
     except CustodyError as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:

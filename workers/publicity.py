@@ -8,9 +8,9 @@ from typing import Any
 from sqlmodel import Session
 
 from archive.db import session_scope
-from archive.publicity import report, webhooks
+from archive.publicity import decisions, report, webhooks
 from workers.celery_app import CeleryDispatcher, app
-from workers.publicity_schedule import DELIVER, RECONCILE, REPORT_DRAFT, REPORT_WARN
+from workers.publicity_schedule import DELIVER, DUE_WARN, RECONCILE, REPORT_DRAFT, REPORT_WARN
 from workers.tasks import context
 
 log = logging.getLogger("custody.tasks.publicity")
@@ -62,3 +62,23 @@ def report_warn() -> str | None:
     if message:
         log.warning("%s", message)
     return message
+
+
+@app.task(name=DUE_WARN)
+def due_warn() -> int:
+    """Warn (worker log) about decisions past their publication deadline and those due soon."""
+    ctx = context()
+    with Session(ctx.engine) as session:
+        result = decisions.due_list(session)
+    for item in result.overdue:
+        log.warning(
+            "publicity overdue: %s decision of case %s, decided %s, deadline %s (%d working days late)",
+            item.category,
+            item.case_number,
+            item.decided_on,
+            item.deadline,
+            -item.working_days_left,
+        )
+    for item in result.due_soon:
+        log.info("publicity due soon: case %s, deadline %s", item.case_number, item.deadline)
+    return len(result.overdue)

@@ -16,10 +16,13 @@ DELIVER = "custody.publicity_deliver"
 RECONCILE = "custody.publicity_reconcile"
 REPORT_DRAFT = "custody.publicity_report_draft"
 REPORT_WARN = "custody.publicity_report_warn"
+DUE_WARN = "custody.publicity_due_warn"
 
 # 01:00 UTC is 09:00 in Beijing: the office is open when the draft appears or the warning sounds.
 REPORT_DRAFT_CRON = crontab(minute="0", hour="1", day_of_month="2-6", month_of_year="1")
 REPORT_WARN_CRON = crontab(minute="0", hour="1", day_of_month="25-31", month_of_year="1")
+# Every morning: overdue and soon-due decisions in the worker log (what `custody publicity due` lists).
+DUE_WARN_CRON = crontab(minute="30", hour="0")
 
 
 def publicity_beat(s: Settings) -> dict[str, dict[str, Any]]:
@@ -32,9 +35,10 @@ def publicity_beat(s: Settings) -> dict[str, dict[str, Any]]:
         # was down on the 2nd.
         "publicity-report-draft": {"task": REPORT_DRAFT, "schedule": REPORT_DRAFT_CRON},
         "publicity-report-warn": {"task": REPORT_WARN, "schedule": REPORT_WARN_CRON},
+        "publicity-due-warn": {"task": DUE_WARN, "schedule": DUE_WARN_CRON},
     }
 
 
 PUBLICITY_ROUTES = {
-    name: {"queue": PUBLICITY_QUEUE} for name in (DELIVER, RECONCILE, REPORT_DRAFT, REPORT_WARN)
+    name: {"queue": PUBLICITY_QUEUE} for name in (DELIVER, RECONCILE, REPORT_DRAFT, REPORT_WARN, DUE_WARN)
 }

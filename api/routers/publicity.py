@@ -16,6 +16,7 @@ from sqlmodel import Session
 
 from api.deps import ClientAddr, CurrentUser, KeyringDep, SessionDep
 from archive.errors import TooLarge
+from archive.i18n import _
 from archive.publicity import decisions, documents, report, roster, webhooks
 from archive.publicity.models import (
     DecisionCategory,
@@ -114,7 +115,7 @@ def import_roster(
     """Import a CSV file (the request body, ``text/csv``; UTF-8 or GB18030). A bad row refuses the whole
     file, naming row and field; nothing is imported."""
     if len(data) > MAX_CSV_BYTES:
-        raise TooLarge(f"a roster file is at most {MAX_CSV_BYTES} bytes")
+        raise TooLarge(_("a roster file is at most {n} bytes").format(n=MAX_CSV_BYTES))
     result = roster.import_csv(session, user, data, addr=addr)
     return ImportOut(added=result.added, updated=result.updated, unchanged=result.unchanged)
 

@@ -195,6 +195,12 @@ def to_public(session: Session, d: Decision, on: date | None = None) -> Decision
 def due(session: Session, user: User, *, on: date | None = None, soon_days: int | None = None) -> DueList:
     """Unpublished decisions past their deadline, and those due within ``soon_days`` working days."""
     authorize(user, Permission.PUBLICITY_READ)
+    return due_list(session, on=on, soon_days=soon_days)
+
+
+def due_list(session: Session, *, on: date | None = None, soon_days: int | None = None) -> DueList:
+    """:func:`due` without the caller's check, for the system's own readers (the CLI run by the
+    operator on the server, the daily beat warning)."""
     on = on or today()
     soon = get_settings().publicity_due_soon_days if soon_days is None else soon_days
     cal = current_calendar(session)

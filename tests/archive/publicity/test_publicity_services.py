@@ -50,7 +50,7 @@ from tests.archive.publicity.publicity_factories import (
     roster_entry,
     users,
 )
-from workers.publicity_schedule import REPORT_DRAFT_CRON, REPORT_WARN_CRON, publicity_beat
+from workers.publicity_schedule import DUE_WARN_CRON, REPORT_DRAFT_CRON, REPORT_WARN_CRON, publicity_beat
 
 T = datetime(2025, 3, 3, 2, 0, tzinfo=UTC)  # 10:00 in Beijing, a Monday
 
@@ -478,7 +478,13 @@ def test_the_report_schedule_means_what_it_says(settings: Settings) -> None:
     assert [d.day for d in drafts] == [2, 3, 4, 5, 6] and {(d.month, d.hour) for d in drafts} == {(1, 1)}
     warns = _runs(REPORT_WARN_CRON, 2027)
     assert [d.day for d in warns] == list(range(25, 32)) and {(d.month, d.hour) for d in warns} == {(1, 1)}
+    due = _runs(DUE_WARN_CRON, 2027)
+    assert len(due) == 0  # minute 30: the hourly walk above never lands on it
+    assert (
+        DUE_WARN_CRON.minute == {30} and DUE_WARN_CRON.hour == {0} and len(DUE_WARN_CRON.day_of_month) == 31
+    )
     beat = publicity_beat(settings)
+    assert beat["publicity-due-warn"]["task"] == "custody.publicity_due_warn"
     assert beat["publicity-report-draft"]["task"] == "custody.publicity_report_draft"
     assert (
         beat["publicity-webhook-reconcile"]["schedule"].total_seconds()
@@ -489,3 +495,19 @@ def test_the_report_schedule_means_what_it_says(settings: Settings) -> None:
     conf = make_celery().conf
     assert conf.beat_schedule["publicity-report-warn"]["schedule"] is REPORT_WARN_CRON
     assert conf.task_routes["custody.publicity_deliver"] == {"queue": "publicity"}
+
+
+def test_reconcile_finds_deliveries_whose_task_was_lost(engine: Engine, settings: Settings) -> None:
+    from archive.publicity import webhooks
+
+    s2 = settings.model_copy(update={"publicity_webhook_url": "http://127.0.0.1:9/hook"})
+    t0 = datetime(2025, 3, 3, tzinfo=UTC)
+    with session_scope(engine) as s:
+        lost = webhooks.enqueue(s, "decision.published", "D-x", {"ref": "D-x"}, settings=s2, clock=fixed(t0))
+        assert lost is not None
+        assert (
+            webhooks.enqueue(s, "decision.published", "D-y", {}, settings=settings) is None
+        )  # no platform set
+    with Session(engine) as s:
+        assert webhooks.due_for_resend(s, t0 + timedelta(seconds=30), grace_s=60) == []
+        assert webhooks.due_for_resend(s, t0 + timedelta(seconds=90), grace_s=60) == [lost.id]
