@@ -265,11 +265,13 @@ def draft_redaction(
 
 
 @router.get("/decisions/{decision_id}/redactions", response_model=list[RedactionPublic])
-def list_redactions(decision_id: str, session: SessionDep, user: CurrentUser) -> list[RedactionPublic]:
+def list_redactions(
+    decision_id: str, session: SessionDep, user: CurrentUser, addr: ClientAddr
+) -> list[RedactionPublic]:
+    """Every redacted version with its diff against the decision document (the read is logged)."""
     d = decisions.get(session, user, decision_id)
-    return [
-        decisions.redaction_public(session, d, r) for r in decisions.redactions(session, user, decision_id)
-    ]
+    rows = decisions.redactions(session, user, decision_id, addr=addr)
+    return [decisions.redaction_public(session, d, r) for r in rows]
 
 
 @router.post("/decisions/{decision_id}/approve", response_model=DecisionPublic)

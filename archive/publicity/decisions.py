@@ -60,6 +60,8 @@ def deadline_for(session: Session, category: DecisionCategory, decided_on: date)
 def timeliness(d: Decision, on: date) -> Timeliness:
     if d.published_on is not None:
         return Timeliness.ON_TIME if d.published_on <= d.deadline else Timeliness.LATE
+    if d.withdrawn_on is not None:  # taken back before it was ever published: judged on that day
+        on = d.withdrawn_on
     return Timeliness.OVERDUE if on > d.deadline else Timeliness.PENDING
 
 
@@ -340,11 +342,17 @@ def get_redaction(session: Session, user: User, decision_id: str, version: int) 
     return r
 
 
-def redactions(session: Session, user: User, decision_id: str) -> list[Redaction]:
+def redactions(
+    session: Session, user: User, decision_id: str, *, addr: str = "", clock: Clock = utcnow
+) -> list[Redaction]:
+    """Every redacted version with its diff: the diff shows the unredacted decision, so reading it is
+    logged like reading a case."""
     d = get(session, user, decision_id)
-    return list(
+    rows = list(
         session.exec(select(Redaction).where(Redaction.decision_id == d.id).order_by(col(Redaction.version)))
     )
+    log(session, user, "publicity.redaction.view", "decision", d.id, addr=addr, clock=clock, ref=d.ref)
+    return rows
 
 
 def redaction_public(session: Session, d: Decision, r: Redaction) -> RedactionPublic:

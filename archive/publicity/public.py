@@ -29,7 +29,7 @@ from archive.publicity.models import (
     ReportState,
     WithdrawalGround,
 )
-from archive.publicity.services import is_restricted
+from archive.publicity.services import is_restricted, local_date
 
 MAX_PAGE = 100
 
@@ -155,7 +155,7 @@ def document_entry(doc: PublicDocument) -> dict[str, Any]:
         "kind_label": p.kind_label,
         "title": p.title,
         "body": p.body,
-        "published_on": p.approved_at.date().isoformat() if p.approved_at else None,
+        "published_on": local_date(p.approved_at).isoformat() if p.approved_at else None,
         "sha256": p.sha256,
     }
 
