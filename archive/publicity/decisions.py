@@ -234,16 +234,21 @@ def due_list(session: Session, *, on: date | None = None, soon_days: int | None 
 
 
 def _known(session: Session, d: Decision, rec: TextRecord) -> dict[str, list[str]]:
-    """Names the engine masks (natural persons of the case), and names that stay: organisations, the
-    authority, and the enforcing officers, whose names the public roster shows anyway."""
+    """Names the engine masks (natural persons of the case: the party, the persons given at
+    registration, and the persons its other records name, such as the person questioned in an inquiry
+    transcript), and names that stay: organisations, the authority, and the enforcing officers, whose
+    names the public roster shows anyway."""
     names = list(d.persons)
+    for body in session.exec(select(TextRecord.body).where(TextRecord.case_id == d.case_id)):
+        names.extend(redaction.person_names(body))
     orgs = [get_settings().publicity_authority] if get_settings().publicity_authority else []
     if d.party_kind is PartyKind.NATURAL_PERSON:
         names.append(d.party_name)
     else:
         orgs.append(d.party_name)
-    officers = list(session.exec(select(RosterEntry.name).where(col(RosterEntry.officer).in_(rec.officers))))
-    return {"names": names, "organisations": orgs, "keep": sorted(set(officers) - set(names))}
+    officers = set(session.exec(select(RosterEntry.name).where(col(RosterEntry.officer).in_(rec.officers))))
+    names = sorted(set(names) - officers - set(orgs))
+    return {"names": names, "organisations": orgs, "keep": sorted(officers)}
 
 
 def _find(text: str, known: dict[str, list[str]], field: str = "text") -> list[redaction.Finding]:

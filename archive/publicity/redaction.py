@@ -310,6 +310,18 @@ def find(
     return sorted(found, key=lambda f: f.start)
 
 
+def person_names(text: str) -> list[str]:
+    """Natural persons the heuristic names in ``text`` (after a label, or before "，男/女"): used to
+    learn the names a case's other records give, so that the decision masks them wherever they occur."""
+    out: list[str] = []
+    for rx in (NAME_LABEL_RE, NAME_SEX_RE):
+        for m in rx.finditer(text):
+            name = _plausible_name(m.group("name"))
+            if name is not None and name not in out:
+                out.append(name)
+    return out
+
+
 def apply(text: str, findings: Sequence[Finding]) -> str:
     out: list[str] = []
     pos = 0

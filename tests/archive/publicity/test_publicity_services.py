@@ -43,6 +43,7 @@ from archive.signing import Keyring
 from archive.workdays import CalendarGap
 from tests.archive.publicity.publicity_factories import (
     CONCLUSION,
+    DECISION_TEXT,
     ID_NUMBER,
     PARTY,
     case_with_decision,
@@ -260,12 +261,26 @@ def test_redact_approve_correct_and_withdraw(engine: Engine) -> None:
     pub = u["publisher"]
     with session_scope(engine) as s:
         roster_entry(s, u["admin"])
-        case_id, _ = case_with_decision(s, u["records"])
+        case_id, _ = case_with_decision(
+            s, u["records"], body=DECISION_TEXT + "\n周五向王大锤了解情况后作出本决定。执法人员赵刚。"
+        )
+        # The inquiry transcript names 王大锤, so the decision masks him where no label says who he is.
+        inquiry = cases.RecordInput(
+            stage=Stage.INVESTIGATION,
+            doc_kind=DocumentKind.INQUIRY_TRANSCRIPT,
+            author="0815",
+            officers=("0815",),
+            occurred_from=T,
+            occurred_to=T,
+            body="被询问人：王大锤，男，45岁。",
+        )
+        cases.add_record(s, u["records"], case_id, inquiry)
         d = _register(s, pub, case_id, date(2025, 3, 3))
         r1 = decisions.draft_redaction(s, pub, d.id)
         did, v1, sha1 = d.id, r1.version, r1.sha256
-        for secret in (PARTY, ID_NUMBER, "13812345678", "建国路88号", "A12345", "李红"):
+        for secret in (PARTY, ID_NUMBER, "13812345678", "建国路88号", "A12345", "李红", "王大锤"):
             assert secret not in r1.text, secret
+        assert "王某某" in r1.text and "执法人员赵刚" in r1.text  # the officer's name stays
         assert r1.party == "张某某" and r1.conclusion == CONCLUSION and r1.residual == []
         assert "某某县公安局" not in r1.text and "中华人民共和国道路交通安全法" in r1.text
         assert {f["kind"] for f in r1.findings} >= {"name", "id-number", "address", "mobile", "plate"}
