@@ -125,8 +125,13 @@ def roster_group() -> None:
 
 @roster_group.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--as", "as_user", required=True, help="The admin account the import is logged under.")
-def roster_import(file: Path, as_user: str) -> None:
+@click.option(
+    "--as",
+    "as_user",
+    default=None,
+    help="The admin account the import is logged under (default: the operator, as system:cli).",
+)
+def roster_import(file: Path, as_user: str | None) -> None:
     """Import FILE.csv (columns officer,name,unit,post,badge_no,certificate_no,category,area,valid_from,
     valid_to). A bad row refuses the whole file, naming row and field; nothing is imported."""
     from archive.db import session_scope
@@ -136,7 +141,8 @@ def roster_import(file: Path, as_user: str) -> None:
     engine = _engine()
     try:
         with session_scope(engine) as session:
-            result = roster.import_csv(session, _user(session, as_user), file.read_bytes(), addr="cli")
+            who = _user(session, as_user) if as_user else "system:cli"
+            result = roster.import_csv(session, who, file.read_bytes(), addr="cli")
     except CustodyError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(

@@ -311,18 +311,23 @@ class ImportResult:
 
 
 def import_csv(
-    session: Session, user: User, data: bytes, *, addr: str = "", clock: Clock = utcnow
+    session: Session, user: User | str, data: bytes, *, addr: str = "", clock: Clock = utcnow
 ) -> ImportResult:
     """Add or correct (by certificate number) every row of the file, or nothing: the whole file is
-    parsed and checked before the first row is written, and the caller's transaction holds them all."""
-    authorize(user, Permission.ROSTER_MANAGE)
+    parsed and checked before the first row is written, and the caller's transaction holds them all.
+
+    ``user`` is the admin account, or a ``system:...`` actor for the operator's own command line on
+    the server (as ``custody users add`` acts)."""
+    if isinstance(user, User):
+        authorize(user, Permission.ROSTER_MANAGE)
+    who = user.name if isinstance(user, User) else user
     rows = parse_csv(data)
     added = updated = unchanged = 0
     for _row, item in rows:
         entry = _by_certificate(session, item.certificate_no)
         if entry is None:
             now = clock()
-            session.add(RosterEntry(**item.__dict__, created_by=user.name, created_at=now, updated_at=now))
+            session.add(RosterEntry(**item.__dict__, created_by=who, created_at=now, updated_at=now))
             added += 1
             continue
         before = _dump(entry)

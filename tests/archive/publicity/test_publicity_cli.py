@@ -54,8 +54,10 @@ def test_roster_import_due_and_annual_report(
     assert r.returncode == 1 and "may not" in r.stderr
     with Session(engine) as s:
         assert s.exec(select(func.count()).select_from(RosterEntry)).one() == 0
-    r = custody(env, "roster", "import", str(good), "--as", "adm")
+    r = custody(env, "roster", "import", str(good))  # the operator on the server: logged as system:cli
     assert r.returncode == 0 and "1 added" in r.stdout, r.stderr
+    r = custody(env, "roster", "import", str(good), "--as", "adm")
+    assert r.returncode == 0 and "1 unchanged" in r.stdout, r.stderr
 
     with session_scope(engine) as s:
         case_id, _ = case_with_decision(s, clerk, "C-1")
