@@ -231,7 +231,7 @@ def _decision_html(entry: dict[str, Any], full: bool) -> str:
     if w is not None:
         head += "</dl>"
         return head + (
-            f'<p class="withdrawn">本决定已于 {e(w["on"])} 撤下（{e(w["ground_label"])}）。'
+            f'<p class="withdrawn">本决定已于 {e(w["date"])} 撤下（{e(w["ground_label"])}）。'
             f"撤下原因：{e(w['reason'])}</p>"
         )
     head += (

@@ -64,7 +64,7 @@ def decision_entry(d: Decision, r: Redaction | None) -> dict[str, Any]:
     if d.state is DecisionState.WITHDRAWN:
         ground = d.withdrawal_ground or WithdrawalGround.REVOKED  # always set together with the state
         entry["withdrawn"] = {
-            "on": d.withdrawn_on.isoformat() if d.withdrawn_on else None,
+            "date": d.withdrawn_on.isoformat() if d.withdrawn_on else None,
             "ground": str(ground),
             "ground_label": WITHDRAWAL_ZH[ground],
             "reason": d.withdrawal_reason or "",

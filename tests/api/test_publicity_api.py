@@ -292,7 +292,7 @@ def test_from_decision_document_to_the_public_feed(
     item = httpx.get(f"{url}/public/api/decisions").json()["items"][0]
     assert item["text"] is None and item["withdrawn"]["reason"] == "责令重新作出"
     assert (
-        item["withdrawn"]["on"]
+        item["withdrawn"]["date"]
         == datetime.now(UTC).astimezone(__import__("zoneinfo").ZoneInfo("Asia/Shanghai")).date().isoformat()
     )
     with Session(engine) as s:
