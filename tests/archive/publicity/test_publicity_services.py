@@ -23,6 +23,7 @@ from archive.publicity.errors import (
     DigestMismatch,
     NoDecision,
     ResidualPersonalData,
+    Restricted,
     RosterImportError,
     UnqualifiedOfficer,
 )
@@ -526,3 +527,31 @@ def test_reconcile_finds_deliveries_whose_task_was_lost(engine: Engine, settings
     with Session(engine) as s:
         assert webhooks.due_for_resend(s, t0 + timedelta(seconds=30), grace_s=60) == []
         assert webhooks.due_for_resend(s, t0 + timedelta(seconds=90), grace_s=60) == [lost.id]
+
+
+def test_restricted_content_is_never_published(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 13's marks arrive through is_restricted(); every publication path asks it."""
+    from archive.publicity import public as public_face
+
+    u = users(engine)
+    pub = u["publisher"]
+    with session_scope(engine) as s:
+        roster_entry(s, u["admin"])
+        a, _ = case_with_decision(s, u["records"], "X-1")
+        b, _ = case_with_decision(s, u["records"], "X-2")
+        secret, shown = _register(s, pub, a, date(2025, 3, 3)), _register(s, pub, b, date(2025, 3, 3))
+        r_secret = decisions.draft_redaction(s, pub, secret.id)
+        r_shown = decisions.draft_redaction(s, pub, shown.id)
+        decisions.approve(s, pub, shown.id, r_shown.version, r_shown.sha256)
+    marked = {a}
+
+    def is_restricted(session: Session, *, case_id: str, record_id: str | None = None) -> bool:
+        return case_id in marked
+
+    monkeypatch.setattr(decisions, "is_restricted", is_restricted)
+    monkeypatch.setattr(public_face, "is_restricted", is_restricted)
+    with pytest.raises(Restricted), session_scope(engine) as s:
+        decisions.approve(s, pub, secret.id, r_secret.version, r_secret.sha256)
+    marked.add(b)  # marked after it was published: it leaves the public face
+    with Session(engine) as s:
+        assert public_face.decisions(s)[0] == [] and public_face.decision(s, shown.ref) is None
