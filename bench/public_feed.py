@@ -37,11 +37,11 @@ TEXT = (
 
 
 def seed(stack: Stack, n: int) -> None:
-    from archive import accounts
+    from archive.accounts import services as accounts
+    from archive.accounts.models import Role
     from archive.cases import services as cases
     from archive.cases.models import CaseKind, DocumentKind, Stage
     from archive.db import session_scope
-    from archive.models import Role
     from archive.publicity import decisions
     from archive.publicity.models import DecisionCategory, PartyKind
     from archive.publicity.redaction import id_check_digit

@@ -12,7 +12,8 @@ from archive.config import get_settings
 
 
 def _engine() -> Any:
-    from archive.db import make_engine, migrate
+    from archive.db import make_engine
+    from migrations import migrate
 
     s = get_settings()
     migrate(s)
@@ -22,7 +23,7 @@ def _engine() -> Any:
 def _user(session: Any, name: str) -> Any:
     from sqlmodel import select
 
-    from archive.models import User
+    from archive.accounts.models import User
 
     user = session.exec(select(User).where(User.name == name, User.disabled == False)).first()  # noqa: E712
     if user is None:

@@ -10,9 +10,10 @@ from typing import Any
 from celery.schedules import crontab
 
 from archive.config import Settings
+from archive.publicity.webhooks import DELIVER_TASK
 
 PUBLICITY_QUEUE = "publicity"
-DELIVER = "custody.publicity_deliver"
+DELIVER = DELIVER_TASK
 RECONCILE = "custody.publicity_reconcile"
 REPORT_DRAFT = "custody.publicity_report_draft"
 REPORT_WARN = "custody.publicity_report_warn"

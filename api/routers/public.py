@@ -32,9 +32,8 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from limits import RateLimitItem, parse
 from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
-from sqlmodel import Session
 
-from api.deps import client_addr
+from api.deps import client_addr, get_context
 from archive.config import get_settings
 from archive.i18n import N_, _
 from archive.publicity import public
@@ -89,12 +88,12 @@ def rate_limit(request: Request) -> None:
 
 
 @contextmanager
-def _open(request: Request) -> Iterator[Session]:
+def _open(request: Request) -> Iterator[public.Reader]:
     """The rate limit, then a read-only session (the public face never writes). Called inside each
     endpoint rather than as dependencies: sync dependencies cost a thread-pool hop each, and the feed
     is meant to answer hundreds of requests a second on one worker."""
     rate_limit(request)
-    with Session(request.app.state.engine) as session:
+    with public.reading(get_context(request).engine) as session:
         yield session
 
 
@@ -146,7 +145,7 @@ class _Rendered:
     def answer(
         self,
         request: Request,
-        session: Session,
+        session: public.Reader,
         key: tuple[Any, ...],
         media_type: str,
         render: Callable[[], bytes | None],

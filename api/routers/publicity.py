@@ -10,11 +10,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, Field
-from sqlmodel import Session
 
-from api.deps import ClientAddr, CurrentUser, KeyringDep, SessionDep
+from api.deps import ClientAddr, CurrentUser, DispatcherDep, KeyringDep, SessionDep
 from archive.errors import TooLarge
 from archive.i18n import _
 from archive.publicity import decisions, documents, report, roster, webhooks
@@ -36,16 +35,7 @@ from archive.publicity.models import (
 )
 
 router = APIRouter(prefix="/api/v1/publicity", tags=["publicity"])
-DELIVER_TASK = "custody.publicity_deliver"
 MAX_CSV_BYTES = 4 * 1024**2  # the app's body limit (api.app.MAX_JSON_BODY)
-
-
-def _send_after_commit(request: Request, session: Session, delivery_ids: list[str]) -> None:
-    """Commit, then queue the pushes: the worker must find the rows it is told about. A send lost
-    here is re-sent by the reconcile beat (the rows are an outbox)."""
-    session.commit()
-    for delivery_id in delivery_ids:
-        request.app.state.dispatcher.send_task(DELIVER_TASK, delivery_id)
 
 
 # --------------------------------------------------------------------------- roster
@@ -170,16 +160,16 @@ def approve_document(
     key: str,
     version: int,
     body: Approval,
-    request: Request,
     session: SessionDep,
     user: CurrentUser,
+    dispatcher: DispatcherDep,
     addr: ClientAddr,
 ) -> DocumentPublic:
     """Release a version: the SHA-256 must be the version's (title and body, RFC 8785 JSON)."""
-    doc, _previous, sent = documents.approve(session, user, key, version, body.sha256, addr=addr)
-    out = documents.to_public(doc)
-    _send_after_commit(request, session, sent)
-    return out
+    doc, _previous, _sent = documents.approve(
+        session, user, key, version, body.sha256, dispatcher=dispatcher, addr=addr
+    )
+    return documents.to_public(doc)
 
 
 # --------------------------------------------------------------------------- decisions
@@ -278,37 +268,47 @@ def list_redactions(
 def approve_decision(
     decision_id: str,
     body: ApproveIn,
-    request: Request,
     session: SessionDep,
     user: CurrentUser,
+    dispatcher: DispatcherDep,
     addr: ClientAddr,
 ) -> DecisionPublic:
     """Publish the redacted version whose SHA-256 the publisher names (a later version corrects)."""
     overrides = [decisions.Override(o.value, o.reason) for o in body.overrides]
     done = decisions.approve(
-        session, user, decision_id, body.version, body.sha256, overrides=overrides, addr=addr
+        session,
+        user,
+        decision_id,
+        body.version,
+        body.sha256,
+        overrides=overrides,
+        dispatcher=dispatcher,
+        addr=addr,
     )
-    out = decisions.to_public(session, done.decision)
-    _send_after_commit(request, session, done.deliveries)
-    return out
+    return decisions.to_public(session, done.decision)
 
 
 @router.post("/decisions/{decision_id}/withdraw", response_model=DecisionPublic)
 def withdraw_decision(
     decision_id: str,
     body: WithdrawIn,
-    request: Request,
     session: SessionDep,
     user: CurrentUser,
+    dispatcher: DispatcherDep,
     addr: ClientAddr,
 ) -> DecisionPublic:
     """Take a decision down at once (revoked, annulled, remade); its notice stays public."""
     done = decisions.withdraw(
-        session, user, decision_id, body.ground, body.reason, withdrawn_on=body.withdrawn_on, addr=addr
+        session,
+        user,
+        decision_id,
+        body.ground,
+        body.reason,
+        withdrawn_on=body.withdrawn_on,
+        dispatcher=dispatcher,
+        addr=addr,
     )
-    out = decisions.to_public(session, done.decision)
-    _send_after_commit(request, session, done.deliveries)
-    return out
+    return decisions.to_public(session, done.decision)
 
 
 # --------------------------------------------------------------------------- deliveries
@@ -350,13 +350,11 @@ def delivery_attempts(delivery_id: str, session: SessionDep, user: CurrentUser) 
 
 @router.post("/deliveries/{delivery_id}/retry", response_model=DeliveryPublic)
 def retry_delivery(
-    delivery_id: str, request: Request, session: SessionDep, user: CurrentUser, addr: ClientAddr
+    delivery_id: str, session: SessionDep, user: CurrentUser, dispatcher: DispatcherDep, addr: ClientAddr
 ) -> DeliveryPublic:
     """Queue a failed delivery again."""
-    row = webhooks.retry_failed(session, user, delivery_id, addr=addr)
-    out = DeliveryPublic.model_validate(row)
-    _send_after_commit(request, session, [row.id])
-    return out
+    row = webhooks.retry_failed(session, user, delivery_id, dispatcher=dispatcher, addr=addr)
+    return DeliveryPublic.model_validate(row)
 
 
 # --------------------------------------------------------------------------- reports
@@ -378,14 +376,14 @@ def publish_report(
     year: int,
     version: int,
     body: Approval,
-    request: Request,
     session: SessionDep,
     user: CurrentUser,
     keyring: KeyringDep,
+    dispatcher: DispatcherDep,
     addr: ClientAddr,
 ) -> ReportPublic:
     """Publish a drafted version (the SHA-256 of its body's RFC 8785 JSON)."""
-    r, sent = report.publish(session, user, year, version, body.sha256, keyring, addr=addr)
-    out = report.to_public(r)
-    _send_after_commit(request, session, sent)
-    return out
+    r, _sent = report.publish(
+        session, user, year, version, body.sha256, keyring, dispatcher=dispatcher, addr=addr
+    )
+    return report.to_public(r)

@@ -18,12 +18,13 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from archive.access import Permission, authorize
+from archive.accounts.models import User
 from archive.cases.models import Case, DocumentKind, TextRecord
 from archive.clock import Clock, utcnow
 from archive.config import get_settings
+from archive.context import Dispatcher
 from archive.errors import Conflict, InvalidInput
 from archive.i18n import _
-from archive.models import User
 from archive.publicity import redaction, webhooks
 from archive.publicity.errors import (
     DecisionNotFound,
@@ -414,6 +415,7 @@ def approve(
     sha256: str,
     *,
     overrides: Sequence[Override] = (),
+    dispatcher: Dispatcher | None = None,
     addr: str = "",
     clock: Clock = utcnow,
 ) -> Published:
@@ -469,7 +471,7 @@ def approve(
     from archive.publicity.public import decision_entry
 
     event = "decision.updated" if correction else "decision.published"
-    sent = webhooks.enqueue(session, event, d.ref, decision_entry(d, r), clock=clock)
+    sent = webhooks.enqueue(session, event, d.ref, decision_entry(d, r), dispatcher=dispatcher, clock=clock)
     return Published(d, correction, [sent.id] if sent else [])
 
 
@@ -481,6 +483,7 @@ def withdraw(
     reason: str,
     *,
     withdrawn_on: date | None = None,
+    dispatcher: Dispatcher | None = None,
     addr: str = "",
     clock: Clock = utcnow,
 ) -> Published:
@@ -526,5 +529,7 @@ def withdraw(
     if was_public:
         from archive.publicity.public import decision_entry
 
-        sent = webhooks.enqueue(session, "decision.withdrawn", d.ref, decision_entry(d, None), clock=clock)
+        sent = webhooks.enqueue(
+            session, "decision.withdrawn", d.ref, decision_entry(d, None), dispatcher=dispatcher, clock=clock
+        )
     return Published(d, False, [sent.id] if sent else [])

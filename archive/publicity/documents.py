@@ -15,10 +15,11 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from archive.access import Permission, authorize
+from archive.accounts.models import User
 from archive.clock import Clock, utcnow
+from archive.context import Dispatcher
 from archive.errors import InvalidInput, NotFound
 from archive.i18n import _
-from archive.models import User
 from archive.publicity import webhooks
 from archive.publicity.errors import DigestMismatch, WrongState
 from archive.publicity.models import DOCUMENT_ZH, DocumentKind, DocumentPublic, DocumentState, PublicDocument
@@ -97,6 +98,7 @@ def approve(
     version: int,
     sha256: str,
     *,
+    dispatcher: Dispatcher | None = None,
     addr: str = "",
     clock: Clock = utcnow,
 ) -> tuple[PublicDocument, PublicDocument | None, list[str]]:
@@ -141,7 +143,9 @@ def approve(
     )
     from archive.publicity.public import document_entry
 
-    sent = webhooks.enqueue(session, "document.published", key, document_entry(doc), clock=clock)
+    sent = webhooks.enqueue(
+        session, "document.published", key, document_entry(doc), dispatcher=dispatcher, clock=clock
+    )
     return doc, previous, [sent.id] if sent else []
 
 

@@ -8,10 +8,13 @@ left out even if it was published before the mark was set.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
 from sqlalchemy import func, or_
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from archive.config import get_settings
@@ -32,6 +35,14 @@ from archive.publicity.models import (
 from archive.publicity.services import is_restricted, local_date
 
 MAX_PAGE = 100
+Reader = Session  # what the public face reads through (routers name it without importing sqlmodel)
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Session]:
+    """A read-only session: the public face never writes (nothing is committed)."""
+    with Session(engine) as session:
+        yield session
 
 
 def generation(session: Session) -> tuple[int, str]:

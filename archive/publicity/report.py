@@ -21,12 +21,15 @@ from sqlmodel import Session, col, select
 
 from archive import events
 from archive.access import Permission, actor, authorize
+from archive.accounts.models import User
 from archive.cases.models import Case, CaseMedia, Stage, TextRecord
 from archive.clock import Clock, as_utc, utcnow
 from archive.config import get_settings
+from archive.context import Dispatcher
 from archive.errors import NotFound
 from archive.i18n import _
-from archive.models import Event, Media, MediaState, Outcome, User
+from archive.media.models import Media, MediaState
+from archive.models import Event, Outcome
 from archive.publicity import webhooks
 from archive.publicity.decisions import timeliness
 from archive.publicity.errors import DigestMismatch, WrongState
@@ -274,6 +277,7 @@ def publish(
     sha256: str,
     keyring: Keyring,
     *,
+    dispatcher: Dispatcher | None = None,
     addr: str = "",
     clock: Clock = utcnow,
 ) -> tuple[AnnualReport, list[str]]:
@@ -307,6 +311,7 @@ def publish(
         "report.published",
         str(year),
         {"year": year, "version": version, "body": r.body, "signature": signature_of(r)},
+        dispatcher=dispatcher,
         clock=clock,
     )
     return r, [sent.id] if sent else []

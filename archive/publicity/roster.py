@@ -21,10 +21,11 @@ from sqlalchemy import exists
 from sqlmodel import Session, col, select
 
 from archive.access import Permission, authorize
+from archive.accounts.models import User
 from archive.clock import Clock, utcnow
 from archive.errors import Conflict, InvalidInput, NotFound
 from archive.i18n import _
-from archive.models import Media, User
+from archive.media.models import Media
 from archive.publicity.errors import RosterImportError, UnqualifiedOfficer
 from archive.publicity.models import QualificationFlag, RosterEntry
 from archive.publicity.services import local_date, log

@@ -26,9 +26,9 @@ from sqlmodel import Session
 
 from archive import events
 from archive.access import actor
+from archive.accounts.models import User
 from archive.clock import Clock, as_utc, utcnow
 from archive.config import get_settings
-from archive.models import User
 from archive.signing import canonical_json
 
 

@@ -29,15 +29,19 @@ from sqlmodel import Session, col, select
 
 from archive import events
 from archive.access import Permission, authorize
+from archive.accounts.models import User
 from archive.clock import Clock, as_utc, utcnow
 from archive.config import Settings, get_settings
+from archive.context import Dispatcher
+from archive.db import after_commit
 from archive.errors import NotFound
 from archive.i18n import _
-from archive.models import Outcome, User
+from archive.models import Outcome
 from archive.publicity.errors import WrongState
 from archive.publicity.models import Delivery, DeliveryAttempt, DeliveryState
 from archive.publicity.services import log
 
+DELIVER_TASK = "custody.publicity_deliver"  # the Celery task (workers/publicity.py) that makes an attempt
 SIGNATURE_HEADER = "X-Custody-Signature"
 TIMESTAMP_HEADER = "X-Custody-Timestamp"
 
@@ -64,9 +68,11 @@ def enqueue(
     payload: dict[str, Any],
     *,
     settings: Settings | None = None,
+    dispatcher: Dispatcher | None = None,
     clock: Clock = utcnow,
 ) -> Delivery | None:
-    """The outbox row for one push, or None when no platform is configured."""
+    """The outbox row for one push, or None when no platform is configured. With a dispatcher, its
+    task is sent once the transaction commits (without one, the reconcile beat sends it)."""
     s = settings or get_settings()
     if not s.publicity_webhook_url:
         return None
@@ -82,7 +88,13 @@ def enqueue(
     )
     session.add(delivery)
     session.flush()
+    _send_after_commit(session, dispatcher, delivery.id)
     return delivery
+
+
+def _send_after_commit(session: Session, dispatcher: Dispatcher | None, delivery_id: str) -> None:
+    if dispatcher is not None:
+        after_commit(session, lambda: dispatcher.send_task(DELIVER_TASK, delivery_id))
 
 
 class Poster(Protocol):
@@ -226,7 +238,13 @@ def attempts_of(session: Session, user: User, delivery_id: str) -> list[Delivery
 
 
 def retry_failed(
-    session: Session, user: User, delivery_id: str, *, addr: str = "", clock: Clock = utcnow
+    session: Session,
+    user: User,
+    delivery_id: str,
+    *,
+    dispatcher: Dispatcher | None = None,
+    addr: str = "",
+    clock: Clock = utcnow,
 ) -> Delivery:
     """Put a failed delivery back in the queue (the platform was down for longer than the retries)."""
     authorize(user, Permission.PUBLISH)
@@ -250,6 +268,7 @@ def retry_failed(
         event=row.event,
         subject=row.subject,
     )
+    _send_after_commit(session, dispatcher, row.id)
     return row
 
 

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
+from archive.accounts.models import Role
 from archive.config import get_settings
 from archive.db import session_scope
-from archive.models import Role
 from archive.publicity import decisions, documents, report
 from archive.publicity.models import DecisionCategory, DocumentKind, PartyKind
 from archive.signing import Keyring, canonical_json

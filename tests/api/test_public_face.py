@@ -14,12 +14,13 @@ import httpx
 import pytest
 from sqlalchemy.engine import Engine
 
+from archive.accounts.models import Role
 from archive.config import get_settings
-from archive.db import migrate, session_scope
-from archive.models import Role
+from archive.db import session_scope
 from archive.publicity import decisions, documents, report, roster
 from archive.publicity.models import DecisionCategory, DocumentKind, PartyKind, WithdrawalGround
 from archive.signing import Keyring, canonical_json
+from migrations import migrate
 from tests.archive.publicity.publicity_factories import case_with_decision, roster_entry, user
 from tests.conftest import LiveAPI, free_port
 

@@ -10,10 +10,11 @@ import httpx
 import pytest
 from sqlalchemy.engine import Engine
 
-from archive import accounts
+from archive.accounts import services as accounts
+from archive.accounts.models import Role
 from archive.config import get_settings
-from archive.db import make_engine, migrate, session_scope
-from archive.models import Role
+from archive.db import make_engine, session_scope
+from migrations import migrate
 from tests.api.test_publicity_api import _case_with_decision, _decision
 from tests.archive.publicity.publicity_factories import ID_NUMBER, PARTY
 from tests.case_factories import auth

@@ -9,11 +9,11 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from archive import accounts
+from archive.accounts import services as accounts
+from archive.accounts.models import Role, User
 from archive.cases import services as cases
 from archive.cases.models import CaseKind, DocumentKind, Stage
 from archive.db import session_scope
-from archive.models import Role, User
 from archive.publicity import roster
 from archive.publicity.redaction import id_check_digit
 

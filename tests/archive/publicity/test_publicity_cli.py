@@ -12,9 +12,9 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
+from archive.accounts.models import Role
 from archive.config import Settings
 from archive.db import session_scope
-from archive.models import Role
 from archive.publicity import decisions
 from archive.publicity.models import DecisionCategory, PartyKind, RosterEntry
 from archive.signing import Keyring, Signature

@@ -11,13 +11,15 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
-from archive import uploads
+from archive.accounts.models import User
 from archive.cases import services as cases
 from archive.cases.models import DocumentKind, Stage, TextRecord
 from archive.config import Settings
 from archive.db import session_scope
 from archive.errors import Conflict, Forbidden, InvalidInput
-from archive.models import Event, Upload, UploadState, User, new_id
+from archive.ingest import uploads
+from archive.ingest.models import Upload, UploadState
+from archive.models import Event, new_id
 from archive.publicity import decisions, documents, public, report, roster
 from archive.publicity.errors import (
     DigestMismatch,
