@@ -105,9 +105,6 @@ class Settings(BaseSettings):
     # Lifetime of the review page's HttpOnly cookie that lets <video> elements stream proxies.
     view_session_ttl_s: int = 3600
 
-    # The agency's zone: legal deadlines are local calendar dates there.
-    timezone: str = "Asia/Shanghai"
-
     # Enforcement publicity (issue 14, docs/publicity.md).
     publicity_authority: str = ""  # the agency's name on the public pages (执法机关)
     publicity_due_soon_days: int = Field(default=3, ge=0, le=20)  # working days
