@@ -42,6 +42,7 @@ def seed(stack: Stack, n: int) -> None:
     from archive.cases import services as cases
     from archive.cases.models import CaseKind, DocumentKind, Stage
     from archive.db import session_scope
+    from archive.legal import services as legal
     from archive.publicity import decisions
     from archive.publicity.models import DecisionCategory, PartyKind
     from archive.publicity.redaction import id_check_digit
@@ -58,6 +59,17 @@ def seed(stack: Stack, n: int) -> None:
             case = cases.create_case(
                 s, clerk, cases.CaseInput(number=f"B-{i}", title="违法停车", kind=CaseKind.ADMINISTRATIVE)
             )
+            # The legal-review gate (issue 12): a proposed decision first (one the catalogue does not
+            # list for review), then the decision document.
+            legal.submit(
+                s,
+                clerk,
+                case.id,
+                legal.ProposedDecision(
+                    decision_kind="no-penalty", facts="违法停车", legal_basis=["道路交通安全法 第九十三条"],
+                    evidence=[], attest=True,
+                ),
+            )  # fmt: skip
             body = TEXT.format(name="张三", idn=first17 + id_check_digit(first17), n=i, plate=f"{10000 + i}")
             cases.add_record(
                 s,

@@ -15,7 +15,13 @@ from sqlmodel import Session, func, select
 
 from archive.models import Event
 from archive.publicity.models import Decision, Redaction, RosterEntry
-from tests.archive.publicity.publicity_factories import CONCLUSION, DECISION_TEXT, ID_NUMBER, PARTY
+from tests.archive.publicity.publicity_factories import (
+    CONCLUSION,
+    DECISION_TEXT,
+    ID_NUMBER,
+    LEGAL_PROPOSAL,
+    PARTY,
+)
 from tests.case_factories import auth
 from tests.conftest import LiveAPI
 
@@ -50,6 +56,13 @@ def _case_with_decision(url: str, clerk: str, number: str, *, decision: bool = T
     )
     assert r.status_code == 201, r.text
     case_id = str(r.json()["id"])
+    if (
+        decision
+    ):  # the legal-review gate (issue 12): a proposed decision first, here one not listed for review
+        r = httpx.post(
+            f"{url}/api/v1/cases/{case_id}/legal-review/submissions", headers=auth(clerk), json=LEGAL_PROPOSAL
+        )
+        assert r.status_code == 201, r.text
     body = {
         "stage": "decision" if decision else "investigation",
         "doc_kind": "decision" if decision else "inspection-record",

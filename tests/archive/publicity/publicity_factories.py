@@ -14,6 +14,7 @@ from archive.accounts.models import Role, User
 from archive.cases import services as cases
 from archive.cases.models import CaseKind, DocumentKind, Stage
 from archive.db import session_scope
+from archive.legal import services as legal
 from archive.publicity import roster
 from archive.publicity.redaction import id_check_digit
 
@@ -79,6 +80,21 @@ def roster_entry(
     )
 
 
+def pass_legal_gate(session: Session, clerk: User, case_id: str) -> None:
+    legal.submit(session, clerk, case_id, legal.ProposedDecision(**LEGAL_PROPOSAL))
+
+
+# A proposed decision the legal-review catalogue does not list for review (not-required): enough for the
+# gate to let a decision document through. Publicity's own category is independent of it.
+LEGAL_PROPOSAL: dict[str, Any] = {
+    "decision_kind": "no-penalty",
+    "facts": "违法停车，经教育后改正。",
+    "legal_basis": ["道路交通安全法 第九十三条"],
+    "evidence": [],
+    "attest": True,
+}
+
+
 def case_with_decision(
     session: Session,
     clerk: User,
@@ -89,10 +105,14 @@ def case_with_decision(
     at: datetime = datetime(2025, 3, 3, 2, 0, tzinfo=UTC),
     with_decision: bool = True,
 ) -> tuple[str, str | None]:
-    """A case (opened by ``clerk``) and, unless told otherwise, its decision document."""
+    """A case (opened by ``clerk``) and, unless told otherwise, its decision document. The decision
+    passes the legal-review gate (issue 12) the way a decision the catalogue does not list for review
+    does: its proposed decision is submitted and classified first."""
     case = cases.create_case(
         session, clerk, cases.CaseInput(number=number, title="违法停车", kind=CaseKind.ADMINISTRATIVE)
     )
+    if with_decision:
+        pass_legal_gate(session, clerk, case.id)
     rec, _ = cases.add_record(
         session,
         clerk,
