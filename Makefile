@@ -6,7 +6,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTEST_ARGS ?=
 
-.PHONY: run test setup lint services-down bench
+.PHONY: run test setup lint services-down bench i18n i18n-compile
 
 setup:
 	deploy/install.sh
@@ -28,3 +28,19 @@ services-down:
 
 bench:
 	eval "$$(deploy/services.sh up test)"; .venv/bin/python bench/run_all.py
+
+# ---------- translations (docs/i18n.md) ----------
+# make i18n          extract every _() message into the template and merge it into each catalog
+# make i18n-compile  compile the catalogs (.mo files are build products, not in git)
+I18N_POT := archive/locale/custody.pot
+
+i18n:
+	.venv/bin/pybabel -q extract -F babel.cfg -k gettext_ --no-location --sort-output --no-wrap \
+	  --project=Custody --copyright-holder=Custody --omit-header \
+	  -o $(I18N_POT) .
+	.venv/bin/pybabel -q update -D custody -i $(I18N_POT) -d archive/locale --no-fuzzy-matching --ignore-obsolete --no-wrap
+	@# dates in the header would make every branch's catalog conflict with every other's
+	sed -i -e '/^"POT-Creation-Date:/d' -e '/^"PO-Revision-Date:/d' -e '/^"Report-Msgid-Bugs-To:/d' archive/locale/*/LC_MESSAGES/custody.po
+
+i18n-compile:
+	.venv/bin/pybabel compile -D custody -d archive/locale --statistics

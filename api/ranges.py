@@ -11,6 +11,7 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 class RangeNotSatisfiable(CustodyError):
     http_status = 416
+    code = "range.not_satisfiable"
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:

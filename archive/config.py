@@ -11,8 +11,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Self
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The keys of the S3 server that deploy/services.sh starts on loopback for the embedded default and
@@ -147,6 +148,27 @@ class Settings(BaseSettings):
                 "published default)"
             )
         return self
+    # Language and time (issue 11). The language of pages, API errors and CLI output when neither the
+    # user's setting, the request's Accept-Language nor the locale names one (zh-CN or en); the zone
+    # (IANA name, from Debian's tzdata) in which staff read and type times. Storage stays UTC.
+    language: str = "zh-CN"
+    timezone: str = "Asia/Shanghai"
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str) -> str:
+        from archive.i18n import validate
+
+        return validate(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as Asia/Shanghai)") from exc
+        return value
 
     @model_validator(mode="after")
     def _webhook_needs_a_secret(self) -> Settings:

@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from archive import i18n
 from archive.config import get_settings
+from archive.i18n import _
 
 if TYPE_CHECKING:
     from archive.context import Context
@@ -20,7 +22,26 @@ if TYPE_CHECKING:
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 
 
+def _choose_language(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--lang, else the locale (LANGUAGE / LC_ALL / LC_MESSAGES / LANG), else the agency's default."""
+    try:
+        chosen = i18n.validate(value) if value else i18n.from_environment()
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    i18n.set_language(chosen)
+    return chosen
+
+
 @click.group()
+@click.option(
+    "--lang",
+    default=None,
+    metavar="LANG",
+    is_eager=True,
+    expose_value=False,
+    callback=_choose_language,
+    help="Language of messages: zh-CN or en (default: from LANG / LC_ALL, else the agency's).",
+)
 def main() -> None:
     """Custody: evidence and audio-video record archive."""
 
@@ -302,7 +323,7 @@ def serve(api_only: bool, worker_only: bool, beat_only: bool, host: str | None, 
 def _token(token: str | None) -> str:
     t = token or os.environ.get("CUSTODY_TOKEN")
     if not t:
-        raise click.UsageError("no token: pass --token or set CUSTODY_TOKEN")
+        raise click.UsageError(_("no token: pass --token or set CUSTODY_TOKEN"))
     return t
 
 
@@ -356,6 +377,7 @@ def dock(
     """Archive every file of a recorder's folder. Exit 0 only if every file is verified safe."""
     import httpx
 
+    from archive import vocabulary
     from cli.dock import (
         Docker,
         DockError,
@@ -371,7 +393,7 @@ def dock(
     clock_source = None
     if device_clock is not None:
         if clock_offset is not None:
-            raise click.UsageError("give --device-clock or --clock-offset, not both")
+            raise click.UsageError(_("give --device-clock or --clock-offset, not both"))
         from datetime import UTC, datetime
 
         try:
@@ -379,7 +401,12 @@ def dock(
         except DockError as exc:
             raise click.UsageError(str(exc)) from exc
         clock_source = "measured"
-        click.echo(f"recorder clock offset {clock_offset:+.3f} s (measured from --device-clock)", err=True)
+        click.echo(
+            _("recorder clock offset {offset} s (measured from --device-clock)").format(
+                offset=f"{clock_offset:+.3f}"
+            ),
+            err=True,
+        )
     state = ResumeState.load(state_file or default_state_file(path, server))
     d = Docker(
         server,
@@ -397,18 +424,23 @@ def dock(
         try:
             who = d.check_token()
         except (DockError, httpx.HTTPError) as exc:
-            click.echo(f"cannot dock: {exc}", err=True)
+            click.echo(_("cannot dock: {error}").format(error=exc), err=True)
             sys.exit(2)
-        click.echo(f"docking {path} as {who['role']} {who['name']} to {server}", err=True)
+        click.echo(
+            _("docking {path} as {role} {name} to {server}").format(
+                path=path, role=vocabulary.label("role", who["role"]), name=who["name"], server=server
+            ),
+            err=True,
+        )
         pending: list[tuple[Path, Pending]] = []
 
         def report(p: Path, r: FileResult) -> None:
             results.append(r)
-            label = "SAFE" if r.ok else "FAIL"
+            label = _("SAFE") if r.ok else _("FAIL")
             click.echo(f"{label}  {r.rel}  {r.sha256 or '-'}  {r.media_id or '-'}  {r.message}")
             if r.ok and clear:
                 p.unlink()
-                click.echo(f"      cleared {r.rel} from the recorder")
+                click.echo("      " + _("cleared {file} from the recorder").format(file=r.rel))
 
         def confirm_ready(block: bool) -> None:
             # Confirm in docking order; a file is cleared only after its own confirmation.
@@ -434,9 +466,10 @@ def dock(
     finally:
         d.close()
     bad = [r for r in results if not r.ok]
-    click.echo(
-        f"{len(results) - len(bad)} of {len(results)} files safe" + (f"; {len(bad)} NOT safe" if bad else "")
-    )
+    summary = _("{safe} of {total} files safe").format(safe=len(results) - len(bad), total=len(results))
+    if bad:
+        summary += _("; {bad} NOT safe").format(bad=len(bad))
+    click.echo(summary)
     if bad:
         sys.exit(1)
 

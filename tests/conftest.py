@@ -42,6 +42,10 @@ if not 0 <= TEST_SLOT <= 7:
     raise ValueError("CUSTODY_TEST_SLOT must be 0-7")
 TEMPLATE_DB = "custody_template" if TEST_SLOT == 0 else f"custody_template_{TEST_SLOT}"
 PART = 5 * 1024 * 1024  # the smallest S3 part size, so tests cross part boundaries with small files
+# The agency's default language is zh-CN; this suite's assertions read the English messages, so it runs
+# as an English-speaking agency (processes it starts inherit this). The Chinese default, Accept-Language
+# and users' own settings are tested on purpose in tests/archive/test_i18n.py and tests/api/test_i18n_api.py.
+os.environ.setdefault("CUSTODY_LANGUAGE", "en")
 
 
 def _service_env() -> dict[str, str]:

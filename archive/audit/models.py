@@ -78,6 +78,8 @@ class Report:
 class VerificationFailed(IntegrityError):
     """Raised by :func:`archive.audit.services.verify_or_raise`; carries the full report."""
 
+    code = "audit.verification_failed"
+
     def __init__(self, report: Report) -> None:
         lines = "; ".join(str(d) for d in report.discrepancies[:5])
         more = len(report.discrepancies) - 5

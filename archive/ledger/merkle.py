@@ -23,6 +23,8 @@ SubtreeHash = Callable[[int, int], bytes]
 class ProofInvalid(IntegrityError):
     """An inclusion or consistency proof does not hold: the log was changed or the proof is wrong."""
 
+    code = "ledger.proof_invalid"
+
 
 def leaf_hash(leaf: bytes) -> bytes:
     return hashlib.sha256(b"\x00" + leaf).digest()

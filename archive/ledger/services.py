@@ -37,6 +37,8 @@ _SEQUENCER_LOCK = 0x637573746F6479
 class LogCorrupt(IntegrityError):
     """The stored log is not a dense, consistent tree (rows missing or changed)."""
 
+    code = "ledger.corrupt"
+
 
 def leaf_document(ev: Event) -> dict[str, Any]:
     """The facts of one event, as hashed into the log. Datetimes as ISO 8601 UTC strings."""
