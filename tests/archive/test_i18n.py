@@ -245,3 +245,41 @@ def test_pybabel_compile_writes_what_install_sh_ships(tmp_path: Path) -> None:
 
     with (locale / "zh_CN" / "LC_MESSAGES" / "custody.mo").open("rb") as fh:
         assert gettext.GNUTranslations(fh).gettext("Pause all") == "全部暂停"
+
+
+GETTEXT_NAMES = {"_", "N_", "gettext_", "ngettext"}
+
+
+def test_no_message_hides_where_the_extractor_cannot_see_it() -> None:
+    """`pybabel extract` does not look inside f-strings, and cannot extract a computed msgid:
+    f"<dt>{_('Author')}</dt>" and _(f"no case {n}") would never reach the catalog. Write
+    _("no case {number}").format(number=n), or a translated value put in a variable first."""
+    import ast
+
+    offenders = []
+    for package in ("archive", "api", "retention", "cli", "workers"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if "migrations" in path.parts:
+                continue
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                calls = []
+                if isinstance(node, ast.JoinedStr):
+                    calls = [
+                        n
+                        for v in node.values
+                        for n in ast.walk(v)
+                        if isinstance(n, ast.Call)
+                        and isinstance(n.func, ast.Name)
+                        and n.func.id in GETTEXT_NAMES
+                    ]
+                elif (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Name)
+                    and node.func.id in GETTEXT_NAMES
+                    and node.args
+                    and isinstance(node.args[0], ast.JoinedStr | ast.BinOp)
+                ):
+                    calls = [node]
+                offenders += [f"{path.relative_to(ROOT)}:{c.lineno}" for c in calls]
+    assert not offenders, f"messages the extractor cannot see: {sorted(set(offenders))}"
