@@ -383,8 +383,8 @@ def print_progress(rel: str, done: int, total: int) -> None:
     if sys.stderr.isatty():
         print(
             "\r  "
-            + _("{file}: {percent}% of {total} bytes").format(
-                file=rel, percent=f"{done * 100 // max(total, 1):3d}", total=total
+            + _("{file}: {percent} of {total} bytes").format(
+                file=rel, percent=f"{done * 100 // max(total, 1):3d}%", total=total
             ),
             end="",
             file=sys.stderr,

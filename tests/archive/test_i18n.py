@@ -93,6 +93,15 @@ def test_translations_keep_their_placeholders() -> None:
     assert not wrong, "\n".join(wrong)
 
 
+def test_the_catalogs_compile_cleanly() -> None:
+    """What `pybabel compile` (deploy/install.sh) checks: format strings compatible, plural forms."""
+    for po in sorted((ROOT / "archive" / "locale").glob("*/LC_MESSAGES/custody.po")):
+        with po.open("rb") as fh:
+            cat = read_po(fh)
+        problems = [f"{po.parent.parent.name}: {m.id!r}: {errors}" for m, errors in cat.check()]
+        assert not problems, problems
+
+
 def test_en_catalog_knows_every_message() -> None:
     en = catalog(ROOT / "archive" / "locale" / "en" / "LC_MESSAGES" / "custody.po")
     assert set(extracted()) <= set(en), "run `make i18n`: the English catalog lags behind the code"
