@@ -18,7 +18,7 @@ from sqlmodel import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.deps import ClientAddr, CurrentUser, SessionDep, bearer_token, client_addr
-from api.i18n import LanguageMiddleware
+from api.i18n import LanguageMiddleware, request_language
 from api.routers import audit, cases, legal, media, public, publicity, retention, uploads
 from archive.accounts import services as accounts
 from archive import i18n, vocabulary
@@ -44,6 +44,10 @@ _HTTP_ERRORS: dict[int, tuple[str, str]] = {
     413: ("too_large", N_("request body too large")),
     415: ("unsupported_media_type", N_("unsupported media type")),
 }
+
+
+class LanguageIn(BaseModel):
+    language: str | None = Field(max_length=35, description="zh-CN, en, or null for the browser's")
 
 
 def error_body(detail: str, code: str, **extra: Any) -> dict[str, Any]:
@@ -181,14 +185,14 @@ def create_app() -> FastAPI:
         """Who the token belongs to (the dock checks its token with this before sending anything)."""
         return me_out(user)
 
-    class LanguageIn(BaseModel):
-        language: str | None = Field(max_length=35, description="zh-CN, en, or null for the browser's")
-
     @app.put("/api/v1/me/language", response_model=MeOut, tags=["accounts"])
-    def set_my_language(body: LanguageIn, session: SessionDep, user: CurrentUser, addr: ClientAddr) -> MeOut:
-        """Set your own language for pages, API errors and labels (any role; logged as user.language)."""
+    def set_my_language(
+        request: Request, body: LanguageIn, session: SessionDep, user: CurrentUser, addr: ClientAddr
+    ) -> MeOut:
+        """Set your own language for pages, API errors and labels (any role; logged as user.language).
+        ``null`` clears it: the browser's Accept-Language decides again."""
         accounts.set_language(session, user, body.language, client_addr=addr)
-        i18n.set_language(user.language)
+        i18n.set_language(user.language or request_language(request.scope))
         return me_out(user)
 
     class KeyOut(BaseModel):
