@@ -14,7 +14,7 @@ import click
 
 from archive import i18n
 from archive.config import get_settings
-from archive.i18n import _
+from archive.i18n import _, ngettext
 
 if TYPE_CHECKING:
     from archive.context import Context
@@ -98,7 +98,7 @@ def users_add(name: str, role: str) -> None:
     migrate(get_settings())
     try:
         with session_scope(_context().engine) as session:
-            _, token = accounts.add_user(session, name, Role(role))
+            _user, token = accounts.add_user(session, name, Role(role))
     except CustodyError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"created {role} {name}; bearer token:")
@@ -308,11 +308,11 @@ def serve(api_only: bool, worker_only: bool, beat_only: bool, host: str | None, 
                     stopping = True
             time.sleep(0.5)
     finally:
-        for _, p in running:
+        for _name, p in running:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 30
-        for _, p in running:
+        for _name, p in running:
             try:
                 p.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -527,16 +527,23 @@ def retention_report(days: int) -> None:
     """What becomes deletable within DAYS."""
     from sqlmodel import Session
 
-    from archive.clock import as_utc, utcnow
+    from archive.clock import utcnow
+    from archive.localtime import format_local
     from retention import services as rs
 
-    engine, _, _ = _collaborators()
+    engine = _collaborators()[0]
     with Session(engine) as session:
         rows = rs.upcoming(session, utcnow(), days)
     for r in rows:
-        when = as_utc(r.delete_after).isoformat() if r.delete_after else "-"
-        click.echo(f"{when}  {r.media_id}  rule {r.rule_id}")
-    click.echo(f"{len(rows)} item(s) become deletable within {days} days")
+        when = format_local(r.delete_after) if r.delete_after else "-"
+        click.echo("  ".join([when, r.media_id, _("rule {rule}").format(rule=r.rule_id)]))
+    click.echo(
+        ngettext(
+            "{count} item becomes deletable within {days} days",
+            "{count} items become deletable within {days} days",
+            len(rows),
+        ).format(count=len(rows), days=days)
+    )
 
 
 @retention_group.command("policy")
@@ -557,7 +564,7 @@ def retention_policy(new_file: Path | None, reason: str) -> None:
     from archive.errors import CustodyError
     from retention import services as rs
 
-    engine, store, _ = _collaborators()
+    engine, store, _keyring = _collaborators()
     if new_file is None:
         from sqlmodel import Session
 

@@ -188,7 +188,7 @@ function mediaBox(item) {
   const corr = el("span", "correction", item.correction);
   if (item.recorded_at_device) {
     const source = item.device_time_source === "metadata" ? t("source_metadata") : t("source_file");
-    corr.title = t("device_clock_said", { time: item.recorded_at_device, source });
+    corr.title = t("device_clock_said", { time: fmt(Date.parse(item.recorded_at_device)), source });
   }
   meta.append(corr);
   box.append(meta);

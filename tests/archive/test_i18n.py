@@ -292,3 +292,43 @@ def test_no_message_hides_where_the_extractor_cannot_see_it() -> None:
                     calls = [node]
                 offenders += [f"{path.relative_to(ROOT)}:{c.lineno}" for c in calls]
     assert not offenders, f"messages the extractor cannot see: {sorted(set(offenders))}"
+
+
+def test_underscore_is_no_throwaway_where_messages_are_translated() -> None:
+    """`engine, _, _ = f()` in a function that translates with `_()` makes `_` a local there (unbound
+    before the assignment, a tuple member after it): the next `_("...")` crashes. Same at module level.
+    Comprehension variables are their own scope and harmless."""
+    import ast
+
+    scopes = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+    def stores(node: ast.AST) -> list[int]:
+        found: list[int] = []
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (*scopes, ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                continue
+            if isinstance(child, ast.Name) and child.id == "_" and isinstance(child.ctx, ast.Store):
+                found.append(child.lineno)
+            found += stores(child)
+        return found
+
+    def calls_underscore(node: ast.AST) -> bool:
+        return any(
+            isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "_"
+            for n in ast.walk(node)
+        )
+
+    offenders = []
+    for package in ("archive", "api", "retention", "cli", "workers"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if "migrations" in path.parts:
+                continue
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            if not calls_underscore(tree):
+                continue
+            where = str(path.relative_to(ROOT))
+            offenders += [f"{where}:{line}" for line in stores(tree)]
+            for fn in ast.walk(tree):
+                if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef) and calls_underscore(fn):
+                    offenders += [f"{where}:{line}" for line in stores(fn)]
+    assert not offenders, f"name the throwaway (_user, _keyring ...) instead of `_`: {offenders}"

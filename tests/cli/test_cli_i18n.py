@@ -72,3 +72,43 @@ def test_the_dock_speaks_the_officers_language(live_api: LiveAPI, make_user: Any
 
     unknown = dock(live_api, officer, rec, tmp_path / "f.json", "--lang", "fr")
     assert unknown.returncode == 2 and "unsupported language 'fr'; supported: zh-CN, en" in unknown.stderr
+
+
+def test_reports_show_local_times_in_the_chosen_language(
+    live_api: LiveAPI, make_user: Any, engine: Any, tmp_path: Path
+) -> None:
+    """`custody retention report`: when each item becomes deletable, in the agency's zone, named."""
+    from datetime import UTC, datetime
+
+    from archive.db import session_scope
+    from archive.localtime import format_local
+    from retention.models import RetentionStatus
+    from retention.policy import Keep
+    from tests.case_factories import media_row
+
+    mid = media_row(engine, recorded_at=datetime(2024, 1, 1, tzinfo=UTC))
+    due = datetime.now(UTC).replace(hour=16, minute=30, second=0, microsecond=0)  # 00:30 next day, Beijing
+    with session_scope(engine) as s:
+        s.add(
+            RetentionStatus(
+                media_id=mid, policy_version=1, rule_id="default", keep=Keep.PERIOD, delete_after=due
+            )
+        )
+
+    def report(*lang: str) -> Any:
+        return subprocess.run(
+            [sys.executable, "-m", "cli.main", *lang, "retention", "report", "--days", "30"],
+            env={**os.environ, **live_api.env, "LC_ALL": "", "LANG": "C.UTF-8"},
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=120,
+        )
+
+    zh = report("--lang", "zh-CN")
+    assert zh.returncode == 0, zh.stderr
+    assert f"{format_local(due, 'zh-CN')}  {mid}  规则 default" in zh.stdout
+    assert "北京时间" in zh.stdout and "30 天内将有 1 项到期可删除" in zh.stdout
+    en = report("--lang", "en")
+    assert f"{format_local(due, 'en')}  {mid}  rule default" in en.stdout
+    assert "CST (UTC+08:00)" in en.stdout and "1 item becomes deletable within 30 days" in en.stdout
