@@ -33,14 +33,15 @@ bench:
 # make i18n          extract every _() message into the template and merge it into each catalog
 # make i18n-compile  compile the catalogs (.mo files are build products, not in git)
 I18N_POT := archive/locale/custody.pot
+PYBABEL ?= .venv/bin/pybabel
 
 i18n:
-	.venv/bin/pybabel -q extract -F babel.cfg -k gettext_ --no-location --sort-output --no-wrap \
+	$(PYBABEL) -q extract -F babel.cfg -k gettext_ --no-location --sort-output --no-wrap \
 	  --project=Custody --copyright-holder=Custody --omit-header \
 	  -o $(I18N_POT) .
-	.venv/bin/pybabel -q update -D custody -i $(I18N_POT) -d archive/locale --no-fuzzy-matching --ignore-obsolete --no-wrap
+	$(PYBABEL) -q update -D custody -i $(I18N_POT) -d archive/locale --no-fuzzy-matching --ignore-obsolete --no-wrap
 	@# dates in the header would make every branch's catalog conflict with every other's
 	sed -i -e '/^"POT-Creation-Date:/d' -e '/^"PO-Revision-Date:/d' -e '/^"Report-Msgid-Bugs-To:/d' archive/locale/*/LC_MESSAGES/custody.po
 
 i18n-compile:
-	.venv/bin/pybabel compile -D custody -d archive/locale --statistics
+	$(PYBABEL) compile -D custody -d archive/locale --statistics

@@ -22,6 +22,7 @@ from api.i18n import LanguageMiddleware, request_language
 from api.routers import audit, cases, legal, media, public, publicity, retention, uploads
 from archive.accounts import services as accounts
 from archive import i18n, vocabulary
+from archive.accounts import services as accounts
 from archive.config import get_settings
 from archive.context import Context
 from archive.db import session_scope

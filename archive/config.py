@@ -148,6 +148,7 @@ class Settings(BaseSettings):
                 "published default)"
             )
         return self
+
     # Language and time (issue 11). The language of pages, API errors and CLI output when neither the
     # user's setting, the request's Accept-Language nor the locale names one (zh-CN or en); the zone
     # (IANA name, from Debian's tzdata) in which staff read and type times. Storage stays UTC.

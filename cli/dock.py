@@ -166,7 +166,12 @@ class Docker:
                 detail = resp.json().get("detail", resp.text)
             except ValueError:
                 detail = resp.text
-            raise DockError(f"{what}: HTTP {resp.status_code}: {detail}", resp.status_code)
+            raise DockError(
+                _("{what}: HTTP {status_code}: {detail}").format(
+                    what=what, status_code=resp.status_code, detail=detail
+                ),
+                resp.status_code,
+            )
         return resp
 
     def _create(self, p: Path, rel: str, size: int) -> tuple[str, int]:

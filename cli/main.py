@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from archive import i18n
+from archive import i18n, vocabulary
 from archive.config import get_settings
 from archive.i18n import _, ngettext
 
@@ -72,7 +72,7 @@ def migrate() -> None:
     from migrations import migrate as do_migrate
 
     do_migrate(get_settings())
-    click.echo("database schema is up to date")
+    click.echo(_("database schema is up to date"))
 
 
 @main.group()
@@ -101,7 +101,9 @@ def users_add(name: str, role: str) -> None:
             _user, token = accounts.add_user(session, name, Role(role))
     except CustodyError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"created {role} {name}; bearer token:")
+    click.echo(
+        _("created {role} {name}; bearer token:").format(role=vocabulary.label("role", role), name=name)
+    )
     click.echo(token)
 
 
@@ -116,7 +118,11 @@ def checkpoint() -> None:
     ctx = _context()
     with session_scope(ctx.engine) as session:
         cp = ledger.sign_checkpoint(session, ctx.keyring)
-    click.echo(f"checkpoint {cp.id}: tree size {cp.tree_size}, root {cp.root_hash}, key {cp.key_id}")
+    click.echo(
+        _("checkpoint {id}: tree size {size}, root {root}, key {key}").format(
+            id=cp.id, size=cp.tree_size, root=cp.root_hash, key=cp.key_id
+        )
+    )
 
 
 @main.command()
@@ -141,14 +147,24 @@ def verify(as_json: bool) -> None:
         for d in report.discrepancies:
             click.echo(str(d))
         click.echo(
-            f"checked {report.media_checked} media items, {report.objects_hashed} objects "
-            f"({report.bytes_hashed} bytes), {report.signatures_checked} manifest signatures, "
-            f"{report.log_entries_checked} log entries against "
-            f"{report.checkpoints_checked} signed checkpoints"
-            f" ({report.unsequenced_events} events not yet in a checkpoint)"
+            _(
+                "checked {media} media items, {objects} objects ({bytes} bytes), {signatures} manifest "
+                "signatures, {entries} log entries against {checkpoints} signed checkpoints ({unsequenced} "
+                "events not yet in a checkpoint)"
+            ).format(
+                media=report.media_checked,
+                objects=report.objects_hashed,
+                bytes=report.bytes_hashed,
+                signatures=report.signatures_checked,
+                entries=report.log_entries_checked,
+                checkpoints=report.checkpoints_checked,
+                unsequenced=report.unsequenced_events,
+            )
         )
         click.echo(
-            "OK: no discrepancies" if report.ok else f"FAILED: {len(report.discrepancies)} discrepancies"
+            _("OK: no discrepancies")
+            if report.ok
+            else _("FAILED: {count} discrepancies").format(count=len(report.discrepancies))
         )
     sys.exit(0 if report.ok else 1)
 
@@ -186,11 +202,23 @@ def export_case(case: str, out: Path, agency: str | None, media_ids: tuple[str, 
     except CustodyError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(
-        f"export {res.export_id} of case {res.case_id}: {len(res.media_ids)} media items, "
-        f"{res.records} record versions, {res.events} custody events proven against checkpoint "
-        f"{res.checkpoint_id}, {res.bytes_written} bytes -> {res.path}"
+        _(
+            "export {export} of case {case}: {media} media items, {records} record versions, {events} "
+            "custody events proven against checkpoint {checkpoint}, {bytes} bytes -> {path}"
+        ).format(
+            export=res.export_id,
+            case=res.case_id,
+            media=len(res.media_ids),
+            records=res.records,
+            events=res.events,
+            checkpoint=res.checkpoint_id,
+            bytes=res.bytes_written,
+            path=res.path,
+        )
     )
-    click.echo(f"check it offline: unzip it and run  python3 verify_export.py {res.path.name}")
+    click.echo(
+        _("check it offline: unzip it and run  python3 verify_export.py {name}").format(name=res.path.name)
+    )
 
 
 @main.group()
@@ -218,7 +246,11 @@ def keys_rotate() -> None:
             subject_id=new,
             details={"previous": old},
         )
-    click.echo(f"signing key rotated: {old} -> {new} (the old key still verifies old signatures)")
+    click.echo(
+        _("signing key rotated: {old} -> {new} (the old key still verifies old signatures)").format(
+            old=old, new=new
+        )
+    )
 
 
 @main.command()
@@ -232,7 +264,7 @@ def keys_rotate() -> None:
 def serve(api_only: bool, worker_only: bool, beat_only: bool, host: str | None, port: int | None) -> None:
     """Run the API, the workers and the scheduler (all by default), until interrupted."""
     if sum([api_only, worker_only, beat_only]) > 1:
-        raise click.UsageError("choose at most one of --api-only, --worker-only, --beat-only")
+        raise click.UsageError(_("choose at most one of --api-only, --worker-only, --beat-only"))
     everything = not (api_only or worker_only or beat_only)
     s = get_settings()
     _prepare()
@@ -377,7 +409,6 @@ def dock(
     """Archive every file of a recorder's folder. Exit 0 only if every file is verified safe."""
     import httpx
 
-    from archive import vocabulary
     from cli.dock import (
         Docker,
         DockError,
@@ -579,7 +610,11 @@ def retention_policy(new_file: Path | None, reason: str) -> None:
     except (CustodyError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     count = rs.reclassify_all(engine, store)
-    click.echo(f"retention policy version {policy.version} in force; {count} item(s) reclassified")
+    click.echo(
+        _("retention policy version {version} in force; {count} item(s) reclassified").format(
+            version=policy.version, count=count
+        )
+    )
 
 
 from cli.legal import calendar_group, legal_group  # noqa: E402  (issue 12: legal review, calendar)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -47,7 +46,11 @@ def _body_limit(request: Request) -> None:
     limit = get_settings().record_body_max_chars * 6 + 64 * 1024
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
-        raise TooLarge(f"request body of {length} bytes is over the limit of {limit} bytes")
+        raise TooLarge(
+            _("request body of {length} bytes is over the limit of {limit} bytes").format(
+                length=length, limit=limit
+            )
+        )
 
 
 BodyLimit = Depends(_body_limit)
@@ -406,5 +409,5 @@ def review_page(case_id: str) -> HTMLResponse:
 def page_asset(name: str) -> FileResponse:
     assets = {"review.js": "text/javascript", "review.css": "text/css"}
     if name not in assets:
-        raise NotFound(f"no page asset {name}")
+        raise NotFound(_("no page asset {name}").format(name=name))
     return FileResponse(PAGES / name, media_type=assets[name], headers=_PAGE_HEADERS)

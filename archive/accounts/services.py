@@ -29,10 +29,10 @@ def add_user(session: Session, name: str, role: Role, *, actor: str = "system:cl
     """Create a user and return it with its token (shown once, never stored)."""
     if not _NAME.match(name):
         raise InvalidInput(
-            "user name: 1-64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit"
+            _("user name: 1-64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit")
         )
     if session.exec(select(User).where(User.name == name)).first():
-        raise Conflict(f"user {name!r} already exists")
+        raise Conflict(_("user {name!r} already exists").format(name=name))
     token = "cus_" + secrets.token_urlsafe(32)
     user = User(name=name, role=role, token_hash=hash_token(token))
     session.add(user)
@@ -53,10 +53,10 @@ def add_user(session: Session, name: str, role: Role, *, actor: str = "system:cl
 
 def authenticate(session: Session, token: str | None, *, client_addr: str = "") -> User:
     if not token:
-        raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
+        raise Unauthorized(_("missing bearer token (Authorization: Bearer <token>)"))
     user = session.exec(select(User).where(User.token_hash == hash_token(token))).first()
     if user is None or user.disabled:
-        raise Unauthorized("invalid or disabled token")
+        raise Unauthorized(_("invalid or disabled token"))
     return user
 
 

@@ -104,12 +104,18 @@ def find_case(session: Session, key: str, *, agency: str | None = None, user: Us
     if exact:
         return exact[0]
     if not found:
-        missing = f"no case {key}" + (f" in agency {agency}" if agency else "")
+        missing = (
+            _("no case {key} in agency {agency}").format(key=key, agency=agency)
+            if agency
+            else _("no case {key}").format(key=key)
+        )
         if user is not None and session.exec(everyone.limit(1)).first() is not None:
             raise Concealed(missing)  # another reviewer's case: answered 404, logged as refused
         raise NotFound(missing)
     if len(found) > 1:
-        raise InvalidInput(f"case number {key} exists in several agencies: give the agency or the case id")
+        raise InvalidInput(
+            _("case number {key} exists in several agencies: give the agency or the case id").format(key=key)
+        )
     return found[0]
 
 
@@ -262,19 +268,27 @@ def build_export(
         wanted = list(dict.fromkeys(media_ids)) if media_ids else open_ids
         outside = [mid for mid in wanted if mid not in open_ids]
         if outside:
-            raise InvalidInput(f"media {', '.join(outside)} not linked to case {case.number}")
+            raise InvalidInput(
+                _("media {outside} not linked to case {number}").format(
+                    outside=", ".join(outside), number=case.number
+                )
+            )
         items = []
         omitted = []
         for mid in wanted:
             m = session.get(Media, mid)
             if m is None:
-                raise NotFound(f"no media {mid}")
+                raise NotFound(_("no media {mid}").format(mid=mid))
             mf = session.exec(
                 select(Manifest).where(Manifest.media_id == mid).order_by(col(Manifest.version).desc())
             ).first()
             if m.state not in EXPORTABLE or mf is None:
                 if media_ids:
-                    raise InvalidInput(f"media {mid} is {m.state}: only signed items can be exported")
+                    raise InvalidInput(
+                        _("media {mid} is {state}: only signed items can be exported").format(
+                            mid=mid, state=m.state
+                        )
+                    )
                 omitted.append({"media_id": mid, "state": m.state.value, "reason": m.state_reason})
                 continue
             ders = list(session.exec(select(Derivative).where(Derivative.media_id == mid)))

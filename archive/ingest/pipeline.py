@@ -29,6 +29,7 @@ from archive.context import Context
 from archive.db import after_commit, session_scope
 from archive.errors import NotFound, ObjectMissing, UndecodableMedia
 from archive.hashing import digest_chunks, digest_file
+from archive.i18n import _
 from archive.media import ffmpeg
 from archive.media.models import Derivative, DerivativeKind, Manifest, Media, MediaState
 from archive.models import Outcome
@@ -69,7 +70,7 @@ __all__ = ["Context", "Step", "StepSender", "run", "stuck"]
 def _lock(session: Session, media_id: str) -> Media:
     item = session.exec(select(Media).where(Media.id == media_id).with_for_update()).first()
     if item is None:
-        raise NotFound(f"no media {media_id}")
+        raise NotFound(_("no media {media_id}").format(media_id=media_id))
     return item
 
 

@@ -14,7 +14,8 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from archive.models import Event, User
+from archive.accounts.models import User
+from archive.models import Event
 from tests.case_factories import auth, new_case
 from tests.conftest import LiveAPI, free_port
 

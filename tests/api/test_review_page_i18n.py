@@ -20,10 +20,10 @@ from sqlalchemy.engine import Engine
 
 from archive.config import Settings
 from archive.storage import MinioStore
+from tests.api.test_review_page import ARGS, CHROMIUM, _ready
 from tests.case_factories import auth, new_case, record_body
 from tests.conftest import ROOT, LiveAPI
 from tests.media_samples import make_samples
-from tests.test_review_page import ARGS, CHROMIUM, _ready
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect

@@ -23,7 +23,7 @@ from archive.localtime import (
     to_local,
     zone_label,
 )
-from archive.models import ClockSource
+from archive.media.models import ClockSource
 from tests.case_factories import auth, media_row, new_case, record_body
 from tests.conftest import LiveAPI
 

@@ -7,10 +7,11 @@ from enum import StrEnum
 import pytest
 
 from archive import vocabulary
+from archive.accounts.models import Role
 from archive.cases.models import CaseKind, CaseStatus, DocumentKind, LinkSource, Stage
 from archive.i18n import LANGUAGES, use_language
-from archive.media import MediaKind
-from archive.models import ClockSource, MediaState, Role
+from archive.media.ffmpeg.facts import MediaKind
+from archive.media.models import ClockSource, MediaState
 from retention.policy import FlagKind, Keep
 
 # Each domain of archive/vocabulary.json and the enum whose values it names. A new enum people read
