@@ -28,7 +28,7 @@ ROLES = ["officer", "reviewer", "auditor", "records-manager", "admin"]
 def zh_api(env: dict[str, str], tmp_path: Path) -> Iterator[LiveAPI]:
     """The API of an agency that keeps the default language (the suite otherwise runs in English)."""
     from archive.config import get_settings
-    from archive.db import migrate
+    from migrations import migrate
 
     port = free_port()
     api = LiveAPI(f"http://127.0.0.1:{port}", port, {**env, "CUSTODY_LANGUAGE": "zh-CN"}, tmp_path)
