@@ -354,7 +354,11 @@ def _checkpoint_of_size(session: Session, size: int | None) -> Checkpoint:
         q = q.where(Checkpoint.tree_size == size)
     cp = session.exec(q.limit(1)).first()
     if cp is None:
-        raise NotFound("no signed checkpoint" + (f" of size {size}" if size is not None else " yet"))
+        raise NotFound(
+            _("no signed checkpoint of size {size}").format(size=size)
+            if size is not None
+            else _("no signed checkpoint yet")
+        )
     return cp
 
 
