@@ -20,16 +20,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api.deps import ClientAddr, CurrentUser, SessionDep, bearer_token, client_addr
 from api.i18n import LanguageMiddleware, request_language
 from api.routers import audit, cases, legal, media, public, publicity, retention, uploads
-from archive.accounts import services as accounts
 from archive import i18n, vocabulary
 from archive.accounts import services as accounts
 from archive.config import get_settings
 from archive.context import Context
 from archive.db import session_scope
 from archive.errors import Concealed, CustodyError, Forbidden, StorageError, Unauthorized
+from archive.i18n import N_, _
 from archive.legal import services as legal_services
 from archive.legal.errors import GateClosed
-from archive.i18n import N_, _
 from archive.signing import Keyring
 
 log = logging.getLogger("custody.api")

@@ -35,15 +35,8 @@ PAGE_HEADERS = {
     "Cache-Control": "no-store",
 }
 
-# The fonts pages and printed records ask for: Chinese first (Debian's fonts-noto-cjk, installed by
-# deploy/install.sh; WenQuanYi and the usual Windows/macOS fonts as fallbacks), then Latin.
-CJK_SANS = (
-    '"Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Zen Hei", "PingFang SC", '
-    '"Microsoft YaHei", system-ui, sans-serif'
-)
-CJK_SERIF = (
-    '"Noto Serif CJK SC", "Source Han Serif SC", "Noto Sans CJK SC", "WenQuanYi Zen Hei", "SimSun", serif'
-)
+# The fonts pages and printed records ask for (Chinese first): archive.i18n.
+CJK_SANS, CJK_SERIF = i18n.CJK_SANS, i18n.CJK_SERIF
 
 
 def _environment() -> jinja2.Environment:

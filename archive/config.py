@@ -55,7 +55,8 @@ class Settings(BaseSettings):
 
     key_dir: Path | None = None  # empty: <data_dir>/keys
 
-    # The agency's zone: legal deadlines (working days) are local calendar dates in it.
+    # The agency's zone: legal deadlines (working days) are local calendar dates in it, and people
+    # read and type times in it (archive.localtime). Validated below.
     timezone: str = "Asia/Shanghai"
 
     api_host: str = "127.0.0.1"
@@ -149,11 +150,10 @@ class Settings(BaseSettings):
             )
         return self
 
-    # Language and time (issue 11). The language of pages, API errors and CLI output when neither the
-    # user's setting, the request's Accept-Language nor the locale names one (zh-CN or en); the zone
-    # (IANA name, from Debian's tzdata) in which staff read and type times. Storage stays UTC.
+    # Language (issue 11): of pages, API errors and CLI output when neither the user's setting, the
+    # request's Accept-Language nor the locale names one (zh-CN or en). ``timezone`` (above, an IANA
+    # name from Debian's tzdata) is also the zone in which staff read and type times; storage stays UTC.
     language: str = "zh-CN"
-    timezone: str = "Asia/Shanghai"
 
     @field_validator("language")
     @classmethod

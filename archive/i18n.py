@@ -47,6 +47,17 @@ DEFAULT_LANGUAGE = "zh-CN"
 # The name of each language in itself, for a language picker.
 LANGUAGE_NAMES: dict[str, str] = {"zh-CN": "简体中文", "en": "English"}
 
+# The fonts every page and printed document asks for: Chinese first (Debian's fonts-noto-cjk, installed
+# by deploy/install.sh; WenQuanYi and the usual Windows/macOS fonts as fallbacks), then Latin.
+CJK_SANS = (
+    '"Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Zen Hei", "PingFang SC", '
+    '"Microsoft YaHei", system-ui, sans-serif'
+)
+CJK_SERIF = (
+    '"Noto Serif CJK SC", "Source Han Serif SC", "Noto Sans CJK SC", "WenQuanYi Zen Hei", '
+    '"Songti SC", "SimSun", serif'
+)
+
 
 def N_(message: str) -> str:  # the gettext convention every extractor knows
     """Mark ``message`` for the catalog without translating it now (constants, tables)."""

@@ -19,8 +19,8 @@ from archive.cases.models import (
 )
 from archive.clock import Clock
 from archive.errors import Forbidden
-from archive.legal import visibility as legal_visibility
 from archive.i18n import _
+from archive.legal import visibility as legal_visibility
 from archive.media.models import Media, MediaState
 
 # Who sees what (issue 3, section 8) is said in archive.access: CASE_READ_ALL and MEDIA_READ_ALL

@@ -56,11 +56,6 @@ from archive.signing import Keyring, canonical_json
 from archive.storage import ObjectStore
 
 VERIFIER = Path(__file__).with_name("verify_export.py")
-# Printed records ask for a Chinese font first (Debian's fonts-noto-cjk, deploy/install.sh).
-CJK_SERIF = (
-    '"Noto Serif CJK SC", "Source Han Serif SC", "Noto Sans CJK SC", "WenQuanYi Zen Hei", '
-    '"Songti SC", "SimSun", serif'
-)
 FORMAT = "custody-export/v1"
 EXPORTABLE = (MediaState.READY, MediaState.UNPLAYABLE)
 README = """Custody evidence export {export_id}
@@ -152,7 +147,7 @@ def records_html(case: Case, rows: list[TextRecord]) -> bytes:
         "<meta http-equiv='Content-Security-Policy' "
         "content=\"default-src 'none'; style-src 'unsafe-inline'\">",
         f"<title>{e(title)}</title>",
-        f"<style>body{{font-family:{CJK_SERIF};max-width:50em;margin:2em auto;line-height:1.6}}"
+        f"<style>body{{font-family:{i18n.CJK_SERIF};max-width:50em;margin:2em auto;line-height:1.6}}"
         "pre{white-space:pre-wrap;font-family:inherit}"
         "section{border-top:1px solid #999;margin-top:1.5em;break-inside:avoid-page}"
         "dt{font-weight:bold}@page{margin:2cm}</style></head><body>",
