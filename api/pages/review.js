@@ -278,10 +278,15 @@ function build(tl) {
 
 const ANSWERS = { pass: "符合 pass", fail: "不符合 fail", "n/a": "不适用 n/a" };
 
+// The API's *_label is already in the page's language; beside the Chinese name only when it differs.
+function both(zh, label) {
+  return zh === label ? zh : `${zh} ${label}`;
+}
+
 function buildLegal(lr) {
   const sec = document.getElementById("legal-review");
   const badge = document.getElementById("legal-status");
-  badge.textContent = `${lr.status_zh} ${lr.status_label}`;
+  badge.textContent = both(lr.status_zh, lr.status_label);
   badge.className = `badge ${lr.status}`;
   sec.dataset.status = lr.status;
   const overdue = document.getElementById("legal-overdue");
@@ -317,7 +322,7 @@ function buildLegal(lr) {
   if (lr.opinion) {
     const o = lr.opinion;
     const box = document.getElementById("legal-opinion");
-    box.textContent = `审核意见 Opinion: ${o.outcome_zh} ${o.outcome_label} — ${o.reasons} (${o.reviewer}, ${o.decided_at})` +
+    box.textContent = `审核意见 Opinion: ${both(o.outcome_zh, o.outcome_label)} — ${o.reasons} (${o.reviewer}, ${o.decided_at})` +
       (o.authority ? ` · ${o.authority}, ${o.answered_by}` : "") + `\n${o.attestation}`;
     box.hidden = false;
   }
@@ -325,7 +330,7 @@ function buildLegal(lr) {
     const x = lr.escalation;
     const box = document.getElementById("legal-escalation");
     box.textContent = `集体讨论 Collective discussion: ${x.reason}` +
-      (x.outcome ? ` → ${x.outcome_zh} ${x.outcome_label}: ${x.outcome_reasons}` : " (pending)");
+      (x.outcome ? ` → ${both(x.outcome_zh, x.outcome_label)}: ${x.outcome_reasons}` : " (pending)");
     box.hidden = false;
   }
   sec.hidden = false;

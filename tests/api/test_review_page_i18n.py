@@ -110,15 +110,15 @@ def test_review_page_in_chinese_and_in_english(
         START, START + timedelta(seconds=1), ["0815"], stage="evidence-collection", title="现场询问"
     )
     assert httpx.post(records, json=inquiry, headers=auth(clerk)).json()["linked_media"] == [video]
-    decision = record_body(
+    report = record_body(
         START + timedelta(minutes=1, seconds=5),  # 00:00:05 on 1 July, local time
         START + timedelta(minutes=2),
         [],
-        stage="decision",
-        doc_kind="decision",
+        stage="review",  # (a decision-stage record needs an approved legal review: issue 12's gate)
+        doc_kind="report",
         title="",
     )
-    assert httpx.post(records, json=decision, headers=auth(clerk)).status_code == 201
+    assert httpx.post(records, json=report, headers=auth(clerk)).status_code == 201
     assert httpx.put(
         f"{url}/api/v1/me/language", json={"language": "en"}, headers=auth(english_user)
     ).is_success
@@ -131,16 +131,16 @@ def test_review_page_in_chinese_and_in_english(
     assert _text(zh, "#case-title") == "案件 2024-0630：路边检查"
     assert _text(zh, "#case-facts") == "行政案件 · 阶段：取证 · 办理中 · 审查人员：rev1、rev2"
     assert "以下时间均为北京时间（UTC+08:00）" in _text(zh, "#clock-note")
-    assert _text(zh, "#play") == "全部播放" and _text(zh, "#records-panel h2") == "文字笔录"
+    assert _text(zh, "#play") == "全部播放" and _text(zh, "#records-panel > h2") == "文字笔录"
     first, second = zh.locator(".record").all()
     assert (
         first.locator(".stage").inner_text() == "取证"
         and first.locator(".doc-kind").inner_text() == "询问笔录"
     )
-    assert second.locator(".stage").inner_text() == "决定"
-    assert second.locator(".doc-kind").inner_text() == "行政处罚决定书"
-    assert "行政处罚决定书" in second.locator("h3").inner_text()  # untitled: named by its kind
-    # Times on the agency's clock, named: the decision is on 1 July, local time.
+    assert second.locator(".stage").inner_text() == "审查"
+    assert second.locator(".doc-kind").inner_text() == "呈批报告书"
+    assert "呈批报告书" in second.locator("h3").inner_text()  # untitled: named by its kind
+    # Times on the agency's clock, named: the report is on 1 July, local time.
     assert first.locator(".when").inner_text() == (
         "2024-06-30 23:59:00 北京时间 → 2024-06-30 23:59:01 北京时间 · 第 1 版"
     )
@@ -172,7 +172,7 @@ def test_review_page_in_chinese_and_in_english(
     assert "All times are CST (UTC+08:00), Asia/Shanghai" in _text(en, "#clock-note")
     first, second = en.locator(".record").all()
     assert first.locator(".stage").inner_text() == "Evidence collection"
-    assert second.locator(".doc-kind").inner_text() == "Administrative penalty decision"
+    assert second.locator(".doc-kind").inner_text() == "Report for approval"
     assert first.locator(".when").inner_text() == (
         "2024-06-30 23:59:00 CST (UTC+08:00) → 2024-06-30 23:59:01 CST (UTC+08:00) · version 1"
     )
