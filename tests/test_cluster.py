@@ -263,7 +263,7 @@ def test_gateway_lost_mid_dock_resumes_without_resending(
         try:
             result["pending"] = docker.send_file(big, "long.mp4")
             result["done"] = docker.confirm(result["pending"])
-        except Exception as exc:  # handed to the test thread, which fails with it
+        except Exception as exc:  # noqa: BLE001 - handed to the test thread, which fails with it
             result["error"] = exc
 
     t = threading.Thread(target=run, daemon=True)
