@@ -64,6 +64,7 @@ class ObjectStore(Protocol):
     def read_bytes(self, bucket: str, key: str) -> bytes: ...
     def delete(self, bucket: str, key: str) -> None: ...
     def versions(self, bucket: str, key: str) -> list[str | None]: ...
+    def list_keys(self, bucket: str, prefix: str) -> list[str]: ...
     def presigned_get(self, bucket: str, key: str, expires: timedelta) -> str: ...
     def lock_state(self, bucket: str, key: str) -> LockState: ...
     def extend_retention(self, bucket: str, key: str, until: datetime) -> datetime: ...
@@ -182,6 +183,17 @@ class MinioStore:
             ]
         except (MinioException, urllib3.exceptions.HTTPError) as exc:
             raise _translate(exc, f"list versions of {bucket}/{key}") from exc
+
+    def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        """The names of the current objects under ``prefix``, in S3's (lexical) order."""
+        try:
+            return [
+                o.object_name
+                for o in self.client.list_objects(bucket, prefix=prefix, recursive=True)
+                if o.object_name is not None
+            ]
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            raise _translate(exc, f"list {bucket}/{prefix}") from exc
 
     def presigned_get(self, bucket: str, key: str, expires: timedelta) -> str:
         return self.client.presigned_get_object(bucket, key, expires=expires)

@@ -86,16 +86,20 @@ def users_add(name: str, role: str) -> None:
 
 @main.command()
 def checkpoint() -> None:
-    """Sequence new custody events into the log and sign a checkpoint now."""
+    """Sequence new custody events into the log, sign a checkpoint now and publish it to S3."""
     from archive.db import session_scope
     from archive.ledger import services as ledger
+    from archive.ledger.publish import publish
     from migrations import migrate
 
     migrate(get_settings())
     ctx = _context()
     with session_scope(ctx.engine) as session:
         cp = ledger.sign_checkpoint(session, ctx.keyring)
+    with session_scope(ctx.engine) as session:
+        published = publish(session, ctx.store)
     click.echo(f"checkpoint {cp.id}: tree size {cp.tree_size}, root {cp.root_hash}, key {cp.key_id}")
+    click.echo(f"published outside the database up to tree size {published}")
 
 
 @main.command()

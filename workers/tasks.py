@@ -20,6 +20,7 @@ from archive.context import Context
 from archive.db import session_scope
 from archive.errors import MediaToolFailed, StorageError
 from archive.ingest import pipeline
+from archive.ledger import publish
 from archive.ledger import services as ledger
 from retention import services as retention
 from workers.celery_app import CeleryDispatcher, app
@@ -89,6 +90,9 @@ def checkpoint() -> int:
     ctx = context()
     with session_scope(ctx.engine) as session:
         cp = ledger.sign_checkpoint(session, ctx.keyring, clock=ctx.clock, force=False)
+    # after commit: only committed checkpoints leave the database
+    with Session(ctx.engine) as session:
+        publish.publish(session, ctx.store)
     return cp.tree_size
 
 
