@@ -89,7 +89,8 @@ def run_target(name: str, c: Any, path: Path, count: int) -> dict[str, Any]:
                 dt = time.monotonic() - t0
                 out[f"{op}_x{threads}_MBps"] = round(count * size / dt / MB, 1)
                 log(
-                    f"{name}: {op} {count} x {size // MiB} MiB by {threads} thread(s): {count * size / dt / MB:.0f} MB/s"
+                    f"{name}: {op} {count} x {size // MiB} MiB by {threads} thread(s): "
+                    f"{count * size / dt / MB:.0f} MB/s"
                 )
     finally:
         for o in c.list_objects(bucket, recursive=True):
