@@ -90,7 +90,8 @@ def _translate(exc: Exception, what: str) -> Exception:
 
 
 class MinioStore:
-    """The S3 implementation. Production: MinIO; tests and CI: Ceph RGW (see docs/operations.md)."""
+    """The S3 implementation, on Ceph RGW (tests, CI, production; see docs/operations.md) or any
+    S3 server with Object Lock."""
 
     def __init__(self, settings: Settings) -> None:
         self.originals = settings.bucket_originals

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # rgw-up.sh - start a single-node Ceph cluster (1 mon, 1 osd, radosgw) on loopback: a real
-# S3-compatible server for tests and for the embedded profile. MinIO cannot be installed on our
-# machines (not in Debian, PyPI or npm); production uses MinIO (deploy/compose.yaml). The code only
+# S3-compatible server for tests and for the embedded profile. Production runs a multi-host Ceph
+# cluster (deploy/ceph/; deploy/cluster.sh is a 3-OSD one on loopback). The code only
 # speaks S3 through the `minio` client, so both work. Usually called by deploy/services.sh.
 #
 # No systemd, no root needed (everything lives under $RGW_BASE), auth = none (loopback only).
