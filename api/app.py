@@ -16,8 +16,10 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlmodel import Session
 
+from api import metrics
 from api.deps import CurrentUser, bearer_token, client_addr
 from api.routers import audit, cases, legal, media, public, publicity, retention, uploads
+from archive import logs
 from archive.accounts import services as accounts
 from archive.config import get_settings
 from archive.context import Context
@@ -71,6 +73,10 @@ def create_app() -> FastAPI:
     app.include_router(legal.router)
     app.include_router(publicity.router)
     app.include_router(public.router)
+    app.include_router(metrics.router)
+    app.add_middleware(metrics.RequestContext)
+    if get_settings().log_json:
+        logs.use_json("uvicorn", "uvicorn.error", "uvicorn.access")
 
     @app.exception_handler(CustodyError)
     async def custody_error(request: Request, exc: CustodyError) -> JSONResponse:

@@ -268,6 +268,14 @@ def serve(api_only: bool, worker_only: bool, beat_only: bool, host: str | None, 
         procs.append(
             ("beat", [*celery, "beat", "-s", str(s.data_dir / "celerybeat-schedule"), "--loglevel", "INFO"])
         )
+    # Metrics of all these processes are added up by /metrics (prometheus-client multiprocess mode):
+    # one folder for this host's processes (API and workers started one by one share it too, so
+    # only a start of everything empties it: values of processes still running would be lost).
+    mdir = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str((s.data_dir / "metrics").resolve())))
+    mdir.mkdir(parents=True, exist_ok=True)
+    if everything:
+        for stale in mdir.glob("*.db"):
+            stale.unlink()
     running: list[tuple[str, subprocess.Popen[bytes]]] = []
     for name, cmd in procs:
         running.append((name, subprocess.Popen(cmd)))

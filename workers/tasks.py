@@ -14,6 +14,7 @@ from celery.signals import worker_process_init, worker_ready, worker_shutdown
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlmodel import Session
 
+from archive import metrics
 from archive.audit import services as audit
 from archive.config import get_settings
 from archive.context import Context
@@ -134,6 +135,8 @@ def retention_sweep() -> int:
     ctx = context()
     result = retention.sweep(ctx.engine, ctx.store, ctx.keyring, batch=ctx.settings.retention_sweep_batch)
     log.info("retention sweep: %d deleted, %d kept on re-check", len(result.deleted), len(result.kept))
+    metrics.SWEEP_DELETED.inc(len(result.deleted))
+    metrics.SWEEP_REFUSED.inc(len(result.kept))
     return len(result.deleted)
 
 
