@@ -13,8 +13,10 @@ they are right whichever process changed the state, and after restarts.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import Counter, Histogram
@@ -27,6 +29,11 @@ from sqlmodel import Session, col, select
 from archive.clock import Clock, as_utc, utcnow
 from archive.ledger.models import Checkpoint
 from archive.models import Event, Media, MediaState
+
+# Multiprocess mode writes each process's values into this folder: make sure it exists (a worker
+# may start before the API on a fresh host).
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
 
 DURATION_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600)
 
