@@ -15,7 +15,7 @@ setup:
 run: setup
 	eval "$$(deploy/services.sh up embedded)"; exec .venv/bin/custody serve
 
-# The Ceph cluster of the node-loss tests (deploy/cluster.sh, ~25 s) starts while the linters run.
+# The Ceph cluster of the node-loss tests (deploy/cluster.sh, ~13 s) starts while the linters run.
 test:
 	deploy/install.sh --with-postgres
 	cluster_env=$$(mktemp); deploy/cluster.sh up >"$$cluster_env" & cluster=$$!; \

@@ -63,7 +63,7 @@ def ceph_status() -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def cluster() -> dict[str, str]:
     """The cluster's S3 endpoint (the load balancer) and keys; `make test` has started it already,
-    run alone the tests start it (about 25 s on 2 cores)."""
+    run alone the tests start it (about 13 s on 2 cores)."""
     if not os.environ.get("CUSTODY_CLUSTER_S3_ENDPOINT"):
         for line in cluster_sh("up").splitlines():
             key, _, value = line.removeprefix("export ").partition("=")
@@ -98,7 +98,7 @@ def _with_env(
     gen = make_env(services, database_url, tmp_path, monkeypatch, s3=cluster)
     values = next(gen)
     yield values
-    # The cluster keeps its data between runs (bluestore): drop what this test stored, except what
+    # A bluestore cluster keeps its data between runs: drop what this test stored, except what
     # Object Lock still protects (a few KiB from the retention tests, until their dates pass).
     from archive.config import Settings
 
@@ -195,7 +195,7 @@ def test_osd_lost_mid_dock_then_recovered(
     officer = make_user("0815", "officer")
     rec = tmp_path / "rec"
     rec.mkdir()
-    big = noise(rec / "long.mp4", 80 * MiB, 1)
+    big = noise(rec / "long.mp4", 64 * MiB, 1)
     small_clip(rec / "short.mp4")
     local = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in rec.iterdir()}
 

@@ -91,7 +91,7 @@ def test_counters_move_by_what_was_docked(
 
     rec = tmp_path / "rec"
     rec.mkdir()
-    noise(rec / "long.mp4", 24 * MiB, 1)
+    noise(rec / "long.mp4", 12 * MiB, 1)
     noise(rec / "notes.mp4", 100_000, 2)
     small_clip(rec / "clip.mp4")
     sizes = [p.stat().st_size for p in rec.iterdir()]
