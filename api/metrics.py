@@ -24,8 +24,6 @@ from archive.config import get_settings
 from archive.errors import Forbidden, Unauthorized
 from archive.i18n import _
 from archive.metrics import StateCollector
-from workers.celery_app import INGEST_QUEUE, TRANSCODE_QUEUE
-from workers.metrics import QueueCollector
 
 router = APIRouter(tags=["health"])
 LOOPBACK = {"127.0.0.1", "::1"}
@@ -44,6 +42,10 @@ def _allowed(request: Request) -> None:
 
 
 def _render(request: Request) -> bytes:
+    # Imported here, not with the API: the Celery app reads its settings when first imported.
+    from workers.celery_app import INGEST_QUEUE, TRANSCODE_QUEUE
+    from workers.metrics import QueueCollector
+
     extra = CollectorRegistry(auto_describe=False)
     extra.register(StateCollector(request.app.state.engine))
     extra.register(QueueCollector(request.app.state.redis, (INGEST_QUEUE, TRANSCODE_QUEUE)))

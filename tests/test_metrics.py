@@ -143,8 +143,9 @@ def test_counters_move_by_what_was_docked(
     # A retention sweep with one expired original on it.
     expired = archived(engine, store, datetime.now(UTC) - timedelta(days=900))
     rs.classify_pending(engine, store)
-    from workers.celery_app import app
+    from workers.celery_app import make_celery
 
+    app = make_celery()  # on this test's Redis (the module's app took the settings of its first import)
     app.send_task("custody.retention_sweep")
     deadline = time.monotonic() + 60
     while "retention sweep: " not in worker.tail(10**6):

@@ -207,8 +207,9 @@ def test_two_apis_two_workers_everything_once(
 def test_two_sweeps_at_once_delete_each_expired_original_once(
     two_workers: list[Proc], engine: Engine, store: MinioStore, env: dict[str, str]
 ) -> None:
-    from workers.celery_app import app
+    from workers.celery_app import make_celery
 
+    app = make_celery()  # on this test's Redis (the module's app took the settings of its first import)
     old = datetime.now(UTC) - timedelta(days=900)
     due = [archived(engine, store, old) for _ in range(8)]
     kept = archived(engine, store, datetime.now(UTC) - timedelta(days=5))
