@@ -255,6 +255,12 @@ do_up() {
     log "already running (S3 at 127.0.0.1:$LB_PORT)"
     return 0
   fi
+  local port
+  for port in "$MON_PORT" "$RGW_A_PORT" "$RGW_B_PORT" "$LB_PORT"; do
+    if (: <"/dev/tcp/127.0.0.1/$port") 2>/dev/null && ! ours_alive mon.a; then
+      die "port $port is taken by a process that is not ours (another checkout's cluster? its deploy/cluster.sh down)"
+    fi
+  done
   command -v ceph-mgr >/dev/null || die "ceph-mgr not installed (run deploy/install.sh)"
   command -v haproxy >/dev/null || die "haproxy not installed (run deploy/install.sh)"
   if [ "${CLUSTER_FRESH:-0}" != 1 ] && [ "$STORE" = bluestore ] && [ -f "$BASE/.initialized" ] \
