@@ -174,7 +174,14 @@ $store_conf
 osd_pool_default_pg_autoscale_mode = off
 osd_op_num_shards = 1
 osd_op_num_threads_per_shard = 2
+# recover a returning OSD as fast as the machine allows (defaults sleep 0.1 s between HDD recovery
+# ops and recover one PG at a time: ~1 PG a second, a minute for this small cluster)
 osd_recovery_sleep = 0
+osd_recovery_sleep_hdd = 0
+osd_recovery_sleep_ssd = 0
+osd_recovery_sleep_hybrid = 0
+osd_recovery_max_active = 16
+osd_max_backfills = 16
 osd_client_message_cap = 1000
 [osd.0]
 crush_location = root=default host=node0
