@@ -23,7 +23,7 @@ from archive import logs
 from archive.config import get_settings
 from archive.errors import Forbidden, Unauthorized
 from archive.i18n import _
-from archive.metrics import StateCollector
+from archive.metrics import QueueCollector, StateCollector
 
 router = APIRouter(tags=["health"])
 LOOPBACK = {"127.0.0.1", "::1"}
@@ -42,13 +42,9 @@ def _allowed(request: Request) -> None:
 
 
 def _render(request: Request) -> bytes:
-    # Imported here, not with the API: the Celery app reads its settings when first imported.
-    from workers.celery_app import INGEST_QUEUE, TRANSCODE_QUEUE
-    from workers.metrics import QueueCollector
-
     extra = CollectorRegistry(auto_describe=False)
-    extra.register(StateCollector(request.app.state.engine))
-    extra.register(QueueCollector(request.app.state.redis, (INGEST_QUEUE, TRANSCODE_QUEUE)))
+    extra.register(StateCollector(request.app.state.ctx.engine))
+    extra.register(QueueCollector(request.app.state.redis))
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         counters = CollectorRegistry(auto_describe=False)
         MultiProcessCollector(counters)  # type: ignore[no-untyped-call]

@@ -13,12 +13,15 @@ they are right whichever process changed the state, and after restarts.
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import redis
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -28,7 +31,8 @@ from sqlmodel import Session, col, select
 
 from archive.clock import Clock, as_utc, utcnow
 from archive.ledger.models import Checkpoint
-from archive.models import Event, Media, MediaState
+from archive.media.models import Media, MediaState
+from archive.models import Event
 
 # Multiprocess mode writes each process's values into this folder: make sure it exists (a worker
 # may start before the API on a fresh host).
@@ -61,6 +65,11 @@ SWEEP_REFUSED = Counter(
 )
 
 VERIFY_ACTIONS = ("audit.verify", "audit.fixity")
+# The Celery queues (workers.celery_app) and the message header the senders stamp with the time sent
+# (workers.metrics), read here from Redis without importing the task queue.
+QUEUES = ("ingest", "transcode")
+SENT_AT = "custody_sent_at"
+HEARTBEAT_PREFIX = "custody:worker-heartbeat:"
 
 
 class StateCollector(Collector):
@@ -106,3 +115,37 @@ class StateCollector(Collector):
 
 def _seconds(now: datetime, then: datetime) -> float:
     return max(0.0, (now - as_utc(then)).total_seconds())
+
+
+class QueueCollector(Collector):
+    """Depth and oldest task age of each Celery queue (Redis lists: kombu LPUSHes, workers take
+    from the right, so the oldest message is the last element), and the workers alive."""
+
+    def __init__(self, client: redis.Redis, queues: tuple[str, ...] = QUEUES) -> None:
+        self.client = client
+        self.queues = queues
+
+    def collect(self) -> Iterator[Any]:
+        depth = GaugeMetricFamily("custody_queue_depth", "Tasks waiting in each queue", labels=["queue"])
+        age = GaugeMetricFamily(
+            "custody_queue_oldest_age_seconds",
+            "Age of the oldest task waiting in each queue",
+            labels=["queue"],
+        )
+        now = time.time()
+        for q in self.queues:
+            depth.add_metric([q], float(self.client.llen(q)))
+            oldest = self.client.lindex(q, -1)
+            waited = 0.0
+            if oldest:
+                try:
+                    sent = float(json.loads(oldest).get("headers", {}).get(SENT_AT) or now)
+                except (ValueError, TypeError, AttributeError):
+                    sent = now
+                waited = max(0.0, now - sent)
+            age.add_metric([q], waited)
+        yield depth
+        yield age
+        alive = GaugeMetricFamily("custody_workers_alive", "Worker processes with a fresh heartbeat")
+        alive.add_metric([], float(sum(1 for _ in self.client.scan_iter(HEARTBEAT_PREFIX + "*"))))
+        yield alive

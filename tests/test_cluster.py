@@ -26,19 +26,20 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from archive.models import Media, Upload
+from archive.ingest.models import Upload
+from archive.media.models import Media
 from archive.storage import MinioStore
 from cli.dock import Docker, ResumeState
 from tests.conftest import ROOT, LiveAPI, Proc, make_env
-from tests.test_e2e import dock, wait_terminal
 
 # The same Object Lock tests as on one node, run here against the cluster (the module's `env`).
-from tests.test_retention import (
+from tests.retention.test_retention import (
     test_flag_puts_a_legal_hold_and_clearing_it_needs_a_reason as test_cluster_legal_hold,
 )
-from tests.test_retention import (
+from tests.retention.test_retention import (
     test_locked_original_cannot_be_deleted_before_its_date as test_cluster_retention_lock,
 )
+from tests.test_e2e import dock, wait_terminal
 
 pytestmark = [pytest.mark.cluster, pytest.mark.e2e]
 

@@ -22,14 +22,14 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from archive.models import Media
+from archive.ingest.tus import encode_metadata
+from archive.media.models import Media
 from archive.storage import MinioStore
-from archive.tus import encode_metadata
 from retention import services as rs
 from tests.conftest import LiveAPI, Proc, _spawn, free_port, start_worker
+from tests.retention.test_retention import archived
 from tests.test_cluster import noise, small_clip
 from tests.test_e2e import dock, wait_terminal
-from tests.test_retention import archived
 
 pytestmark = pytest.mark.e2e
 MiB = 1024 * 1024
@@ -61,7 +61,7 @@ def delta(after: dict[str, float], before: dict[str, float], key: str) -> float:
 def observed(env: dict[str, str], tmp_path: Path) -> Iterator[tuple[LiveAPI, Proc, dict[str, str]]]:
     """API and worker sharing one metrics folder, with JSON logs."""
     from archive.config import get_settings
-    from archive.db import migrate
+    from migrations import migrate
 
     mdir = tmp_path / "metrics"
     mdir.mkdir()
@@ -228,7 +228,7 @@ def _api_on_all_interfaces(env: dict[str, str], tmp_path: Path, name: str) -> tu
 
 def test_metrics_are_not_public(env: dict[str, str], tmp_path: Path) -> None:
     from archive.config import get_settings
-    from archive.db import migrate
+    from migrations import migrate
 
     migrate(get_settings())
     outside = _outside_address()

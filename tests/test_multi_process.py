@@ -21,16 +21,17 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from archive.ingest.tus import encode_metadata
 from archive.ledger.models import LogLeaf
-from archive.models import Event, Media
+from archive.media.models import Media
+from archive.models import Event
 from archive.storage import MinioStore
-from archive.tus import encode_metadata
 from retention import services as rs
 from retention.models import RetentionStatus
 from tests.conftest import LiveAPI, Proc, free_port, start_worker
+from tests.retention.test_retention import archived
 from tests.test_cluster import custody_verify, noise, small_clip
 from tests.test_e2e import dock, wait_terminal
-from tests.test_retention import archived
 
 pytestmark = pytest.mark.e2e
 MiB = 1024 * 1024
@@ -40,7 +41,7 @@ TUS = {"Tus-Resumable": "1.0.0"}
 @pytest.fixture
 def two_apis(env: dict[str, str], tmp_path: Path) -> Iterator[list[LiveAPI]]:
     from archive.config import get_settings
-    from archive.db import migrate
+    from migrations import migrate
 
     migrate(get_settings())
     apis = []

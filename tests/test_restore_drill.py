@@ -24,15 +24,17 @@ import psycopg
 import pytest
 from sqlmodel import Session, col, select
 
-from archive import accounts, events
+from archive import events
+from archive.accounts import services as accounts
+from archive.accounts.models import Role
 from archive.config import get_settings
-from archive.db import make_engine, migrate, session_scope
+from archive.db import make_engine, session_scope
 from archive.ledger import publish
 from archive.ledger import services as ledger
 from archive.ledger.models import LogLeaf
-from archive.models import Role
 from archive.signing import Keyring
 from archive.storage import MinioStore
+from migrations import migrate
 from tests.conftest import ROOT, free_port
 
 pytestmark = pytest.mark.e2e

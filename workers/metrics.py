@@ -1,18 +1,13 @@
-"""Worker-side metrics and log context (Celery signals), and the queue gauges /metrics reads from Redis.
-
-Imported by workers.celery_app, so every process that sends or runs tasks connects these handlers.
-"""
+"""Worker-side metrics and log context (Celery signals). Imported by workers.celery_app, so every
+process that sends or runs tasks connects these handlers."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import redis
 from celery.signals import (
     after_setup_logger,
     after_setup_task_logger,
@@ -23,14 +18,11 @@ from celery.signals import (
     task_retry,
     worker_process_shutdown,
 )
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
 
 from archive import logs, metrics
 from archive.config import get_settings
 
-HEARTBEAT_PREFIX = "custody:worker-heartbeat:"
-SENT_AT = "custody_sent_at"
+SENT_AT = metrics.SENT_AT
 REQUEST_ID = "custody_request_id"
 _started: dict[str, float] = {}
 
@@ -87,37 +79,3 @@ def _json_logs(logger: logging.Logger | None = None, **_: Any) -> None:
 
 def _is_pipeline(name: str) -> bool:
     return name in {"custody.verify", "custody.probe", "custody.derive", "custody.sign"}
-
-
-class QueueCollector(Collector):
-    """Depth and oldest task age of each Celery queue (Redis lists: kombu LPUSHes, workers take
-    from the right, so the oldest message is the last element), and the workers alive."""
-
-    def __init__(self, client: redis.Redis, queues: tuple[str, ...]) -> None:
-        self.client = client
-        self.queues = queues
-
-    def collect(self) -> Iterator[Any]:
-        depth = GaugeMetricFamily("custody_queue_depth", "Tasks waiting in each queue", labels=["queue"])
-        age = GaugeMetricFamily(
-            "custody_queue_oldest_age_seconds",
-            "Age of the oldest task waiting in each queue",
-            labels=["queue"],
-        )
-        now = time.time()
-        for q in self.queues:
-            depth.add_metric([q], float(self.client.llen(q)))
-            oldest = self.client.lindex(q, -1)
-            waited = 0.0
-            if oldest:
-                try:
-                    sent = float(json.loads(oldest).get("headers", {}).get(SENT_AT) or now)
-                except (ValueError, TypeError, AttributeError):
-                    sent = now
-                waited = max(0.0, now - sent)
-            age.add_metric([q], waited)
-        yield depth
-        yield age
-        alive = GaugeMetricFamily("custody_workers_alive", "Worker processes with a fresh heartbeat")
-        alive.add_metric([], float(sum(1 for _ in self.client.scan_iter(HEARTBEAT_PREFIX + "*"))))
-        yield alive
