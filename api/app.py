@@ -17,10 +17,11 @@ from sqlalchemy import text
 from sqlmodel import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api import metrics
 from api.deps import ClientAddr, CurrentUser, SessionDep, bearer_token, client_addr
 from api.i18n import LanguageMiddleware, request_language
 from api.routers import audit, cases, legal, media, public, publicity, retention, uploads
-from archive import i18n, vocabulary
+from archive import i18n, logs, vocabulary
 from archive.accounts import services as accounts
 from archive.config import get_settings
 from archive.context import Context
@@ -96,6 +97,10 @@ def create_app() -> FastAPI:
     app.include_router(publicity.router)
     app.include_router(public.router)
     app.add_middleware(LanguageMiddleware)
+    app.include_router(metrics.router)
+    app.add_middleware(metrics.RequestContext)
+    if get_settings().log_json:
+        logs.use_json("uvicorn", "uvicorn.error", "uvicorn.access")
 
     @app.exception_handler(CustodyError)
     async def custody_error(request: Request, exc: CustodyError) -> JSONResponse:

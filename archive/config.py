@@ -125,6 +125,11 @@ class Settings(BaseSettings):
     # 0: caches keep public answers but revalidate each time (ETag, 304), so a withdrawal shows at once.
     public_cache_max_age_s: int = 0
 
+    # Observability (issue 16): JSON log lines (request id and media id on each), and the token a
+    # Prometheus scrape of /metrics must send (unset: loopback clients only).
+    log_json: bool = False
+    metrics_token: SecretStr | None = None
+
     def on_loopback(self) -> bool:
         """Whether S3, Redis and the database are all on this machine's loopback interface."""
         s3_host = urlsplit(f"//{self.s3_endpoint}").hostname

@@ -64,6 +64,7 @@ class ObjectStore(Protocol):
     def read_bytes(self, bucket: str, key: str) -> bytes: ...
     def delete(self, bucket: str, key: str) -> None: ...
     def versions(self, bucket: str, key: str) -> list[str | None]: ...
+    def list_keys(self, bucket: str, prefix: str) -> list[str]: ...
     def presigned_get(self, bucket: str, key: str, expires: timedelta) -> str: ...
     def lock_state(self, bucket: str, key: str) -> LockState: ...
     def extend_retention(self, bucket: str, key: str, until: datetime) -> datetime: ...
@@ -89,7 +90,8 @@ def _translate(exc: Exception, what: str) -> Exception:
 
 
 class MinioStore:
-    """The S3 implementation. Production: MinIO; tests and CI: Ceph RGW (see docs/operations.md)."""
+    """The S3 implementation, on Ceph RGW (tests, CI, production; see docs/operations.md) or any
+    S3 server with Object Lock."""
 
     def __init__(self, settings: Settings) -> None:
         self.originals = settings.bucket_originals
@@ -182,6 +184,17 @@ class MinioStore:
             ]
         except (MinioException, urllib3.exceptions.HTTPError) as exc:
             raise _translate(exc, f"list versions of {bucket}/{key}") from exc
+
+    def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        """The names of the current objects under ``prefix``, in S3's (lexical) order."""
+        try:
+            return [
+                o.object_name
+                for o in self.client.list_objects(bucket, prefix=prefix, recursive=True)
+                if o.object_name is not None
+            ]
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            raise _translate(exc, f"list {bucket}/{prefix}") from exc
 
     def presigned_get(self, bucket: str, key: str, expires: timedelta) -> str:
         return self.client.presigned_get_object(bucket, key, expires=expires)

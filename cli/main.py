@@ -109,9 +109,10 @@ def users_add(name: str, role: str) -> None:
 
 @main.command()
 def checkpoint() -> None:
-    """Sequence new custody events into the log and sign a checkpoint now."""
+    """Sequence new custody events into the log, sign a checkpoint now and publish it to S3."""
     from archive.db import session_scope
     from archive.ledger import services as ledger
+    from archive.ledger.publish import publish
     from migrations import migrate
 
     migrate(get_settings())
@@ -123,6 +124,9 @@ def checkpoint() -> None:
             id=cp.id, size=cp.tree_size, root=cp.root_hash, key=cp.key_id
         )
     )
+    with session_scope(ctx.engine) as session:
+        published = publish(session, ctx.store)
+    click.echo(_("published outside the database up to tree size {size}").format(size=published))
 
 
 @main.command()
@@ -317,6 +321,14 @@ def serve(api_only: bool, worker_only: bool, beat_only: bool, host: str | None, 
         procs.append(
             ("beat", [*celery, "beat", "-s", str(s.data_dir / "celerybeat-schedule"), "--loglevel", "INFO"])
         )
+    # Metrics of all these processes are added up by /metrics (prometheus-client multiprocess mode):
+    # one folder for this host's processes (API and workers started one by one share it too, so
+    # only a start of everything empties it: values of processes still running would be lost).
+    mdir = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str((s.data_dir / "metrics").resolve())))
+    mdir.mkdir(parents=True, exist_ok=True)
+    if everything:
+        for stale in mdir.glob("*.db"):
+            stale.unlink()
     running: list[tuple[str, subprocess.Popen[bytes]]] = []
     for name, cmd in procs:
         running.append((name, subprocess.Popen(cmd)))

@@ -5,8 +5,9 @@
 #   deploy/install.sh                   Debian packages + .venv with the project and dev tools
 #   deploy/install.sh --with-postgres   ... plus the PostgreSQL server (tests use a real one)
 #
-# Debian packages: Redis (Celery broker), ffmpeg (transcodes), Ceph's radosgw (the S3 server we
-# can install here; production uses MinIO), curl (S3 readiness checks), exiftool (writes the EXIF
+# Debian packages: Redis (Celery broker), ffmpeg (transcodes), Ceph (monitor, manager, OSDs, radosgw:
+# the S3 engine, one node for tests and the embedded default, a 3-OSD cluster for the node-loss tests
+# with haproxy in front of its gateways, deploy/cluster.sh), curl (S3 readiness checks), exiftool (writes the EXIF
 # tags of the sample photo the tests generate), chromium (the review page's browser test drives it
 # through Playwright; Playwright's own browser download is never used), fonts-noto-cjk (Chinese
 # pages, exports and screenshots render characters instead of empty boxes), tzdata (the agency's
@@ -20,8 +21,8 @@ STAMP=$VENV/.installed-stamp
 
 log() { echo "[install $(date +%T)] $*" >&2; }
 
-packages=(redis-server ffmpeg ceph-mon ceph-osd radosgw ceph-common curl libimage-exiftool-perl chromium
-  fonts-noto-cjk tzdata)
+packages=(redis-server ffmpeg ceph-mon ceph-osd ceph-mgr radosgw ceph-common haproxy curl libimage-exiftool-perl
+  chromium fonts-noto-cjk tzdata)
 case "${1:-}" in
   --with-postgres) packages+=(postgresql) ;;
   "") ;;

@@ -110,13 +110,26 @@ def env(
     services: dict[str, str], database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[dict[str, str]]:
     """CUSTODY_* settings for one test, applied to this process and handed to subprocesses."""
+    yield from make_env(services, database_url, tmp_path, monkeypatch)
+
+
+def make_env(
+    services: dict[str, str],
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    s3: dict[str, str] | None = None,
+) -> Iterator[dict[str, str]]:
+    """The body of ``env``; ``s3`` (endpoint, keys) points a test at another S3 server (the
+    cluster tests: tests/test_cluster.py)."""
+    s3 = s3 or services
     tag = uuid.uuid4().hex[:10]
     values = {
         "CUSTODY_DATABASE_URL": database_url,
         "CUSTODY_REDIS_URL": services["CUSTODY_REDIS_URL"],
-        "CUSTODY_S3_ENDPOINT": services["CUSTODY_S3_ENDPOINT"],
-        "CUSTODY_S3_ACCESS_KEY": services["CUSTODY_S3_ACCESS_KEY"],
-        "CUSTODY_S3_SECRET_KEY": services["CUSTODY_S3_SECRET_KEY"],
+        "CUSTODY_S3_ENDPOINT": s3["CUSTODY_S3_ENDPOINT"],
+        "CUSTODY_S3_ACCESS_KEY": s3["CUSTODY_S3_ACCESS_KEY"],
+        "CUSTODY_S3_SECRET_KEY": s3["CUSTODY_S3_SECRET_KEY"],
         "CUSTODY_S3_SECURE": "false",
         "CUSTODY_BUCKET_ORIGINALS": f"t-{tag}-originals",
         "CUSTODY_BUCKET_DERIVED": f"t-{tag}-derived",

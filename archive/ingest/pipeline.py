@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from sqlmodel import Session, col, select
 
-from archive import events
+from archive import events, metrics
 from archive.cases import services as cases
 from archive.clock import as_utc
 from archive.config import Settings
@@ -134,6 +134,7 @@ def verify(ctx: Context, media_id: str, sha256: str) -> Step | None:
             )
             # Loud on purpose: a mismatch means corruption in transit, a faulty dock, or tampering.
             log.error("QUARANTINED media %s: %s", item.id, item.state_reason)
+            metrics.QUARANTINES.inc()
             _advance(
                 session,
                 ctx,

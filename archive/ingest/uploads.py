@@ -21,10 +21,10 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from archive import events
+from archive import events, logs, metrics
 from archive.access import Permission, actor, authorize, can
 from archive.accounts.models import Device, Officer, User
-from archive.clock import utcnow
+from archive.clock import as_utc, utcnow
 from archive.errors import Conflict, Forbidden, InvalidInput, NotFound, ObjectMissing, StorageError, TooLarge
 from archive.hashing import parse_sha256
 from archive.i18n import _
@@ -432,6 +432,10 @@ def complete_upload(
     upload.state = UploadState.COMPLETE
     upload.media_id = media.id
     session.flush()
+    metrics.DOCKED_FILES.inc()
+    metrics.DOCKED_BYTES.inc(upload.length)
+    metrics.UPLOAD_SECONDS.observe(max(0.0, (utcnow() - as_utc(upload.created_at)).total_seconds()))
+    logs.media_id.set(media.id)
     events.record(
         session,
         actor=actor(user),
