@@ -11,15 +11,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from pydantic import ValidationError
 
 from archive import i18n, vocabulary
-from archive.config import get_settings
+from archive.config import InsecureSettings, get_settings
 from archive.i18n import _, ngettext
 
 if TYPE_CHECKING:
     from archive.context import Context
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
+
+
+class _Main(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (InsecureSettings, ValidationError) as exc:  # a refusal, not a crash: no traceback
+            raise click.ClickException(str(exc)) from exc
 
 
 def _choose_language(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -32,7 +41,7 @@ def _choose_language(ctx: click.Context, param: click.Parameter, value: str | No
     return chosen
 
 
-@click.group()
+@click.group(cls=_Main)
 @click.option(
     "--lang",
     default=None,
@@ -44,6 +53,9 @@ def _choose_language(ctx: click.Context, param: click.Parameter, value: str | No
 )
 def main() -> None:
     """Custody: evidence and audio-video record archive."""
+    # Everything this process and its children (API, workers, beat) create - database, keys,
+    # schedules, logs, exports - is readable by this account only.
+    os.umask(0o077)
 
 
 def _context() -> Context:
@@ -58,7 +70,7 @@ def _prepare() -> None:
     from migrations import migrate
 
     s = get_settings()
-    s.data_dir.mkdir(parents=True, exist_ok=True)
+    s.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     migrate(s)
     ctx = _context()
     ctx.store.ensure_buckets()
