@@ -151,8 +151,15 @@ class MinioStore:
         """The SSE-C key and metadata for a new object (the current master key)."""
         if self.keys is None:
             return None, {}
+        self._refresh_keys()
         self._remember(bucket, key, self.keys.current)
         return self.keys.sse(self.keys.current, bucket, key), {KEY_ID_META: self.keys.current}
+
+    def _refresh_keys(self, force: bool = False) -> None:
+        """Key files rotated by another process (``custody keys rotate-storage``) are picked up:
+        new objects get the new current key, and objects written under it are readable."""
+        if self.keys is not None and self.keys.folder is not None and (force or self.keys.stale()):
+            self.keys = StorageKeys.from_folder(self.keys.folder)
 
     def _remember(self, bucket: str, key: str, key_id: str | None) -> None:
         with self._key_ids_lock:
@@ -164,6 +171,7 @@ class MinioStore:
     def _find_key_id(self, bucket: str, key: str) -> str | None:
         """The master key that opens ``key``, by trying each (current first): one HEAD each."""
         assert self.keys is not None
+        self._refresh_keys()
         last: Exception | None = None
         for key_id in self.keys.ids_to_try():
             try:

@@ -55,6 +55,17 @@ class StorageKeys:
 
     keys: dict[str, bytes]
     current: str
+    folder: Path | None = None  # key files: reloaded when another process rotates (see stale)
+    stamp: int = 0  # mtime (ns) of the folder's `current` pointer when read
+
+    def stale(self) -> bool:
+        """Another process rotated the key files since these were read."""
+        if self.folder is None:
+            return False
+        try:
+            return (self.folder / _CURRENT).stat().st_mtime_ns != self.stamp
+        except FileNotFoundError:
+            return True
 
     def ids_to_try(self) -> list[str]:
         """The current key first (most objects), then the others."""
@@ -99,12 +110,13 @@ class StorageKeys:
     def from_folder(cls, folder: Path) -> StorageKeys:
         pointer = folder / _CURRENT
         if not pointer.exists():
-            _new_key_file(folder)
-        keys = {p.stem: _read_key(p) for p in sorted(folder.glob("*.key"))}
+            _new_key_file(folder, first=True)
+        stamp = pointer.stat().st_mtime_ns
         current = pointer.read_text().strip()
+        keys = {p.stem: _read_key(p) for p in sorted(folder.glob("*.key"))}
         if current not in keys:
             raise StorageKeyError(f"{pointer} names key {current}, which is not in {folder}")
-        return cls(keys, current)
+        return cls(keys, current, folder, stamp)
 
 
 def key_folder(settings: Settings) -> Path:
@@ -130,7 +142,9 @@ def _read_key(path: Path) -> bytes:
     return raw
 
 
-def _new_key_file(folder: Path) -> str:
+def _new_key_file(folder: Path, *, first: bool = False) -> str:
+    """Write a new master key file and point `current` at it. ``first``: only if no process has
+    made one meanwhile (the API and workers starting together must agree on one key)."""
     folder.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     folder.mkdir(mode=0o700, exist_ok=True)
     folder.chmod(0o700)
@@ -142,9 +156,17 @@ def _new_key_file(folder: Path) -> str:
         fh.write(raw)
         fh.flush()
         os.fsync(fh.fileno())
-    tmp = folder / f".{_CURRENT}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp = folder / f".{_CURRENT}.{key_id}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(key_id + "\n")
-    tmp.replace(folder / _CURRENT)
+    if first:
+        try:
+            os.link(tmp, folder / _CURRENT)  # fails if another process got there first
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    else:
+        tmp.replace(folder / _CURRENT)
     return key_id

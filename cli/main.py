@@ -239,7 +239,7 @@ def export_case(case: str, out: Path, agency: str | None, media_ids: tuple[str, 
 
 @main.group()
 def keys() -> None:
-    """Signing keys (Ed25519)."""
+    """Signing keys (Ed25519) and storage encryption keys (SSE-C)."""
 
 
 @keys.command("rotate")
@@ -266,6 +266,36 @@ def keys_rotate() -> None:
         _("signing key rotated: {old} -> {new} (the old key still verifies old signatures)").format(
             old=old, new=new
         )
+    )
+
+
+@keys.command("rotate-storage")
+def keys_rotate_storage() -> None:
+    """Make a new current storage (SSE-C) master key; objects written before stay readable with
+    the old key, which is kept."""
+    from archive import events, storage_keys
+    from archive.db import session_scope
+    from migrations import migrate
+
+    s = get_settings()
+    migrate(s)
+    try:
+        old, new = storage_keys.rotate(s)
+    except storage_keys.StorageKeyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    ctx = _context()
+    with session_scope(ctx.engine) as session:
+        events.record(
+            session,
+            actor="system:cli",
+            action="keys.rotate_storage",
+            subject_type="key",
+            subject_id=new,
+            details={"previous": old},
+        )
+    click.echo(
+        f"storage key rotated: {old} -> {new}; new objects use the new key, old objects keep "
+        "theirs (keep every old key file as long as objects made under it are retained)"
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import sys
 import urllib.request
 from datetime import timedelta
 from pathlib import Path
@@ -20,10 +21,12 @@ from minio.error import S3Error
 
 from archive import storage_keys
 from archive.config import Settings
-from archive.errors import ObjectMissing
+from archive.errors import ObjectMissing, StorageError
 from archive.media import ffmpeg as media
 from archive.storage import MinioStore
 from archive.storage_keys import StorageKeys
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def raw_client(settings: Settings) -> Minio:
@@ -96,35 +99,51 @@ def test_storage_keys_are_private_files_outside_the_s3_server(store: MinioStore,
         assert stat.S_IMODE(f.stat().st_mode) == 0o600
 
 
-def test_rotation_keeps_old_objects_readable(settings: Settings, store: MinioStore) -> None:
+def test_rotation_keeps_old_objects_readable(
+    settings: Settings, store: MinioStore, env: dict[str, str]
+) -> None:
     store.put_bytes(store.originals, "before", b"old key", "text/plain")
-    old_id = store.keys.current  # type: ignore[union-attr]
-    previous, new_id = storage_keys.rotate(settings)
-    assert previous == old_id and new_id != old_id
+    assert store.keys is not None
+    old_id = store.keys.current
+    old_keys = StorageKeys(dict(store.keys.keys), old_id)  # a process that does not reload
 
-    rotated = MinioStore(settings)
-    assert rotated.keys is not None and rotated.keys.current == new_id
-    rotated.put_bytes(rotated.originals, "after", b"new key", "text/plain")
-    assert rotated.read_bytes(rotated.originals, "before") == b"old key"
-    assert rotated.read_bytes(rotated.originals, "after") == b"new key"
-    assert rotated.key_id_of(rotated.originals, "before") == old_id
-    assert rotated.key_id_of(rotated.originals, "after") == new_id
-    # the object's metadata names its key (visible only to a holder of that key)
-    st = rotated.client.stat_object(
-        rotated.originals, "after", ssec=rotated.keys.sse(new_id, rotated.originals, "after")
+    out = subprocess.run(
+        [sys.executable, "-m", "cli.main", "keys", "rotate-storage"],
+        env={**os.environ, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
+    assert f"storage key rotated: {old_id} -> " in out.stdout
+    new_id = out.stdout.split("-> ")[1].split(";")[0]
+    assert new_id != old_id
+
+    # a store made before the rotation picks it up; a fresh one starts with it
+    store.put_bytes(store.originals, "after", b"new key", "text/plain")
+    fresh = MinioStore(settings)
+    assert fresh.keys is not None and fresh.keys.current == new_id
+    assert fresh.read_bytes(fresh.originals, "before") == b"old key"
+    assert fresh.read_bytes(fresh.originals, "after") == b"new key"
+    assert fresh.key_id_of(fresh.originals, "before") == old_id
+    assert fresh.key_id_of(fresh.originals, "after") == new_id
+    # the object's metadata names its key (visible only to a holder of that key)
+    ssec = fresh.keys.sse(new_id, fresh.originals, "after")
+    st = fresh.client.stat_object(fresh.originals, "after", ssec=ssec)
     assert st.metadata["x-amz-meta-custody-key-id"] == new_id
-    # a multipart upload begun before the rotation is finished after it (another process)
-    # (parts must carry the key the upload started with)
-    upload_id = store.start_multipart(store.originals, "spanning", "video/mp4")
+
+    # an upload begun under the old key (before the rotation) is finished by another process
+    pinned = MinioStore(settings)
+    pinned.keys = old_keys
+    upload_id = pinned.start_multipart(store.originals, "spanning", "video/mp4")
     e1 = MinioStore(settings).upload_part(store.originals, "spanning", upload_id, 1, b"x" * 5 * 1024 * 1024)
-    rotated.complete_multipart(store.originals, "spanning", upload_id, [(1, e1)])
+    fresh.complete_multipart(store.originals, "spanning", upload_id, [(1, e1)])
     assert MinioStore(settings).key_id_of(store.originals, "spanning") == old_id
-    # a store that lost the old key cannot read the old object
-    only_new = StorageKeys({new_id: rotated.keys.keys[new_id]}, new_id)
+
+    # without the old key, the old object cannot be read
     blind = MinioStore(settings)
-    blind.keys = only_new
-    with pytest.raises(Exception, match="no storage key opens"):
+    blind.keys = StorageKeys({new_id: fresh.keys.keys[new_id]}, new_id)
+    with pytest.raises(StorageError, match="no storage key opens"):
         blind.read_bytes(blind.originals, "before")
 
 
