@@ -52,7 +52,7 @@ def _run(action: str, overrides: dict[str, str]) -> dict[str, str]:
 def private_services() -> Iterator[tuple[dict[str, str], Path]]:
     top = Path(tempfile.mkdtemp(prefix="custody-services-"))
     top.chmod(0o711)  # the postgres user passes through to its data folder
-    base = 17700 + 10 * int(os.environ.get("CUSTODY_TEST_SLOT", "0"))
+    base = 17800 + 10 * int(os.environ.get("CUSTODY_TEST_SLOT", "0"))  # (cluster.sh: 17000-17099)
     overrides = {
         "SERVICES_VAR": str(top / "var"),
         "SERVICES_REDIS_PORT": str(_free_port()),
