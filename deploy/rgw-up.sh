@@ -96,7 +96,7 @@ anon_ready() { curl -sf -m 3 -o /dev/null "$ENDPOINT/"; }
 # without a restart or a wipe.
 converge_keys() {
   local keys k
-  # (and no bucket limit, as a new user gets: see user create below)
+  # (and the bucket limit a new user gets: see user create below)
   timeout 60 radosgw-admin -c "$CONF" user modify --uid=custody --max-buckets=100000 >>"$BASE/log/setup.log" 2>&1 || return 1
   timeout 60 radosgw-admin -c "$CONF" key create --uid=custody --key-type=s3 \
     --access-key="$AK" --secret-key="$SK" >>"$BASE/log/setup.log" 2>&1 || return 1
