@@ -39,6 +39,8 @@ _libs_lock = threading.Lock()
 class HsmError(SignatureInvalid):
     """The token cannot be reached, logged into, or does not hold the key asked for."""
 
+    code = "signing.hsm_unavailable"
+
 
 def _lib(module: str) -> Any:
     with _libs_lock:

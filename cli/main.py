@@ -294,8 +294,10 @@ def keys_rotate_storage() -> None:
             details={"previous": old},
         )
     click.echo(
-        f"storage key rotated: {old} -> {new}; new objects use the new key, old objects keep "
-        "theirs (keep every old key file as long as objects made under it are retained)"
+        _(
+            "storage key rotated: {old} -> {new}; new objects use the new key, old objects keep "
+            "theirs (keep every old key file as long as objects made under it are retained)"
+        ).format(old=old, new=new)
     )
 
 

@@ -146,7 +146,11 @@ def test_cli_checkpoint_signed_in_the_token_verifies(softhsm: dict[str, str], en
 
     def custody(*args: str) -> str:
         out = subprocess.run(
-            [sys.executable, "-m", "cli.main", *args], env=run_env, cwd=ROOT, capture_output=True, text=True
+            [sys.executable, "-m", "cli.main", "--lang", "en", *args],
+            env=run_env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
         )
         assert out.returncode == 0, out.stdout + out.stderr
         return out.stdout

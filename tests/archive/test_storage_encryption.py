@@ -108,7 +108,7 @@ def test_rotation_keeps_old_objects_readable(
     old_keys = StorageKeys(dict(store.keys.keys), old_id)  # a process that does not reload
 
     out = subprocess.run(
-        [sys.executable, "-m", "cli.main", "keys", "rotate-storage"],
+        [sys.executable, "-m", "cli.main", "--lang", "en", "keys", "rotate-storage"],
         env={**os.environ, **env},
         cwd=ROOT,
         capture_output=True,
