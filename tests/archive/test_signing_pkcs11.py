@@ -157,7 +157,7 @@ def test_cli_checkpoint_signed_in_the_token_verifies(softhsm: dict[str, str], en
 
     custody("keys", "rotate")
     line = custody("checkpoint")
-    key_id = line.rsplit("key ", 1)[1].strip()
+    key_id = line.splitlines()[0].rsplit("key ", 1)[1].strip()
     keys = Path(env["CUSTODY_DATA_DIR"]) / "keys"
     assert (keys / f"{key_id}.pub.pem").exists() and not (keys / f"{key_id}.pem").exists()
     assert "OK: no discrepancies" in custody("verify")
