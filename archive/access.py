@@ -29,6 +29,8 @@ class Permission(StrEnum):
     CASE_ADMIN = "case.admin"  # open cases, assign reviewers, move stage and status
     CASE_WRITE_ASSIGNED = "case.write.assigned"  # write records/links in cases assigned to you
     EXPORT = "case.export"
+    CASE_OFFICERS_MANAGE = "case.officers.manage"  # put officers on a case (the auto-link rule's scope)
+    CASE_LINK_CONFIRM = "case.link.confirm"  # confirm a pending auto-link (needs to see the media)
     # retention
     RETENTION_FLAG = "retention.flag"
     RETENTION_HOLD = "retention.hold"
@@ -91,6 +93,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.MEDIA_READ_ALL,
             Permission.CASE_READ_ALL,
             Permission.CASE_ADMIN,
+            Permission.CASE_OFFICERS_MANAGE,
+            Permission.CASE_LINK_CONFIRM,
             Permission.EXPORT,
             Permission.RETENTION_FLAG,
             Permission.RETENTION_HOLD,
@@ -117,6 +121,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.MEDIA_READ_ALL,
             Permission.CASE_READ_ALL,
             Permission.CASE_ADMIN,
+            Permission.CASE_OFFICERS_MANAGE,
+            Permission.CASE_LINK_CONFIRM,
             Permission.EXPORT,
             Permission.RETENTION_FLAG,
             Permission.RETENTION_HOLD,

@@ -140,6 +140,9 @@ class Settings(BaseSettings):
     # Cases (issue 3). A text record links media of its officers recorded within this many seconds
     # of its window, on the corrected clock.
     autolink_buffer_s: float = 300.0
+    # Longest window (seconds) of a record that names officers (issue 10): a record spanning decades
+    # would link every recording its officers ever made. Longer windows are refused (422).
+    autolink_max_window_s: float = 86400.0
     # Longest record body accepted (characters); a whole transcript fits, a pasted disk image does not.
     record_body_max_chars: int = 200_000
     # Lifetime of the review page's HttpOnly cookie that lets <video> elements stream proxies.

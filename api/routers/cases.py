@@ -18,6 +18,7 @@ from archive.accounts import services as accounts
 from archive.cases import services as cases
 from archive.cases.models import (
     CaseKind,
+    CaseOfficerPublic,
     CasePublic,
     CaseStatus,
     DocumentKind,
@@ -183,6 +184,7 @@ def add_record(
         addr=addr,
         buffer_s=s.autolink_buffer_s,
         max_body=s.record_body_max_chars,
+        max_window_s=s.autolink_max_window_s,
     )
     return RecordCreated(record=cases.record_public(rec), linked_media=linked)
 
@@ -211,6 +213,7 @@ def add_version(
         addr=addr,
         buffer_s=s.autolink_buffer_s,
         max_body=s.record_body_max_chars,
+        max_window_s=s.autolink_max_window_s,
         record_id=record_id,
     )
     return RecordCreated(record=cases.record_public(rec), linked_media=linked)
@@ -300,6 +303,42 @@ def unlink(
 ) -> LinkPublic:
     """Unlink a media item, with a reason. The auto-link rule will not link it to this case again."""
     return cases.link_public(cases.unlink_media(session, user, case_id, media_id, body.reason, addr=addr))
+
+
+@router.post("/cases/{case_id}/media/{media_id}/confirm", response_model=LinkPublic)
+def confirm_link(
+    case_id: str, media_id: str, session: SessionDep, user: CurrentUser, addr: ClientAddr
+) -> LinkPublic:
+    """Confirm a pending auto-link (records managers and admins, who may see the media): the case's
+    reviewers see the recording from now on."""
+    return cases.link_public(cases.confirm_link(session, user, case_id, media_id, addr=addr))
+
+
+class OfficerOnCase(BaseModel):
+    badge: str = Field(min_length=1, max_length=64)
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+@router.get("/cases/{case_id}/officers", response_model=list[CaseOfficerPublic])
+def list_case_officers(case_id: str, session: SessionDep, user: CurrentUser) -> list[CaseOfficerPublic]:
+    """The officers on a case: the auto-link rule links recordings of these officers only."""
+    return cases.case_officers(session, user, case_id)
+
+
+@router.post("/cases/{case_id}/officers", response_model=list[CaseOfficerPublic], status_code=201)
+def add_case_officer(
+    case_id: str, body: OfficerOnCase, session: SessionDep, user: CurrentUser, addr: ClientAddr
+) -> list[CaseOfficerPublic]:
+    """Put an officer on a case (records managers and admins)."""
+    return cases.add_case_officer(session, user, case_id, body.badge, body.reason, addr=addr)
+
+
+@router.post("/cases/{case_id}/officers/{badge}/remove", response_model=list[CaseOfficerPublic])
+def remove_case_officer(
+    case_id: str, badge: str, body: Unlink, session: SessionDep, user: CurrentUser, addr: ClientAddr
+) -> list[CaseOfficerPublic]:
+    """Take an officer off a case, with a reason (records managers and admins)."""
+    return cases.remove_case_officer(session, user, case_id, badge, body.reason, addr=addr)
 
 
 @router.post("/cases/{case_id}/autolink", response_model=Relinked)

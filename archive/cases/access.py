@@ -54,7 +54,11 @@ def visible_media_clause(user: User) -> ColumnElement[bool]:
         linked = (
             select(CaseMedia.media_id)
             .join(CaseReviewer, col(CaseReviewer.case_id) == col(CaseMedia.case_id))
-            .where(CaseReviewer.user_name == user.name, col(CaseMedia.unlinked_at).is_(None))
+            .where(
+                CaseReviewer.user_name == user.name,
+                col(CaseMedia.unlinked_at).is_(None),
+                col(CaseMedia.pending).is_(False),  # a pending auto-link grants nothing yet
+            )
         )
         return col(Media.id).in_(linked)
     if can(user, Permission.CASE_READ_SUBMITTED):

@@ -15,3 +15,11 @@ class DuplicateCaseNumber(Conflict):
 
 class InvalidRecord(InvalidInput):
     code = "case.invalid_record"
+
+
+class RecordOutOfBounds(InvalidRecord):
+    """A well-formed record the auto-link rule's bounds refuse (issue 10): a window longer than the
+    configured maximum, or an officer who is not on the case. 422, naming the limit."""
+
+    code = "case.record_out_of_bounds"
+    http_status = 422

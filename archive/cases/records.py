@@ -12,7 +12,7 @@ from sqlalchemy import func
 from sqlalchemy import text as sql_text
 from sqlmodel import Session, col, select
 
-from archive.access import actor
+from archive.access import Permission, actor, can
 from archive.accounts.models import User
 from archive.cases.access import (
     UNLINKABLE,
@@ -22,8 +22,9 @@ from archive.cases.access import (
     require_writer,
     visible_cases_clause,
 )
-from archive.cases.errors import InvalidRecord
-from archive.cases.linking import autolink, find_open_link, make_link
+from archive.cases.cases import put_officer_on_case
+from archive.cases.errors import InvalidRecord, RecordOutOfBounds
+from archive.cases.linking import autolink, find_open_link, make_link, on_case
 from archive.cases.models import (
     Case,
     DocumentKind,
@@ -118,16 +119,38 @@ def add_record(
     addr: str = "",
     buffer_s: float = 300.0,
     max_body: int = 200_000,
+    max_window_s: float = 86400.0,
     clock: Clock = utcnow,
     record_id: str | None = None,
 ) -> tuple[TextRecord, list[str]]:
     """Store a new record (or, with ``record_id``, its next version) and apply the auto-link rule.
-    Returns the stored version and the media ids it newly linked."""
+    Returns the stored version and the media ids it newly linked.
+
+    A record naming officers spans at most ``max_window_s``, and names only officers on the case:
+    a records manager (or admin) writing it puts the officers it names on the case; anyone else is
+    refused for an officer not yet there (issue 10: the rule must not widen the writer's access)."""
     case = get_case(session, user, case_id)
     require_writer(session, user, case)
     start, end, officers = _check_record(data, max_body)
+    if officers and (end - start).total_seconds() > max_window_s:
+        raise RecordOutOfBounds(
+            _(
+                "a record naming officers may span at most {limit:g} h (setting autolink_max_window_s); "
+                "this one spans {hours:.1f} h"
+            ).format(limit=max_window_s / 3600, hours=(end - start).total_seconds() / 3600)
+        )
     # Issue 14: "未经执法资格考试合格…一律不得从事执法活动": refuse (422) naming who and why.
     publicity_roster.check_enforcing_officers(session, officers, local_date(start))
+    missing = [b for b in officers if b not in on_case(session, case.id)]
+    if missing and can(user, Permission.CASE_OFFICERS_MANAGE):
+        for badge in missing:
+            put_officer_on_case(session, user, case, badge, _("named by a record"), addr=addr, clock=clock)
+    elif missing:
+        raise RecordOutOfBounds(
+            _("officer {badges} is not on case {case}; a records manager puts officers on a case").format(
+                badges=", ".join(missing), case=case.number
+            )
+        )
     attachments = _attachments(session, user, data.attachments)
     version = 1
     if record_id is not None:

@@ -259,7 +259,10 @@ def build_export(
                 select(CaseMedia).where(CaseMedia.case_id == case_id).order_by(col(CaseMedia.linked_at))
             )
         )
-        open_ids = list(dict.fromkeys(lk.media_id for lk in all_links if lk.unlinked_at is None))
+        # A pending auto-link (issue 10) exports nothing until a person who may see it confirms it.
+        open_ids = list(
+            dict.fromkeys(lk.media_id for lk in all_links if lk.unlinked_at is None and not lk.pending)
+        )
         wanted = list(dict.fromkeys(media_ids)) if media_ids else open_ids
         outside = [mid for mid in wanted if mid not in open_ids]
         if outside:
