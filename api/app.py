@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import redis
+import swagger_ui_bundle
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlmodel import Session
@@ -75,6 +79,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 # The largest JSON body any endpoint takes (a text record of record_body_max_chars, every character
 # escaped, is about 1.2 MB). Upload and attachment routes set their own limits.
 MAX_JSON_BODY = 4 * 1024**2
+_LONG_WORD = re.compile(r"[^\s,;:'\"]{65,}")
 
 
 def create_app() -> FastAPI:
@@ -85,7 +90,22 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
         # Bodies sent without Content-Length (chunked) are otherwise read whole before any check.
         max_body_size=MAX_JSON_BODY,
+        # Swagger UI from this origin (below), never from a CDN; ReDoc has no local copy: off.
+        docs_url=None,
+        redoc_url=None,
     )
+    app.mount("/docs-static", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Custody API",
+            swagger_js_url="/docs-static/swagger-ui-bundle.js",
+            swagger_css_url="/docs-static/swagger-ui.css",
+            swagger_favicon_url="/docs-static/favicon-32x32.png",
+        )
+
     app.include_router(uploads.router)
     app.include_router(media.router)
     app.include_router(cases.router)
@@ -115,7 +135,8 @@ def create_app() -> FastAPI:
             headers["WWW-Authenticate"] = "Bearer"
         if exc.http_status == 423:
             headers["Retry-After"] = "5"
-        detail = str(exc)
+        # An id of 10 KB is not echoed back: long words are cut (issue 10).
+        detail = _LONG_WORD.sub(lambda m: m.group()[:64] + "...", str(exc))[:2000]
         if isinstance(exc, StorageError):
             # Bucket names and object keys stay on the server (they map the archive's layout).
             log.error("storage error on %s %s: %s", request.method, request.url.path, exc)

@@ -74,7 +74,14 @@ def _serve(
         "Accept-Ranges": "bytes",
         "Content-Length": str(length),
         "Cache-Control": "private, no-store",
-        "Content-Disposition": f'inline; filename="{readable.filename}"',
+        # An original is the uploader's bytes with the uploader's type: never rendered by the
+        # browser on this origin (an "original" that is HTML would run as the archive). Review
+        # copies (proxies, posters) are ours and play inline in the review page.
+        "Content-Disposition": (
+            f'{"attachment" if readable.what == "original" else "inline"}; filename="{readable.filename}"'
+        ),
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "sandbox; default-src 'none'",
     }
     status = 200
     if rng:

@@ -28,7 +28,7 @@ from archive.cases.models import (
     Stage,
     TextRecord,
 )
-from archive.clock import Clock, utcnow
+from archive.clock import Clock, checked_utc, utcnow
 from archive.errors import InvalidInput, NotFound
 from archive.i18n import _
 from archive.media.models import Media
@@ -221,12 +221,14 @@ def find_cases(session: Session, user: User, q: CaseQuery) -> tuple[list[Case], 
             .where(Media.officer_badge == q.officer, col(CaseMedia.unlinked_at).is_(None))
         )
         stmt = stmt.where(or_(col(Case.id).in_(named), col(Case.id).in_(filmed)))
-    if q.since or q.until:
+    since = checked_utc(q.since, "since") if q.since else None
+    until = checked_utc(q.until, "until") if q.until else None
+    if since or until:
         window = select(TextRecord.case_id)
-        if q.since:
-            window = window.where(col(TextRecord.occurred_to) >= q.since)
-        if q.until:
-            window = window.where(col(TextRecord.occurred_from) <= q.until)
+        if since:
+            window = window.where(col(TextRecord.occurred_to) >= since)
+        if until:
+            window = window.where(col(TextRecord.occurred_from) <= until)
         stmt = stmt.where(col(Case.id).in_(window))
     total = session.exec(select(func.count()).select_from(stmt.subquery())).one()
     rows = session.exec(

@@ -34,7 +34,7 @@ from archive.cases.models import (
     Stage,
     TextRecord,
 )
-from archive.clock import Clock, as_utc, utcnow
+from archive.clock import Clock, checked_utc, utcnow
 from archive.errors import InvalidInput, NotFound
 from archive.i18n import _
 from archive.media.models import Media
@@ -64,7 +64,8 @@ class RecordInput:
 def _check_record(data: RecordInput, max_body: int) -> tuple[datetime, datetime, list[str]]:
     if data.occurred_from.tzinfo is None or data.occurred_to.tzinfo is None:
         raise InvalidRecord(_("occurred_from and occurred_to must carry a UTC offset"))
-    start, end = as_utc(data.occurred_from), as_utc(data.occurred_to)
+    start = checked_utc(data.occurred_from, "occurred_from")
+    end = checked_utc(data.occurred_to, "occurred_to")
     if end < start:
         raise InvalidRecord(
             _("occurred_to ({end}) is before occurred_from ({start})").format(

@@ -18,6 +18,7 @@ from archive import events
 from archive.access import actor
 from archive.accounts.models import User
 from archive.cases import services as cases
+from archive.clock import checked_utc
 from archive.errors import Concealed, NotFound
 from archive.i18n import _
 from archive.media.models import (
@@ -72,9 +73,9 @@ def list_media(
     if where.linked is not None:
         q = q.where(cases.linked_clause(where.linked))
     if where.since:
-        q = q.where(col(Media.recorded_at) >= where.since)
+        q = q.where(col(Media.recorded_at) >= checked_utc(where.since, "since"))
     if where.until:
-        q = q.where(col(Media.recorded_at) <= where.until)
+        q = q.where(col(Media.recorded_at) <= checked_utc(where.until, "until"))
     if where.officer:
         q = q.where(Media.officer_badge == where.officer)
     if where.device:
@@ -181,7 +182,17 @@ def record_read(
     review page was showing. On record before the first byte leaves (the caller commits first)."""
     details: dict[str, Any] = {"what": readable.what, "range": list(byte_range) if byte_range else None}
     if case:
-        details["case"] = case[:36]
+        # The log says through which case the item was watched: only a case the viewer may see that
+        # links this item, else a viewer could write any case's id into the custody log (issue 10).
+        try:
+            shown = cases.get_case(session, user, case)
+        except NotFound:
+            shown = None
+        if shown is None or cases.find_open_link(session, shown.id, readable.item.id) is None:
+            raise NotFound(
+                _("no case {case} linking media {media}").format(case=case[:36], media=readable.item.id)
+            )
+        details["case"] = shown.id
     action = f"media.{'download' if readable.what == 'original' else 'stream'}"
     _log_read(session, user, readable.item, action, client_addr, details)
 
