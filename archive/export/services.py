@@ -327,7 +327,10 @@ def build_export(
                 .order_by(col(LogLeaf.idx))
             )
             # Media no longer in the case: only this case's links and unlinks of them.
-            if ev.subject_id not in closed_only or ev.details.get("case") == case_id
+            if (ev.subject_id not in closed_only or ev.details.get("case") == case_id)
+            # Events of these media in another case (a link there, a stream watched through it)
+            # name that case: they are not this case's to give out (issue 10).
+            and (ev.details or {}).get("case") in (None, case_id)
         ]
         proofs = [ledger.inclusion(session, ev.id or 0, cp.tree_size).to_json() for ev in evs]
         case_number = case.number
