@@ -179,3 +179,25 @@ def test_the_rule_uses_only_officers_still_on_the_case(engine: Engine, people: d
         item = s.get(Media, late)
         assert item is not None
         assert cases.autolink_media(s, item, buffer_s=300.0) == []
+
+
+def test_a_closed_case_is_read_only_until_reopened(engine: Engine, people: dict[str, User]) -> None:
+    """Issue 10, finding 4 (in part): anyone who could write to a case could write to a closed one."""
+    from archive.cases.errors import CaseClosed
+    from archive.cases.models import CaseStatus
+
+    case_id = _case(engine, people["clerk"], ["rev"])
+    item = media_row(engine, officer="0815", recorded_at=T)
+    with session_scope(engine) as s:
+        cases.update_case(s, people["clerk"], case_id, cases.CaseChange(status=CaseStatus.CLOSED))
+    for who in ("rev", "clerk"):
+        with pytest.raises(CaseClosed, match="closed"), session_scope(engine) as s:
+            _record(s, people[who], case_id, T, T + timedelta(hours=1), [])
+    with pytest.raises(CaseClosed), session_scope(engine) as s:
+        cases.link_media(s, people["clerk"], case_id, item, "late evidence")
+    with session_scope(engine) as s:
+        cases.update_case(s, people["clerk"], case_id, cases.CaseChange(status=CaseStatus.OPEN))
+        reopened = [e.details for e in s.exec(select(Event).where(Event.action == "case.update"))]
+        assert len(reopened) == 2
+    with session_scope(engine) as s:
+        assert _record(s, people["rev"], case_id, T, T + timedelta(hours=1), []) == []
