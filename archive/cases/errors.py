@@ -20,6 +20,8 @@ class InvalidRecord(InvalidInput):
 class CaseClosed(Conflict):
     """A closed case is read-only until a records manager reopens it (issue 10); 409."""
 
+    code = "case.closed"
+
 
 class RecordOutOfBounds(InvalidRecord):
     """A well-formed record the auto-link rule's bounds refuse (issue 10): a window longer than the
