@@ -23,7 +23,7 @@ LATEST = datetime(9999, 12, 30, tzinfo=UTC)
 
 
 class OutOfRange(InvalidInput):
-    pass
+    code = "time.out_of_range"
 
 
 def checked_utc(value: datetime, name: str) -> datetime:
