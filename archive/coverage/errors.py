@@ -1,0 +1,9 @@
+"""Errors of the recording-item list and coverage."""
+
+from archive.errors import InvalidInput
+
+
+class InvalidActivity(InvalidInput):
+    """An unknown activity, an exception the list does not allow, an empty reason: 422."""
+
+    http_status = 422

@@ -1,0 +1,11 @@
+"""Errors of restricted records."""
+
+from archive.errors import Concealed, InvalidInput
+
+
+class InvalidRestriction(InvalidInput):
+    http_status = 422
+
+
+class RestrictedNotFound(Concealed):
+    """A restricted item the caller holds no grant for: answered as if it did not exist."""

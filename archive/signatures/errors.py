@@ -1,0 +1,15 @@
+"""Errors of record signatures."""
+
+from archive.errors import Conflict, InvalidInput, SignatureInvalid
+
+
+class InvalidKey(InvalidInput):
+    http_status = 422
+
+
+class SignatureRefused(SignatureInvalid):
+    """The author's signature does not verify with their registered key: 422, nothing stored."""
+
+
+class AlreadySigned(Conflict):
+    pass
