@@ -4,8 +4,9 @@ from archive.errors import InvalidInput, NotFound
 
 
 class InvalidParty(InvalidInput):
+    code = "party.invalid"
     http_status = 422
 
 
 class PartyNotFound(NotFound):
-    pass
+    code = "party.not_found"
