@@ -24,7 +24,22 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api import metrics
 from api.deps import ClientAddr, CurrentUser, SessionDep, bearer_token, client_addr
 from api.i18n import LanguageMiddleware, request_language
-from api.routers import audit, cases, legal, media, public, publicity, retention, uploads
+from api.routers import (
+    audit,
+    cases,
+    copyout,
+    coverage,
+    legal,
+    media,
+    oversight,
+    parties,
+    public,
+    publicity,
+    restricted,
+    retention,
+    signatures,
+    uploads,
+)
 from archive import i18n, logs, vocabulary
 from archive.accounts import services as accounts
 from archive.config import get_settings
@@ -116,6 +131,13 @@ def create_app() -> FastAPI:
     app.include_router(legal.router)
     app.include_router(publicity.router)
     app.include_router(public.router)
+    app.include_router(coverage.router)
+    app.include_router(parties.router)
+    app.include_router(signatures.router)
+    app.include_router(oversight.router)
+    app.include_router(oversight.pages)
+    app.include_router(restricted.router)
+    app.include_router(copyout.router)
     app.add_middleware(LanguageMiddleware)
     app.include_router(metrics.router)
     app.add_middleware(metrics.RequestContext)

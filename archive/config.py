@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     bucket_derived: str = "custody-derived"
 
     key_dir: Path | None = None  # empty: <data_dir>/keys
+    # AES-256 key (base64) for parties' identity numbers; empty: <key folder>/party-id.key (0600).
+    party_key: SecretStr | None = None
 
     # The agency's zone: legal deadlines (working days) are local calendar dates in it, and people
     # read and type times in it (archive.localtime). Validated below.
@@ -170,6 +172,14 @@ class Settings(BaseSettings):
     # Prometheus scrape of /metrics must send (unset: loopback clients only).
     log_json: bool = False
     metrics_token: SecretStr | None = None
+
+    # Whole-process recording (issue 13): recordings not linked to any case after this many days are
+    # warned about; the oversight check runs on this crontab (UTC).
+    unlinked_warning_days: int = Field(default=7, ge=1, le=3650)
+    oversight_check_cron: str = "15 3 * * *"
+    # A case export or an original's download through the API needs an approved copy-out request
+    # (调取审批). Only a test harness that exercises other things switches this off.
+    copyout_required: bool = True
 
     def on_loopback(self) -> bool:
         """Whether S3, Redis and the database are all on this machine's loopback interface."""

@@ -6,19 +6,24 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from api.deps import ClientAddr, CurrentUser, SessionDep, StoreDep
 from api.ranges import parse_range
+from api.routers import restricted as restricted_routes
 from api.viewsession import Viewer
 from archive.accounts.models import User
+from archive.copyout import services as copyouts
 from archive.media import services as media
 from archive.media.models import DerivativeKind, MediaPublic, MediaState
 from archive.storage import ObjectStore
 
-router = APIRouter(prefix="/api/v1/media", tags=["media"])
+# Restricted items (issue 13): every /{media_id} route passes the gate first.
+router = APIRouter(
+    prefix="/api/v1/media", tags=["media"], dependencies=[Depends(restricted_routes.media_gate)]
+)
 
 
 class MediaList(BaseModel):
@@ -100,9 +105,19 @@ def _serve(
 
 @router.get("/{media_id}/original")
 def original(
-    media_id: str, request: Request, session: SessionDep, user: CurrentUser, store: StoreDep, addr: ClientAddr
+    media_id: str,
+    request: Request,
+    session: SessionDep,
+    user: CurrentUser,
+    store: StoreDep,
+    addr: ClientAddr,
+    copyout: int | None = None,
 ) -> StreamingResponse:
-    return _serve(request, session, store, user, media.original(session, store, user, media_id), addr, None)
+    """The original's bytes, for use outside the archive: needs an approved copy-out request
+    (``copyout=<id>``, 调取审批) unless the operator switched approval off."""
+    readable = media.original(session, store, user, media_id)
+    copyouts.approve_download(session, user, readable.item.id, copyout, addr=addr)
+    return _serve(request, session, store, user, readable, addr, None)
 
 
 @router.get("/{media_id}/proxy")

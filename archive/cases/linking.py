@@ -33,6 +33,8 @@ from archive.clock import Clock, as_utc, utcnow
 from archive.errors import InvalidInput, NotFound
 from archive.i18n import _
 from archive.media.models import Media, MediaState
+from archive.restricted import services as restricted
+from archive.restricted.models import SubjectKind
 
 # --------------------------------------------------------------------------- links
 
@@ -201,7 +203,9 @@ def unlink_media(
 
 def links(session: Session, user: User, case_id: str, *, include_closed: bool = False) -> list[CaseMedia]:
     case = get_case(session, user, case_id)
-    stmt = select(CaseMedia).where(CaseMedia.case_id == case.id)
+    stmt = select(CaseMedia).where(
+        CaseMedia.case_id == case.id, restricted.unmarked_clause(SubjectKind.MEDIA, CaseMedia.media_id)
+    )
     if not include_closed:
         stmt = stmt.where(col(CaseMedia.unlinked_at).is_(None))
     return list(session.exec(stmt.order_by(col(CaseMedia.linked_at), col(CaseMedia.id))))

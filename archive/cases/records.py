@@ -40,6 +40,8 @@ from archive.i18n import _
 from archive.media.models import Media
 from archive.publicity import roster as publicity_roster
 from archive.publicity.services import local_date
+from archive.restricted import services as restricted
+from archive.restricted.models import SubjectKind
 
 _BADGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 MAX_OFFICERS = 50
@@ -222,13 +224,18 @@ def add_record(
     return rec, linked
 
 
-def records(session: Session, user: User, case_id: str, *, all_versions: bool = False) -> list[TextRecord]:
+def records(
+    session: Session, user: User, case_id: str, *, all_versions: bool = False, include_marked: bool = False
+) -> list[TextRecord]:
+    """A case's records. A restricted (marked) record is left out unless ``include_marked``: it is
+    read only through its own route, with a grant and a stated purpose (issue 13)."""
     case = get_case(session, user, case_id)
+    stmt = select(TextRecord).where(TextRecord.case_id == case.id)
+    if not include_marked:
+        stmt = stmt.where(restricted.unmarked_clause(SubjectKind.RECORD, TextRecord.record_id))
     rows = list(
         session.exec(
-            select(TextRecord)
-            .where(TextRecord.case_id == case.id)
-            .order_by(col(TextRecord.occurred_from), col(TextRecord.record_id), col(TextRecord.version))
+            stmt.order_by(col(TextRecord.occurred_from), col(TextRecord.record_id), col(TextRecord.version))
         )
     )
     if all_versions:
@@ -240,7 +247,16 @@ def records(session: Session, user: User, case_id: str, *, all_versions: bool = 
     return sorted(latest.values(), key=lambda r: (r.occurred_from, r.record_id))
 
 
-def record_versions(session: Session, user: User, case_id: str, record_id: str) -> list[TextRecord]:
+def record_versions(
+    session: Session,
+    user: User,
+    case_id: str,
+    record_id: str,
+    *,
+    purpose: str | None = None,
+    addr: str = "",
+) -> list[TextRecord]:
+    """Every version of a record; a restricted one only with a grant (else 404) and a purpose."""
     case = get_case(session, user, case_id)
     rows = list(
         session.exec(
@@ -253,6 +269,7 @@ def record_versions(session: Session, user: User, case_id: str, record_id: str) 
         raise NotFound(
             _("no record {record_id} in case {number}").format(record_id=record_id, number=case.number)
         )
+    restricted.check_read(session, user, SubjectKind.RECORD, record_id, purpose, addr=addr, action="record")
     return rows
 
 
@@ -294,7 +311,11 @@ def search_records(session: Session, user: User, q: str, *, limit: int = 50) -> 
         for r in session.exec(
             select(TextRecord)
             .join(Case, col(Case.id) == col(TextRecord.case_id))
-            .where(col(TextRecord.id).in_(ids), visible_cases_clause(user))
+            .where(
+                col(TextRecord.id).in_(ids),
+                visible_cases_clause(user),
+                restricted.unmarked_clause(SubjectKind.RECORD, TextRecord.record_id),
+            )
         )
     }
     return [found[i] for i in ids if i in found][:limit]
@@ -310,10 +331,11 @@ def read_records(
 
 
 def read_record_versions(
-    session: Session, user: User, case_id: str, record_id: str, *, addr: str = ""
+    session: Session, user: User, case_id: str, record_id: str, *, addr: str = "", purpose: str | None = None
 ) -> list[RecordPublic]:
-    """Every version of one record, oldest first; the read logged as ``case.records``."""
-    rows = record_versions(session, user, case_id, record_id)
+    """Every version of one record, oldest first; the read logged as ``case.records``. A restricted
+    record needs a grant and ``purpose``."""
+    rows = record_versions(session, user, case_id, record_id, purpose=purpose, addr=addr)
     log_change(session, user, "case.records", "case", case_id, addr, utcnow)
     return [record_public(r) for r in rows]
 
@@ -330,6 +352,6 @@ def relink_case(session: Session, user: User, case_id: str, *, buffer_s: float, 
     case = get_case(session, user, case_id)
     require_writer(session, user, case)
     made: list[str] = []
-    for rec in records(session, user, case.id):
+    for rec in records(session, user, case.id, include_marked=True):
         made += autolink(session, user, case, rec, buffer_s=buffer_s, addr=addr)
     return made

@@ -30,6 +30,8 @@ from archive.media.models import (
     MediaPublic,
     MediaState,
 )
+from archive.restricted import services as restricted
+from archive.restricted.models import SubjectKind
 from archive.storage import ObjectStore
 
 
@@ -69,7 +71,9 @@ def list_media(
     session: Session, user: User, where: MediaFilter, *, limit: int = 100, offset: int = 0
 ) -> tuple[list[MediaPublic], int]:
     """The items ``user`` may see that match, newest first, and how many match in all."""
-    q = select(Media).where(cases.visible_media_clause(user))
+    # A restricted (marked) item is absent from lists; it is read through its own route (issue 13).
+    unmarked = restricted.unmarked_clause(SubjectKind.MEDIA, Media.id)
+    q = select(Media).where(cases.visible_media_clause(user), unmarked)
     if where.linked is not None:
         q = q.where(cases.linked_clause(where.linked))
     if where.since:
