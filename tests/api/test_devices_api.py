@@ -75,6 +75,10 @@ def test_devices_by_role(client: TestClient, tok: dict[str, str], engine: Engine
         flagged
     ]
     assert c.get("/api/v1/devices/flagged?serial=BC-1", headers=auth(tok["admin"])).json() == []
+    # The item itself says so, to those who see it.
+    for role in ("records-manager", "auditor"):
+        item = c.get(f"/api/v1/media/{flagged}", headers=auth(tok[role])).json()
+        assert item["device_flag"] == "unregistered-device", role
     # Registering BC-9 to the pool 4711 is in releases its recording.
     r = c.post(
         "/api/v1/devices",
@@ -85,6 +89,7 @@ def test_devices_by_role(client: TestClient, tok: dict[str, str], engine: Engine
         r.status_code == 201 and r.json()["pool"] == ["0815", "4711"] and r.json()["status"] == "registered"
     )
     assert c.get("/api/v1/devices/flagged", headers=auth(tok["admin"])).json() == []
+    assert c.get(f"/api/v1/media/{flagged}", headers=auth(tok["auditor"])).json()["device_flag"] is None
     assert c.get("/api/v1/devices/NOPE", headers=auth(tok["admin"])).status_code == 404
 
 
