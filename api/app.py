@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from api.deps import CurrentUser, bearer_token, client_addr
-from api.routers import audit, cases, legal, media, public, publicity, retention, uploads
+from api.routers import audit, cases, direct, legal, media, public, publicity, retention, uploads
 from archive.accounts import services as accounts
 from archive.config import get_settings
 from archive.context import Context
@@ -62,6 +62,7 @@ def create_app() -> FastAPI:
         max_body_size=MAX_JSON_BODY,
     )
     app.include_router(uploads.router)
+    app.include_router(direct.router)
     app.include_router(media.router)
     app.include_router(cases.router)
     app.include_router(cases.pages)

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     s3_region: str = "us-east-1"
     bucket_originals: str = "custody-originals"
     bucket_derived: str = "custody-derived"
+    # The S3 endpoint the docks reach (host:port), when it differs from the one the API and workers
+    # use (a station network, a load balancer in front of the gateways). Empty: ``s3_endpoint``.
+    # Presigned part URLs are signed for this host.
+    s3_public_endpoint: str = ""
+    s3_public_secure: bool | None = None  # None: as ``s3_secure``
 
     key_dir: Path | None = None  # empty: <data_dir>/keys
 
@@ -70,6 +75,14 @@ class Settings(BaseSettings):
     # One PATCH at a time per upload. Short, renewed while bytes flow: after an API crash the
     # upload is writable again within this many seconds.
     upload_lock_ttl_s: int = 30
+    # Direct uploads (the dock PUTs parts to S3 itself): lifetime of one presigned part URL, and how
+    # many URLs one request may ask for.
+    direct_part_url_ttl_s: int = Field(default=600, ge=60, le=3600)
+    direct_max_urls_per_request: int = 32
+    # An open upload untouched for this long is abandoned: the housekeeping task aborts its S3
+    # multipart upload (whose parts otherwise occupy storage forever) and removes its tail object.
+    upload_resume_window_s: float = 7 * 86400.0
+    upload_sweep_interval_s: float = 3600.0
 
     # Celery. The visibility timeout must exceed the longest task or Redis redelivers it mid-run.
     transcode_time_limit_s: int = 6 * 3600

@@ -44,6 +44,24 @@ def _parse_s3_time(value: str) -> datetime:
 
 
 @dataclass(frozen=True)
+class PartInfo:
+    """One part of an S3 multipart upload as the server lists it (ListParts)."""
+
+    number: int
+    etag: str
+    size: int
+
+
+@dataclass(frozen=True)
+class PendingMultipart:
+    """An S3 multipart upload not yet completed or aborted (ListMultipartUploads)."""
+
+    key: str
+    upload_id: str
+    initiated: datetime | None
+
+
+@dataclass(frozen=True)
 class ObjectInfo:
     bucket: str
     key: str
@@ -80,6 +98,13 @@ class ObjectStore(Protocol):
         self, bucket: str, key: str, upload_id: str, parts: list[tuple[int, str]]
     ) -> None: ...
     def abort_multipart(self, bucket: str, key: str, upload_id: str) -> None: ...
+    def presign_upload_part(
+        self, bucket: str, key: str, upload_id: str, number: int, expires: timedelta
+    ) -> str: ...
+    def list_parts(
+        self, bucket: str, key: str, upload_id: str, first: int = 1, last: int | None = None
+    ) -> list[PartInfo]: ...
+    def list_multipart_uploads(self, bucket: str, prefix: str) -> list[PendingMultipart]: ...
 
 
 def _translate(exc: Exception, what: str) -> Exception:
@@ -107,6 +132,17 @@ class MinioStore:
             access_key=settings.s3_access_key,
             secret_key=settings.s3_secret_key.get_secret_value(),
             secure=settings.s3_secure,
+            region=settings.s3_region,
+            http_client=http,
+        )
+        # Signs URLs for the docks, for the endpoint they reach; never sends a request itself
+        # (the region is given, so presigning needs no round trip).
+        public_secure = settings.s3_public_secure
+        self.public_client = Minio(
+            settings.s3_public_endpoint or settings.s3_endpoint,
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key.get_secret_value(),
+            secure=settings.s3_secure if public_secure is None else public_secure,
             region=settings.s3_region,
             http_client=http,
         )
@@ -293,3 +329,61 @@ class MinioStore:
             self.client._abort_multipart_upload(bucket, key, upload_id)
         except (MinioException, urllib3.exceptions.HTTPError) as exc:
             raise _translate(exc, f"abort multipart {bucket}/{key}") from exc
+
+    def presign_upload_part(
+        self, bucket: str, key: str, upload_id: str, number: int, expires: timedelta
+    ) -> str:
+        """A URL for one UploadPart (this part number of this multipart upload, nothing else),
+        signed for the endpoint the docks reach, valid for ``expires``."""
+        return self.public_client.get_presigned_url(
+            "PUT",
+            bucket,
+            key,
+            expires=expires,
+            extra_query_params={"partNumber": str(number), "uploadId": upload_id},
+        )
+
+    def list_parts(
+        self, bucket: str, key: str, upload_id: str, first: int = 1, last: int | None = None
+    ) -> list[PartInfo]:
+        """The parts S3 holds for an open multipart upload, numbers ``first``..``last``."""
+        out: list[PartInfo] = []
+        marker = first - 1
+        try:
+            while True:
+                want = 1000 if last is None else min(1000, last - marker)
+                if want <= 0:
+                    break
+                res = self.client._list_parts(
+                    bucket, key, upload_id, max_parts=want, part_number_marker=str(marker)
+                )
+                out.extend(
+                    PartInfo(part.part_number, part.etag, int(part.size or 0))
+                    for part in res.parts
+                    if last is None or part.part_number <= last
+                )
+                if not res.is_truncated or not res.parts:
+                    break
+                marker = res.parts[-1].part_number
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            raise _translate(exc, f"list parts of {bucket}/{key}") from exc
+        return out
+
+    def list_multipart_uploads(self, bucket: str, prefix: str) -> list[PendingMultipart]:
+        out: list[PendingMultipart] = []
+        key_marker: str | None = None
+        upload_marker: str | None = None
+        try:
+            while True:
+                res = self.client._list_multipart_uploads(
+                    bucket, prefix=prefix, key_marker=key_marker, upload_id_marker=upload_marker
+                )
+                for u in res.uploads:
+                    out.append(PendingMultipart(u.object_name, u.upload_id or "", u.initiated_time))
+                if not res.is_truncated or not res.uploads:
+                    break
+                # minio 7.2 stores NextUploadIdMarker under a wrong attribute name: page by the last row.
+                key_marker, upload_marker = res.uploads[-1].object_name, res.uploads[-1].upload_id
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            raise _translate(exc, f"list multipart uploads in {bucket}") from exc
+        return out

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from archive.config import get_settings
+from archive.i18n import _
 
 if TYPE_CHECKING:
     from archive.context import Context
@@ -341,6 +342,25 @@ def _token(token: str | None) -> str:
     show_default=True,
     help="Seconds to wait for the server to verify each file.",
 )
+@click.option(
+    "--via-api",
+    is_flag=True,
+    help="Send the bytes through the API (tus) instead of straight to storage on presigned URLs.",
+)
+@click.option(
+    "--parallel",
+    type=click.IntRange(1, 16),
+    default=4,
+    show_default=True,
+    help="Parts PUT to storage at once.",
+)
+@click.option(
+    "--retry-for",
+    type=float,
+    default=300.0,
+    show_default=True,
+    help="Seconds to keep retrying while the API or storage is unreachable (a restart) before giving up.",
+)
 def dock(
     path: Path,
     officer: str,
@@ -352,6 +372,9 @@ def dock(
     clear: bool,
     state_file: Path | None,
     verify_timeout: float,
+    via_api: bool,
+    parallel: int,
+    retry_for: float,
 ) -> None:
     """Archive every file of a recorder's folder. Exit 0 only if every file is verified safe."""
     import httpx
@@ -391,6 +414,9 @@ def dock(
         state=state,
         verify_timeout_s=verify_timeout,
         progress=print_progress,
+        direct=not via_api,
+        parallel=parallel,
+        retry_for_s=retry_for,
     )
     results = []
     try:
@@ -437,6 +463,7 @@ def dock(
     click.echo(
         f"{len(results) - len(bad)} of {len(results)} files safe" + (f"; {len(bad)} NOT safe" if bad else "")
     )
+    click.echo(_("sent {n} bytes").format(n=d.sent_bytes), err=True)
     if bad:
         sys.exit(1)
 
