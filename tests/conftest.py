@@ -125,9 +125,24 @@ def env(
         monkeypatch.setenv(k, v)
     get_settings.cache_clear()
     redis.Redis.from_url(values["CUSTODY_REDIS_URL"]).flushdb()
-    MinioStore(get_settings()).ensure_buckets()
+    store = MinioStore(get_settings())
+    store.ensure_buckets()
     yield values
     get_settings.cache_clear()
+    # The S3 user may own 1,000 buckets: a test's buckets go with it (objects under COMPLIANCE
+    # retention cannot be deleted; such a bucket stays).
+    for bucket in (values["CUSTODY_BUCKET_ORIGINALS"], values["CUSTODY_BUCKET_DERIVED"]):
+        remove_bucket(store, bucket)
+
+
+def remove_bucket(store: MinioStore, bucket: str) -> None:
+    c = store.client
+    with contextlib.suppress(Exception):
+        for u in store.list_multipart_uploads(bucket, ""):
+            store.abort_multipart(bucket, u.key, u.upload_id)
+        for o in c.list_objects(bucket, recursive=True, include_version=True):
+            c.remove_object(bucket, o.object_name or "", version_id=o.version_id)
+        c.remove_bucket(bucket)
 
 
 @pytest.fixture
