@@ -105,6 +105,7 @@ class ObjectStore(Protocol):
         self, bucket: str, key: str, upload_id: str, first: int = 1, last: int | None = None
     ) -> list[PartInfo]: ...
     def list_multipart_uploads(self, bucket: str, prefix: str) -> list[PendingMultipart]: ...
+    def list_keys(self, bucket: str, prefix: str) -> list[tuple[str, datetime]]: ...
 
 
 def _translate(exc: Exception, what: str) -> Exception:
@@ -387,3 +388,14 @@ class MinioStore:
         except (MinioException, urllib3.exceptions.HTTPError) as exc:
             raise _translate(exc, f"list multipart uploads in {bucket}") from exc
         return out
+
+    def list_keys(self, bucket: str, prefix: str) -> list[tuple[str, datetime]]:
+        """Current objects under ``prefix``: key and last-modified time."""
+        try:
+            return [
+                (o.object_name or "", o.last_modified or datetime.now(UTC))
+                for o in self.client.list_objects(bucket, prefix=prefix, recursive=True)
+                if not o.is_delete_marker
+            ]
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            raise _translate(exc, f"list {bucket}/{prefix}") from exc
