@@ -472,8 +472,9 @@ def print_progress(rel: str, done: int, total: int) -> None:
             print(file=sys.stderr)
 
 
-URL_BATCH = 16  # presigned URLs asked for per request (the API's CPU per GB is mostly requests)
+URL_BATCH = 32  # presigned URLs asked for per request (the API's CPU per GB is mostly requests)
 REPORT_BATCH = 16  # parts reported per request at most
+REPORT_WAIT_S = 0.5  # how long a finished part may wait for others to share its report
 URL_MARGIN_S = 60.0  # a URL closer than this to its expiry is not used for a new PUT
 
 
@@ -626,16 +627,19 @@ class DirectSender:
         self.d.progress(self.rel, acked_bytes, self.size)
         try:
             while remaining:
-                got = self.results.get()
+                # Report in batches (the API's CPU per GB is mostly requests): what finished within
+                # REPORT_WAIT_S of the first unreported part, up to REPORT_BATCH parts.
                 done: list[tuple[int, int, str]] = []
+                got = self.results.get()
+                until = time.monotonic() + REPORT_WAIT_S
                 while True:
                     if isinstance(got, BaseException):
                         raise got
                     done.append(got)
-                    if len(done) >= REPORT_BATCH:
+                    if len(done) >= REPORT_BATCH or len(done) == len(remaining):
                         break
                     try:
-                        got = self.results.get_nowait()
+                        got = self.results.get(timeout=max(0.0, until - time.monotonic()))
                     except queue.Empty:
                         break
                 state = self._report(done)
