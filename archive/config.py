@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     upload_resume_window_s: float = 7 * 86400.0
     upload_sweep_interval_s: float = 3600.0
 
+    # The ingest worker (verify, probe, sign, upload digests): I/O-bound (S3 reads, ffprobe runs in a
+    # subprocess, hashing releases the GIL), so threads in one process by default: a prefork pool
+    # costs a whole interpreter per slot, idle or not. Transcodes keep their own prefork process.
+    ingest_worker_pool: str = Field(default="threads", pattern="^(threads|prefork|solo)$")
+    ingest_worker_concurrency: int = Field(default=2, ge=1, le=16)
+
     # Celery. The visibility timeout must exceed the longest task or Redis redelivers it mid-run.
     transcode_time_limit_s: int = 6 * 3600
     visibility_timeout_s: int = 7 * 3600

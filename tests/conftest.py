@@ -251,9 +251,17 @@ def live_api(env: dict[str, str], tmp_path: Path) -> Iterator[LiveAPI]:
     api.stop()
 
 
-def start_worker(env: dict[str, str], log: Path, *extra_env: tuple[str, str]) -> Proc:
-    """A real Celery worker on both queues; returns once it has sent its first heartbeat."""
+def start_worker(
+    env: dict[str, str],
+    log: Path,
+    *extra_env: tuple[str, str],
+    queues: str = "ingest,transcode",
+    pool: str = "prefork",
+    concurrency: int = 2,
+) -> Proc:
+    """A real Celery worker (both queues by default); returns once it has sent its first heartbeat."""
     worker_env = {**env, **dict(extra_env)}
+    name = f"test-{uuid.uuid4().hex[:6]}"
     proc = _spawn(
         [
             sys.executable,
@@ -263,13 +271,15 @@ def start_worker(env: dict[str, str], log: Path, *extra_env: tuple[str, str]) ->
             "workers.celery_app",
             "worker",
             "-Q",
-            "ingest,transcode",
+            queues,
+            "--pool",
+            pool,
             "-c",
-            "2",
+            str(concurrency),
             "--loglevel",
             "INFO",
             "-n",
-            f"test-{uuid.uuid4().hex[:6]}@%h",
+            f"{name}@%h",
         ],
         worker_env,
         log,
@@ -277,7 +287,7 @@ def start_worker(env: dict[str, str], log: Path, *extra_env: tuple[str, str]) ->
     r = redis.Redis.from_url(env["CUSTODY_REDIS_URL"])
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if next(r.scan_iter("custody:worker-heartbeat:*"), None):
+        if next(r.scan_iter(f"custody:worker-heartbeat:{name}@*"), None):
             return proc
         if proc.popen.poll() is not None:
             break
@@ -291,3 +301,22 @@ def worker(env: dict[str, str], tmp_path: Path) -> Iterator[Proc]:
     proc = start_worker(env, tmp_path / "worker.log")
     yield proc
     proc.stop()
+
+
+@pytest.fixture
+def serve_workers(env: dict[str, str], tmp_path: Path) -> Iterator[tuple[Proc, Proc]]:
+    """The workers as `custody serve` lays them out: ingest on a thread pool, transcode prefork -c 1."""
+    s = get_settings()
+    ingest = start_worker(
+        env,
+        tmp_path / "ingest.log",
+        queues="ingest",
+        pool=s.ingest_worker_pool,
+        concurrency=s.ingest_worker_concurrency,
+    )
+    transcode = start_worker(
+        env, tmp_path / "transcode.log", queues="transcode", pool="prefork", concurrency=1
+    )
+    yield ingest, transcode
+    transcode.stop()
+    ingest.stop()

@@ -130,7 +130,7 @@ def wait_acknowledged(engine: Engine, proc: subprocess.Popen[bytes], parts: int,
 def test_dock_puts_parts_straight_to_storage(
     api: LiveAPI,
     proxy: CountingProxy,
-    worker: Any,
+    serve_workers: Any,
     make_user: Any,
     store: MinioStore,
     engine: Engine,
@@ -157,6 +157,15 @@ def test_dock_puts_parts_straight_to_storage(
         assert m.archived_sha256 == sha
         assert store.read_bytes(store.originals, m.object_key) == f.read_bytes()
     assert f"sent {total} bytes" in out.stderr
+    # The production worker layout (ingest on threads, transcode prefork) takes both to the end.
+    deadline = time.monotonic() + 180
+    while True:
+        with Session(engine) as s:
+            states = {m.state.value for m in s.exec(select(Media))}
+        if states == {"unplayable"}:
+            break
+        assert time.monotonic() < deadline, states
+        time.sleep(0.5)
 
 
 def _create(api: LiveAPI, token: str, size: int) -> str:
