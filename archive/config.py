@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     ingest_worker_pool: str = Field(default="threads", pattern="^(threads|prefork|solo)$")
     ingest_worker_concurrency: int = Field(default=2, ge=1, le=16)
 
+    # Verification re-reads each original from S3; its hash state is saved this often, so a worker
+    # killed half way through a large file resumes from there.
+    verify_checkpoint_bytes: int = 256 * 1024**2
+
     # Celery. The visibility timeout must exceed the longest task or Redis redelivers it mid-run.
     transcode_time_limit_s: int = 6 * 3600
     visibility_timeout_s: int = 7 * 3600

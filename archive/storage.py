@@ -67,6 +67,7 @@ class ObjectInfo:
     key: str
     size: int
     content_type: str | None
+    etag: str = ""
 
 
 class ObjectStore(Protocol):
@@ -181,7 +182,7 @@ class MinioStore:
             st = self.client.stat_object(bucket, key)
         except (MinioException, urllib3.exceptions.HTTPError) as exc:
             raise _translate(exc, f"stat {bucket}/{key}") from exc
-        return ObjectInfo(bucket, key, int(st.size or 0), st.content_type)
+        return ObjectInfo(bucket, key, int(st.size or 0), st.content_type, (st.etag or "").strip('"'))
 
     def exists(self, bucket: str, key: str) -> bool:
         try:

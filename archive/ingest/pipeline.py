@@ -28,7 +28,9 @@ from archive.config import Settings
 from archive.context import Context
 from archive.db import after_commit, session_scope
 from archive.errors import NotFound, ObjectMissing, UndecodableMedia
-from archive.hashing import digest_chunks, digest_file
+from archive.hashing import digest_file
+from archive.ingest import verify as ingest_verify
+from archive.ingest.models import Upload
 from archive.media import ffmpeg
 from archive.media.models import Derivative, DerivativeKind, Manifest, Media, MediaState
 from archive.models import Outcome
@@ -116,15 +118,34 @@ def verify(ctx: Context, media_id: str, sha256: str) -> Step | None:
     if item is None:
         return None
     bucket = ctx.store.originals
+    stored: ingest_verify.StoredDigest | None
     try:
-        with ctx.store.open_stream(bucket, item.object_key) as chunks:
-            actual = digest_chunks(chunks)
+        stored = ingest_verify.digest_stored(
+            ctx.engine,
+            ctx.store,
+            media_id,
+            bucket,
+            item.object_key,
+            checkpoint_bytes=ctx.settings.verify_checkpoint_bytes,
+            clock=ctx.clock,
+        )
     except ObjectMissing:
-        actual = None
+        stored = None
+    actual = stored.digest if stored else None
     with session_scope(ctx.engine) as session:
         item = _lock(session, media_id)
         if item.state is not MediaState.RECEIVED:
             return None
+        ingest_verify.forget(session, media_id)
+        read_facts: dict[str, Any] = {}
+        if stored is not None:
+            read_facts = {"resumed_from": stored.resumed_from}
+            upload = session.get(Upload, item.upload_id) if item.upload_id else None
+            if upload is not None and upload.parts and "-" in stored.etag:
+                # The object is made of exactly the parts the archive acknowledged, or the re-read
+                # above (always in full, never trusting ETags) and its SHA-256 decide.
+                expected = ingest_verify.multipart_etag(upload.parts)
+                read_facts["parts_as_acknowledged"] = stored.etag == expected
         if actual is None or actual.hex != item.sha256 or actual.size != item.size:
             found = "object missing" if actual is None else f"sha256 {actual.hex}, {actual.size} bytes"
             item.state_reason = (
@@ -170,7 +191,14 @@ def verify(ctx: Context, media_id: str, sha256: str) -> Step | None:
         else:
             item.archived_sha256 = actual.hex
             _advance(
-                session, ctx, item, MediaState.VERIFIED, "media.verify", sha256=actual.hex, size=actual.size
+                session,
+                ctx,
+                item,
+                MediaState.VERIFIED,
+                "media.verify",
+                sha256=actual.hex,
+                size=actual.size,
+                **read_facts,
             )
             next_step = Step.PROBE
     return next_step

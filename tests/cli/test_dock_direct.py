@@ -149,7 +149,10 @@ def test_dock_puts_parts_straight_to_storage(
     with Session(engine) as s:
         media = {m.file_name: m for m in s.exec(select(Media))}
         receives = s.exec(select(Event).where(Event.action == "media.receive")).all()
+        verifies = s.exec(select(Event).where(Event.action == "media.verify")).all()
     assert len(receives) == 2
+    # Each stored object is made of exactly the parts the archive acknowledged (multipart ETag).
+    assert [e.details["parts_as_acknowledged"] for e in verifies] == [True, True]
     for f in (big, small):
         sha = hashlib.sha256(f.read_bytes()).hexdigest()
         assert f"SAFE  {f.name}  {sha}" in out.stdout
