@@ -42,9 +42,10 @@ SKIP_NAMES = {".DS_Store", "Thumbs.db"}
 
 
 class DockError(Exception):
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, body: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.body = body or {}
 
     @property
     def retryable(self) -> bool:
@@ -208,6 +209,7 @@ class Docker:
         self.direct = direct
         self.parallel = max(1, parallel)
         self.backoff = Backoff(retry_for_s, say)
+        self.say = say
         # Bytes PUT to S3 (direct) or sent in PATCH bodies (tus) by this run, for the summary line.
         self.sent_bytes = 0
         self.client = httpx.Client(
@@ -248,11 +250,13 @@ class Docker:
 
     def _check(self, resp: httpx.Response, what: str) -> httpx.Response:
         if resp.status_code >= 400:
+            body: dict[str, Any] = {}
             try:
-                detail = resp.json().get("detail", resp.text)
+                body = dict(resp.json())
+                detail = body.get("detail", resp.text)
             except ValueError:
                 detail = resp.text
-            raise DockError(f"{what}: HTTP {resp.status_code}: {detail}", resp.status_code)
+            raise DockError(f"{what}: HTTP {resp.status_code}: {detail}", resp.status_code, body)
         return resp
 
     def _create(self, p: Path, rel: str, size: int) -> tuple[str, int]:
@@ -487,7 +491,8 @@ class DirectSender:
     threads PUT the parts the archive has not acknowledged, and the calling thread reports finished
     parts in batches and completes the upload. Memory: about (parallel + 2) parts."""
 
-    def __init__(self, docker: Docker, p: Path, rel: str, url: str, size: int) -> None:
+    def __init__(self, docker: Docker, p: Path, rel: str, url: str, size: int, rounds: int = 0) -> None:
+        self.rounds = rounds
         self.d = docker
         self.p = p
         self.rel = rel
@@ -658,7 +663,14 @@ class DirectSender:
             return self.digest
         if not self.digest:
             raise DockError(_("{rel}: the file could not be read to the end").format(rel=self.rel))
-        self.d._api("POST", f"{self.url}/complete", "completing upload", json={"sha256": self.digest})
+        try:
+            self.d._api("POST", f"{self.url}/complete", "completing upload", json={"sha256": self.digest})
+        except DockError as exc:
+            # Parts that storage holds other than as reported are un-acknowledged: send them again.
+            if exc.status != 409 or "resend" not in exc.body or self.rounds >= 3:
+                raise
+            self.d.say(_("{rel}: sending {n} part(s) again").format(rel=self.rel, n=len(exc.body["resend"])))
+            return DirectSender(self.d, self.p, self.rel, self.url, self.size, self.rounds + 1).run()
         return self.digest
 
 

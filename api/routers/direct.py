@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from api.deps import ClientAddr, CurrentUser, DispatcherDep, SessionDep, StoreDep
@@ -136,7 +137,11 @@ def report(
     return _public(direct.report_parts(session, store, user, upload_id, reported))
 
 
-@router.post("/{upload_id}/complete", response_model=CompletePublic)
+@router.post(
+    "/{upload_id}/complete",
+    response_model=CompletePublic,
+    responses={409: {"description": "parts to send again (resend) or not yet acknowledged"}},
+)
 def complete(
     upload_id: str,
     body: CompleteRequest,
@@ -146,8 +151,19 @@ def complete(
     store: StoreDep,
     addr: ClientAddr,
     dispatcher: DispatcherDep,
-) -> CompletePublic:
+) -> CompletePublic | JSONResponse:
     """Complete the upload from its acknowledged parts; the item then awaits verification."""
     _not_during_patch(request, upload_id)
     media = direct.complete(session, store, user, upload_id, body.sha256, addr, dispatcher)
+    if isinstance(media, direct.Reopened):
+        # Not an exception: the un-acknowledged parts must be committed with the answer.
+        return JSONResponse(
+            status_code=409,
+            content={
+                "detail": _("parts changed in storage after they were reported; send them again: {p}").format(
+                    p="; ".join(media.problems)
+                ),
+                "resend": media.parts,
+            },
+        )
     return CompletePublic(upload_id=upload_id, media_id=media.id, media_state=media.state.value)

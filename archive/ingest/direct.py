@@ -40,6 +40,7 @@ from archive.storage import ObjectStore, PartInfo
 __all__ = [
     "DirectGrant",
     "PartGrant",
+    "Reopened",
     "ReportedPart",
     "UploadProgress",
     "complete",
@@ -70,6 +71,15 @@ class DirectGrant:
     part_size: int
     expires_at: datetime
     parts: list[PartGrant]
+
+
+@dataclass(frozen=True)
+class Reopened:
+    """Completion found parts in S3 other than the ones acknowledged (re-sent after their report):
+    they are no longer acknowledged, and the dock must send and report them again."""
+
+    parts: list[int]
+    problems: list[str]
 
 
 @dataclass(frozen=True)
@@ -254,10 +264,11 @@ def complete(
     dispatcher: Dispatcher,
     *,
     clock: Clock = utcnow,
-) -> Media:
+) -> Media | Reopened:
     """Complete the S3 multipart upload from the acknowledged parts and record the media item
     (awaiting verification), sent to verification once the unit of work commits. Idempotent: a
-    repeated completion returns the same item."""
+    repeated completion returns the same item. Parts that S3 no longer holds as acknowledged are
+    un-acknowledged instead (:class:`Reopened`; the caller commits that too)."""
     declared = parse_sha256(sha256) if sha256 else None
     upload = _own_upload(session, user, upload_id, lock=True)
     if upload.state is UploadState.COMPLETE and upload.media_id:
@@ -285,7 +296,18 @@ def complete(
     if listed or not store.exists(store.originals, upload.object_key):
         problems = _check_against_storage(upload, listed, recorded)
         if problems:
-            raise Conflict("; ".join(problems))
+            bad = [
+                p.number
+                for p in recorded
+                if (held := listed.get(p.number)) is None
+                or held.size != p.size
+                or held.etag.strip('"') != p.etag.strip('"')
+            ]
+            upload.parts = [p for p in upload.parts if int(p["n"]) not in bad]
+            upload.offset = contiguous_offset(upload.parts)
+            upload.updated_at = clock()
+            session.add(upload)
+            return Reopened(bad, problems)
         store.complete_multipart(
             store.originals,
             upload.object_key,

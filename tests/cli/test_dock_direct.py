@@ -251,6 +251,22 @@ def test_parts_count_only_as_storage_lists_them(
     )
     assert r.status_code == 200 and r.json()["offset"] == len(data)
     sha = hashlib.sha256(data).hexdigest()
+
+    # Part 2 replaced after it was reported (same number, other bytes): completion does not take it,
+    # un-acknowledges it, and asks for it again.
+    def put_part_2(body: bytes) -> str:
+        g = httpx.post(f"{url}/parts/urls", json={"parts": [2]}, headers=auth).json()["parts"][0]
+        resp = httpx.put(g["url"], content=body)
+        assert resp.status_code == 200
+        return str(resp.headers["etag"])
+
+    put_part_2(b"y" * 1234)
+    r = httpx.post(f"{url}/complete", json={"sha256": sha}, headers=auth)
+    assert r.status_code == 409 and r.json()["resend"] == [2], r.text
+    assert [p["number"] for p in httpx.get(f"{url}/parts", headers=auth).json()["parts"]] == [1]
+    etag2 = put_part_2(data[PART:])
+    r = httpx.post(f"{url}/parts", json={"parts": [{"number": 2, "size": 1234, "etag": etag2}]}, headers=auth)
+    assert r.status_code == 200
     first = httpx.post(f"{url}/complete", json={"sha256": sha}, headers=auth)
     assert first.status_code == 200, first.text
     again = httpx.post(f"{url}/complete", json={"sha256": sha}, headers=auth)
