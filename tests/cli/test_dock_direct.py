@@ -21,12 +21,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from archive.config import get_settings
-from archive.db import migrate
 from archive.ingest.models import Upload
 from archive.ingest.tus import encode_metadata
 from archive.media.models import Media
 from archive.models import Event
 from archive.storage import MinioStore
+from migrations import migrate
 from tests.conftest import PART, ROOT, LiveAPI, free_port
 from tests.tcp_proxy import CountingProxy
 
