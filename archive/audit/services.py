@@ -38,7 +38,7 @@ from archive.hashing import Digest
 from archive.ledger import merkle
 from archive.ledger import services as ledger
 from archive.ledger.models import Checkpoint, LogLeaf
-from archive.media.models import Derivative, Manifest, Media, MediaState
+from archive.media.models import Derivative, Manifest, Media, MediaState, derivative_bucket
 from archive.models import Event, Outcome, Tombstone
 from archive.signing import Keyring, Signature, canonical_json
 from archive.storage import ObjectStore
@@ -343,7 +343,7 @@ def check_item(
         ref = signed_ders.get(key) or {"sha256": row.sha256, "size": row.size}
         _check_object(
             store,
-            store.derived,
+            derivative_bucket(row, store.originals, store.derived),
             row.object_key,
             ref["sha256"],
             ref["size"],

@@ -32,7 +32,7 @@ from archive.hashing import digest_file
 from archive.ingest import verify as ingest_verify
 from archive.ingest.models import Upload
 from archive.media import ffmpeg
-from archive.media.models import Derivative, DerivativeKind, Manifest, Media, MediaState
+from archive.media.models import ORIGINAL_AS_PROXY, Derivative, DerivativeKind, Manifest, Media, MediaState
 from archive.models import Outcome
 from archive.signing import ALGORITHM, canonical_json
 
@@ -236,6 +236,7 @@ def probe(ctx: Context, media_id: str, sha256: str) -> Step | None:
 def _store_derived(
     ctx: Context, item: Media, kind: DerivativeKind, profile: str, out: ffmpeg.DerivedFile
 ) -> Derivative:
+    assert out.path is not None
     with out.path.open("rb") as fh:
         dg = digest_file(fh)
     ext = out.path.suffix
@@ -277,8 +278,23 @@ def derive(ctx: Context, media_id: str, sha256: str) -> Step | None:
                     stall_s=s.ffmpeg_stall_s,
                     timeout_s=s.transcode_time_limit_s,
                 )
-                made.append(_store_derived(ctx, item, DerivativeKind.PROXY, proxy_profile(s), proxy))
-                proxy.path.unlink()
+                if proxy.path is None:
+                    # The original is its own proxy: nothing stored twice; the manifest says so.
+                    made.append(
+                        Derivative(
+                            media_id=item.id,
+                            kind=DerivativeKind.PROXY,
+                            profile=proxy_profile(s),
+                            object_key=item.object_key,
+                            sha256=item.archived_sha256 or item.sha256,
+                            size=item.size,
+                            content_type=proxy.content_type,
+                            method=ORIGINAL_AS_PROXY,
+                        )
+                    )
+                else:
+                    made.append(_store_derived(ctx, item, DerivativeKind.PROXY, proxy_profile(s), proxy))
+                    proxy.path.unlink()
                 poster = ffmpeg.make_poster(source, facts, Path(tmp), width=s.poster_width)
                 if poster is not None:
                     made.append(

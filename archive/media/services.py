@@ -27,6 +27,7 @@ from archive.media.models import (
     Media,
     MediaPublic,
     MediaState,
+    derivative_bucket,
 )
 from archive.storage import ObjectStore
 
@@ -139,7 +140,8 @@ def derivative(
         reason = f": {item.state_reason}" if item.state_reason else f" (state {item.state})"
         raise NotFound(f"media {item.id} has no {kind}{reason}")
     name = f"{item.id}-{kind}{PurePosixPath(d.object_key).suffix}"
-    return Readable(item, kind, store.derived, d.object_key, d.size, d.content_type, name)
+    bucket = derivative_bucket(d, store.originals, store.derived)
+    return Readable(item, kind, bucket, d.object_key, d.size, d.content_type, name)
 
 
 def _log_read(
