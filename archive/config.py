@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     # Presigned part URLs are signed for this host.
     s3_public_endpoint: str = ""
     s3_public_secure: bool | None = None  # None: as ``s3_secure``
+    # Reviewers' browsers read proxies and posters straight from S3 on a presigned URL per access
+    # (logged like any stream), valid this long, for one object.
+    stream_url_ttl_s: int = Field(default=600, ge=30, le=3600)
 
     key_dir: Path | None = None  # empty: <data_dir>/keys
 
@@ -177,6 +180,11 @@ class Settings(BaseSettings):
         if self.publicity_webhook_url and len(self.publicity_webhook_secret.get_secret_value()) < 16:
             raise ValueError("CUSTODY_PUBLICITY_WEBHOOK_SECRET must have at least 16 characters")
         return self
+
+    def public_s3_origin(self) -> str:
+        """The origin (scheme://host:port) browsers and docks reach S3 at."""
+        secure = self.s3_secure if self.s3_public_secure is None else self.s3_public_secure
+        return f"{'https' if secure else 'http'}://{self.s3_public_endpoint or self.s3_endpoint}"
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -107,6 +107,9 @@ class ObjectStore(Protocol):
     ) -> list[PartInfo]: ...
     def list_multipart_uploads(self, bucket: str, prefix: str) -> list[PendingMultipart]: ...
     def list_keys(self, bucket: str, prefix: str) -> list[tuple[str, datetime]]: ...
+    def presigned_get_public(
+        self, bucket: str, key: str, expires: timedelta, content_type: str, filename: str
+    ) -> str: ...
 
 
 def _translate(exc: Exception, what: str) -> Exception:
@@ -400,3 +403,19 @@ class MinioStore:
             ]
         except (MinioException, urllib3.exceptions.HTTPError) as exc:
             raise _translate(exc, f"list {bucket}/{prefix}") from exc
+
+    def presigned_get_public(
+        self, bucket: str, key: str, expires: timedelta, content_type: str, filename: str
+    ) -> str:
+        """A GET URL for one object, signed for the public endpoint (browsers), with the response's
+        Content-Type and Content-Disposition fixed by the signature."""
+        return self.public_client.presigned_get_object(
+            bucket,
+            key,
+            expires=expires,
+            response_headers={
+                "response-content-type": content_type,
+                "response-content-disposition": f'inline; filename="{filename}"',
+                "response-cache-control": "private, no-store",
+            },
+        )

@@ -348,21 +348,26 @@ def open_session(
 
 # The page holds no data: it is a shell whose script asks the API (with the bearer token) for the
 # timeline. Scripts only from this origin, nothing inline, so text that slipped past escaping cannot run.
-_PAGE_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; media-src 'self'; "
-        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
+def _page_headers() -> dict[str, str]:
+    # Videos and posters stream from S3 on presigned URLs (media ?via=storage): the one S3 origin
+    # the browsers reach is the only other source media may come from.
+    s3 = get_settings().public_s3_origin()
+    return {
+        "Content-Security-Policy": (
+            f"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' {s3}; "
+            f"media-src 'self' {s3}; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+            "frame-ancestors 'none'"
+        ),
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+    }
 
 
 @pages.get("/cases/{case_id}", response_class=HTMLResponse, include_in_schema=False)
 def review_page(case_id: str) -> HTMLResponse:
     """The review page (its view is logged when its script reads the timeline: case.timeline via=page)."""
-    return HTMLResponse((PAGES / "case.html").read_text(), headers=_PAGE_HEADERS)
+    return HTMLResponse((PAGES / "case.html").read_text(), headers=_page_headers())
 
 
 @pages.get("/pages/{name}", include_in_schema=False)
@@ -370,4 +375,4 @@ def page_asset(name: str) -> FileResponse:
     assets = {"review.js": "text/javascript", "review.css": "text/css"}
     if name not in assets:
         raise NotFound(f"no page asset {name}")
-    return FileResponse(PAGES / name, media_type=assets[name], headers=_PAGE_HEADERS)
+    return FileResponse(PAGES / name, media_type=assets[name], headers=_page_headers())

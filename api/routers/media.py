@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
-from typing import Annotated, Any
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
 from api.deps import ClientAddr, CurrentUser, SessionDep, StoreDep
 from api.ranges import parse_range
 from api.viewsession import Viewer
 from archive.accounts.models import User
+from archive.config import get_settings
 from archive.media import services as media
 from archive.media.models import DerivativeKind, MediaPublic, MediaState
 from archive.storage import ObjectStore
@@ -107,11 +108,24 @@ def proxy(
     store: StoreDep,
     addr: ClientAddr,
     case: Annotated[str | None, Query(max_length=36)] = None,
-) -> StreamingResponse:
+    via: Annotated[Literal["api", "storage"], Query()] = "api",
+) -> Response:
     """The browser-playable review copy (MP4, M4A for audio, JPEG for photos), with HTTP Range.
-    Takes the bearer token or the review page's streaming cookie."""
+    Takes the bearer token or the review page's streaming cookie. ``via=storage``: a redirect to a
+    presigned S3 URL for this object alone, valid ``stream_url_ttl_s`` (the review page uses it, so
+    bytes go from storage to the browser at storage speed); the access is logged either way."""
     readable = media.derivative(session, store, user, media_id, DerivativeKind.PROXY)
+    if via == "storage":
+        return _redirect(session, store, user, readable, addr, case)
     return _serve(request, session, store, user, readable, addr, case)
+
+
+def _redirect(
+    session: SessionDep, store: ObjectStore, user: User, readable: media.Readable, addr: str, case: str | None
+) -> RedirectResponse:
+    ttl = timedelta(seconds=get_settings().stream_url_ttl_s)
+    url = media.storage_url(session, store, user, readable, ttl, case=case, client_addr=addr)
+    return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/{media_id}/poster")
@@ -123,9 +137,13 @@ def poster(
     store: StoreDep,
     addr: ClientAddr,
     case: Annotated[str | None, Query(max_length=36)] = None,
-) -> StreamingResponse:
-    """A still frame (JPEG) for lists and players, with HTTP Range. Bearer token or streaming cookie."""
+    via: Annotated[Literal["api", "storage"], Query()] = "api",
+) -> Response:
+    """A still frame (JPEG) for lists and players, with HTTP Range. Bearer token or streaming cookie.
+    ``via=storage`` as for the proxy."""
     readable = media.derivative(session, store, user, media_id, DerivativeKind.POSTER)
+    if via == "storage":
+        return _redirect(session, store, user, readable, addr, case)
     return _serve(request, session, store, user, readable, addr, case)
 
 

@@ -94,7 +94,7 @@ def timeline(
                     clock_offset_s=m.clock_offset_s,
                     clock_source=m.clock_source,
                     correction=correction_note(m),
-                    proxy_url=f"/api/v1/media/{m.id}/proxy?case={case.id}" if proxy else None,
+                    proxy_url=f"/api/v1/media/{m.id}/proxy?case={case.id}&via=storage" if proxy else None,
                     poster_url=f"/api/v1/media/{m.id}/poster?case={case.id}" if poster else None,
                     proxy_type=proxy.content_type if proxy else None,
                     links=[

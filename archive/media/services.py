@@ -8,7 +8,7 @@ An item a user may not see is answered as if it did not exist (404), and logged 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -171,10 +171,14 @@ def record_read(
     *,
     case: str | None = None,
     client_addr: str = "",
+    via: str | None = None,
 ) -> None:
     """A download (original) or a stream (proxy, poster), with the range asked for and the case the
-    review page was showing. On record before the first byte leaves (the caller commits first)."""
+    review page was showing. On record before the first byte leaves (the caller commits first).
+    ``via="storage"``: the bytes go from S3 to the client on a presigned URL handed out for this access."""
     details: dict[str, Any] = {"what": readable.what, "range": list(byte_range) if byte_range else None}
+    if via:
+        details["via"] = via
     if case:
         details["case"] = case[:36]
     action = f"media.{'download' if readable.what == 'original' else 'stream'}"
@@ -198,3 +202,20 @@ def manifest(session: Session, user: User, media_id: str, *, client_addr: str = 
         raise NotFound(f"media {media_id} has no signed manifest yet (state {item.state})")
     _log_read(session, user, item, "media.manifest", client_addr)
     return ManifestAnswer(manifest=m.body, signature=m.signature, key_id=m.key_id)
+
+
+def storage_url(
+    session: Session,
+    store: ObjectStore,
+    user: User,
+    readable: Readable,
+    ttl: timedelta,
+    *,
+    case: str | None = None,
+    client_addr: str = "",
+) -> str:
+    """A presigned URL for exactly this object, valid ``ttl``; the access is logged like a stream."""
+    record_read(session, user, readable, None, case=case, client_addr=client_addr, via="storage")
+    return store.presigned_get_public(
+        readable.bucket, readable.key, ttl, readable.content_type, readable.filename
+    )

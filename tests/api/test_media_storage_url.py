@@ -1,0 +1,60 @@
+"""Reviewers stream at storage speed: ``?via=storage`` answers a redirect to a presigned S3 URL
+(real RGW) for that one object, expiring in minutes, and the access is logged like any stream."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+from sqlmodel import Session, col, select
+
+from archive.config import get_settings
+from archive.ingest import pipeline
+from archive.media.models import Derivative, DerivativeKind, Media
+from archive.models import Event
+from tests.archive.audit.test_audit import archived, ctx, samples  # noqa: F401  (fixtures)
+from tests.conftest import LiveAPI
+
+
+def test_proxy_via_storage_is_a_logged_presigned_url_for_one_object(
+    archived: list[Media],  # noqa: F811
+    ctx: pipeline.Context,  # noqa: F811
+    live_api: LiveAPI,
+    make_user: Any,
+) -> None:
+    url = live_api.url
+    video = archived[0]
+    owner = {"Authorization": "Bearer 0815"}
+    other = {"Authorization": f"Bearer {make_user('0816', 'officer')}"}
+    with Session(ctx.engine) as s:
+        proxy = s.exec(
+            select(Derivative).where(Derivative.media_id == video.id, Derivative.kind == DerivativeKind.PROXY)
+        ).one()
+
+    r = httpx.get(f"{url}/api/v1/media/{video.id}/proxy?via=storage&case=c1", headers=owner)
+    assert r.status_code == 307 and r.headers["cache-control"] == "no-store"
+    location = r.headers["location"]
+    u = urlparse(location)
+    assert f"{u.scheme}://{u.netloc}" == get_settings().public_s3_origin()
+    q = parse_qs(u.query)
+    assert q["X-Amz-Expires"] == [str(get_settings().stream_url_ttl_s)]  # minutes, not days
+
+    whole = httpx.get(location)
+    assert whole.status_code == 200 and hashlib.sha256(whole.content).hexdigest() == proxy.sha256
+    assert whole.headers["content-type"] == proxy.content_type
+    part = httpx.get(location, headers={"Range": "bytes=100-199"})  # the player seeks
+    assert part.status_code == 206 and part.content == whole.content[100:200]
+    # One object only: the same signature for another key is refused by storage.
+    forged = location.replace(u.path, u.path.rsplit("/", 1)[0] + "/other.mp4")
+    assert httpx.get(forged).status_code == 403
+
+    with Session(ctx.engine) as s:
+        evs = list(s.exec(select(Event).where(Event.action == "media.stream").order_by(col(Event.id))))
+    assert [(e.actor, e.subject_id, e.details["via"], e.details["case"]) for e in evs] == [
+        ("user:0815", video.id, "storage", "c1")
+    ]
+    # No URL for those who may not see the item.
+    assert httpx.get(f"{url}/api/v1/media/{video.id}/proxy?via=storage", headers=other).status_code == 404
+    assert httpx.get(f"{url}/api/v1/media/{video.id}/proxy?via=storage").status_code == 401
