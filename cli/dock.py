@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import urllib3
 
 from archive.i18n import _
 from archive.ingest.tus import DEFERRED, encode_metadata
@@ -58,7 +59,7 @@ RETRY_STATUS = {423, 429, 500, 502, 503, 504}
 
 
 def _retryable(exc: BaseException) -> bool:
-    if isinstance(exc, httpx.TransportError):
+    if isinstance(exc, httpx.TransportError | urllib3.exceptions.HTTPError | ConnectionError):
         return True
     return isinstance(exc, DockError) and exc.status is not None and exc.status in RETRY_STATUS
 
@@ -217,10 +218,13 @@ class Docker:
             headers={"Authorization": f"Bearer {token}"},
             timeout=httpx.Timeout(300, connect=10),
         )
-        # Straight to S3 on presigned URLs: no bearer token on these requests.
-        self.s3 = httpx.Client(
-            timeout=httpx.Timeout(300, connect=10),
-            limits=httpx.Limits(max_connections=max(1, parallel) + 2),
+        # Straight to S3 on presigned URLs: no bearer token on these requests. urllib3 hands the part
+        # to sendall() in one piece (httpcore re-slices a bytes body after every partial send, copying
+        # the rest of a 16 MiB part each time).
+        self.s3 = urllib3.PoolManager(
+            maxsize=max(1, parallel) + 2,
+            timeout=urllib3.Timeout(connect=10, read=300),
+            retries=False,
         )
         self.officer = officer
         self.device = device
@@ -239,7 +243,7 @@ class Docker:
 
     def close(self) -> None:
         self.client.close()
-        self.s3.close()
+        self.s3.clear()
 
     def _api(self, method: str, url: str, what: str, **kw: Any) -> httpx.Response:
         """One API request, retried through an API restart or a dropped connection."""
@@ -566,22 +570,25 @@ class DirectSender:
             with self.url_lock:
                 self.urls.pop(n, None)
         url = self._url_for(n)
-        r = self.d.s3.put(url, content=data, headers={"Content-Length": str(len(data))})
-        if r.status_code == 200:
+        r = self.d.s3.request(
+            "PUT", url, body=data, headers={"Content-Length": str(len(data))}, preload_content=True
+        )
+        status = int(r.status)
+        if status == 200:
             etag = str(r.headers.get("etag", "")).strip('"')
             if not etag:
                 raise DockError(_("storage answered part {n} without an ETag").format(n=n))
             return etag
-        text = r.text[:300]
-        if r.status_code == 403:
+        text = r.data[:300].decode("utf-8", "replace")
+        if status == 403:
             raise _UrlRefused(text)
-        if r.status_code == 404:
+        if status == 404:
             raise DockError(
                 _("storage no longer knows this upload (part {n}): {text}").format(n=n, text=text)
             )
         raise DockError(
-            _("storage refused part {n}: HTTP {status}: {text}").format(n=n, status=r.status_code, text=text),
-            r.status_code,
+            _("storage refused part {n}: HTTP {status}: {text}").format(n=n, status=status, text=text),
+            status,
         )
 
     def _put(self, n: int, data: bytes) -> str:

@@ -344,10 +344,10 @@ def test_photo_preview_is_bounded_and_upright(samples: dict[str, Path], tmp_path
 
 
 def test_proxy_command_is_what_make_proxy_runs(samples: dict[str, Path], tmp_path: Path) -> None:
-    facts = probe(str(samples["h264"]))
-    proxy = make_proxy(str(samples["h264"]), facts, tmp_path / "a")
+    facts = probe(str(samples["moov_at_end"]))
+    proxy = make_proxy(str(samples["moov_at_end"]), facts, tmp_path / "a")
     by_hand = tmp_path / "by_hand.mp4"
-    argv = proxy_command(str(samples["h264"]), facts, by_hand)
+    argv = proxy_command(str(samples["moov_at_end"]), facts, by_hand)
     assert argv[0] == "ffmpeg" and "copy" in argv and "+faststart" in argv
     subprocess.run(argv, check=True, capture_output=True, timeout=60)
     assert by_hand.read_bytes() == proxy.path.read_bytes()
