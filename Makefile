@@ -1,12 +1,13 @@
 # The two commands a newcomer needs:
 #   make run    set up (Debian packages, .venv), start Redis and the S3 server, serve on the
 #               embedded default (SQLite) in the foreground: API on 127.0.0.1:8000, workers, beat
-#   make test   set up, start the test services (PostgreSQL, Redis, S3), lint, type-check, test
+#   make test   set up, start the test services (PostgreSQL, Redis, S3, a 3-OSD Ceph cluster), lint,
+#               type-check, test
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTEST_ARGS ?=
 
-.PHONY: run test setup lint services-down bench
+.PHONY: run test setup lint services-down bench i18n i18n-compile
 
 setup:
 	deploy/install.sh
@@ -14,17 +15,37 @@ setup:
 run: setup
 	eval "$$(deploy/services.sh up embedded)"; exec .venv/bin/custody serve
 
+# The Ceph cluster of the node-loss tests (deploy/cluster.sh, ~13 s) starts while the linters run.
 test:
 	deploy/install.sh --with-postgres
+	cluster_env=$$(mktemp); deploy/cluster.sh up >"$$cluster_env" & cluster=$$!; \
 	eval "$$(deploy/services.sh up test)"; \
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy . && .venv/bin/lint-imports && \
+	wait $$cluster && eval "$$(cat "$$cluster_env")" && rm -f "$$cluster_env" && \
 	.venv/bin/pytest $(PYTEST_ARGS)
 
 lint:
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy . && .venv/bin/lint-imports
 
 services-down:
-	deploy/services.sh down embedded; deploy/services.sh down test
+	deploy/services.sh down embedded; deploy/services.sh down test; deploy/cluster.sh down
 
 bench:
 	eval "$$(deploy/services.sh up test)"; .venv/bin/python bench/run_all.py
+
+# ---------- translations (docs/i18n.md) ----------
+# make i18n          extract every _() message into the template and merge it into each catalog
+# make i18n-compile  compile the catalogs (.mo files are build products, not in git)
+I18N_POT := archive/locale/custody.pot
+PYBABEL ?= .venv/bin/pybabel
+
+i18n:
+	$(PYBABEL) -q extract -F babel.cfg -k gettext_ --no-location --sort-output --no-wrap \
+	  --project=Custody --copyright-holder=Custody --omit-header \
+	  -o $(I18N_POT) .
+	$(PYBABEL) -q update -D custody -i $(I18N_POT) -d archive/locale --no-fuzzy-matching --ignore-obsolete --no-wrap
+	@# dates in the header would make every branch's catalog conflict with every other's
+	sed -i -e '/^"POT-Creation-Date:/d' -e '/^"PO-Revision-Date:/d' -e '/^"Report-Msgid-Bugs-To:/d' archive/locale/*/LC_MESSAGES/custody.po
+
+i18n-compile:
+	$(PYBABEL) compile -D custody -d archive/locale --statistics

@@ -12,23 +12,48 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlmodel import Session
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.deps import CurrentUser, bearer_token, client_addr
+from api import metrics
+from api.deps import ClientAddr, CurrentUser, SessionDep, bearer_token, client_addr
+from api.i18n import LanguageMiddleware, request_language
 from api.routers import audit, cases, direct, legal, media, public, publicity, retention, uploads
+from archive import i18n, logs, vocabulary
 from archive.accounts import services as accounts
 from archive.config import get_settings
 from archive.context import Context
 from archive.db import session_scope
 from archive.errors import Concealed, CustodyError, Forbidden, StorageError, Unauthorized
+from archive.i18n import N_, _
 from archive.legal import services as legal_services
 from archive.legal.errors import GateClosed
 from archive.signing import Keyring
 
 log = logging.getLogger("custody.api")
 HEARTBEAT_PREFIX = "custody:worker-heartbeat:"
+
+# Errors the framework raises itself (no route, wrong method ...): their machine code and message.
+_HTTP_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("bad_request", N_("bad request")),
+    401: ("unauthorized", N_("authentication required")),
+    403: ("forbidden", N_("forbidden")),
+    404: ("not_found", N_("not found")),
+    405: ("method_not_allowed", N_("method not allowed")),
+    413: ("too_large", N_("request body too large")),
+    415: ("unsupported_media_type", N_("unsupported media type")),
+}
+
+
+class LanguageIn(BaseModel):
+    language: str | None = Field(max_length=35, description="zh-CN, en, or null for the browser's")
+
+
+def error_body(detail: str, code: str, **extra: Any) -> dict[str, Any]:
+    """Every error answer: ``detail`` for people (in the request's language), ``code`` for programs."""
+    return {"detail": detail, "code": code, **extra}
 
 
 @asynccontextmanager
@@ -72,6 +97,11 @@ def create_app() -> FastAPI:
     app.include_router(legal.router)
     app.include_router(publicity.router)
     app.include_router(public.router)
+    app.add_middleware(LanguageMiddleware)
+    app.include_router(metrics.router)
+    app.add_middleware(metrics.RequestContext)
+    if get_settings().log_json:
+        logs.use_json("uvicorn", "uvicorn.error", "uvicorn.access")
 
     @app.exception_handler(CustodyError)
     async def custody_error(request: Request, exc: CustodyError) -> JSONResponse:
@@ -90,13 +120,23 @@ def create_app() -> FastAPI:
         if isinstance(exc, StorageError):
             # Bucket names and object keys stay on the server (they map the archive's layout).
             log.error("storage error on %s %s: %s", request.method, request.url.path, exc)
-            detail = "object storage is unavailable or an object is missing; the details were logged"
-        return JSONResponse({"detail": detail}, status_code=exc.http_status, headers=headers)
+            detail = _("object storage is unavailable or an object is missing; the details were logged")
+        return JSONResponse(error_body(detail, exc.error_code), status_code=exc.http_status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # pydantic's own messages are English; the field path and the frame around them are not.
         problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        return JSONResponse({"detail": "; ".join(problems)}, status_code=422)
+        detail = _("invalid request: {problems}").format(problems="; ".join(problems))
+        return JSONResponse(error_body(detail, "request.invalid"), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code, message = _HTTP_ERRORS.get(exc.status_code, (f"http_{exc.status_code}", ""))
+        detail = _(message) if message else str(exc.detail)
+        return JSONResponse(
+            error_body(detail, code), status_code=exc.status_code, headers=getattr(exc, "headers", None)
+        )
 
     @app.get("/healthz", tags=["health"])
     def healthz(request: Request) -> JSONResponse:
@@ -133,11 +173,33 @@ def create_app() -> FastAPI:
     class MeOut(BaseModel):
         name: str
         role: str
+        role_label: str
+        language: str | None  # the user's own setting; None: the browser's, else the agency's
+        effective_language: str  # what this answer (and the user's pages) are in
+
+    def me_out(user: Any) -> MeOut:
+        return MeOut(
+            name=user.name,
+            role=user.role,
+            role_label=vocabulary.label("role", user.role),
+            language=user.language,
+            effective_language=i18n.current_language(),
+        )
 
     @app.get("/api/v1/me", response_model=MeOut, tags=["accounts"])
     def me(user: CurrentUser) -> MeOut:
         """Who the token belongs to (the dock checks its token with this before sending anything)."""
-        return MeOut(name=user.name, role=user.role)
+        return me_out(user)
+
+    @app.put("/api/v1/me/language", response_model=MeOut, tags=["accounts"])
+    def set_my_language(
+        request: Request, body: LanguageIn, session: SessionDep, user: CurrentUser, addr: ClientAddr
+    ) -> MeOut:
+        """Set your own language for pages, API errors and labels (any role; logged as user.language).
+        ``null`` clears it: the browser's Accept-Language decides again."""
+        accounts.set_language(session, user, body.language, client_addr=addr)
+        i18n.set_language(user.language or request_language(request.scope))
+        return me_out(user)
 
     class KeyOut(BaseModel):
         key_id: str

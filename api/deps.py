@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlmodel import Session
 
+from archive import i18n
 from archive.accounts import services as accounts
 from archive.accounts.models import User
 from archive.context import Context, Dispatcher
@@ -53,6 +54,8 @@ def current_user(request: Request, session: SessionDep) -> User:
     user = accounts.authenticate(session, bearer_token(request), client_addr=client_addr(request))
     # The name, not the row: the row expires when a failed request's session rolls back.
     request.state.user_name = user.name
+    if user.language:  # the user's own setting before the browser's Accept-Language (api/i18n.py)
+        i18n.set_language(user.language)
     return user
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 
 from archive.errors import CustodyError
+from archive.i18n import _
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
 class RangeNotSatisfiable(CustodyError):
     http_status = 416
+    code = "range.not_satisfiable"
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -25,10 +27,12 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     if not first:  # suffix range: the last N bytes
         n = int(last)
         if n == 0:
-            raise RangeNotSatisfiable(f"empty suffix range for a {size}-byte object")
+            raise RangeNotSatisfiable(_("empty suffix range for a {size}-byte object").format(size=size))
         return max(0, size - n), size - 1
     start = int(first)
     end = min(int(last), size - 1) if last else size - 1
     if start >= size or end < start:
-        raise RangeNotSatisfiable(f"range {header} is outside the {size}-byte object")
+        raise RangeNotSatisfiable(
+            _("range {header} is outside the {size}-byte object").format(header=header, size=size)
+        )
     return start, end

@@ -20,6 +20,7 @@ from api.deps import SessionDep, bearer_token, client_addr
 from archive.accounts import services as accounts
 from archive.accounts.models import User
 from archive.errors import Unauthorized
+from archive.i18n import _
 
 COOKIE = "custody_view"
 COOKIE_PATH = "/api/v1/media"
@@ -53,7 +54,7 @@ def viewer(request: Request, session: SessionDep) -> User:
         name = lookup(request.app.state.redis, request.cookies[COOKIE])
         found = accounts.active_user(session, name) if name else None
         if found is None:
-            raise Unauthorized("the review session has expired: reload the page")
+            raise Unauthorized(_("the review session has expired: reload the page"))
         user = found
     request.state.user_name = user.name
     return user

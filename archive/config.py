@@ -11,8 +11,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Self
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The keys of the S3 server that deploy/services.sh starts on loopback for the embedded default and
@@ -62,7 +63,8 @@ class Settings(BaseSettings):
 
     key_dir: Path | None = None  # empty: <data_dir>/keys
 
-    # The agency's zone: legal deadlines (working days) are local calendar dates in it.
+    # The agency's zone: legal deadlines (working days) are local calendar dates in it, and people
+    # read and type times in it (archive.localtime). Validated below.
     timezone: str = "Asia/Shanghai"
 
     api_host: str = "127.0.0.1"
@@ -149,6 +151,11 @@ class Settings(BaseSettings):
     # 0: caches keep public answers but revalidate each time (ETag, 304), so a withdrawal shows at once.
     public_cache_max_age_s: int = 0
 
+    # Observability (issue 16): JSON log lines (request id and media id on each), and the token a
+    # Prometheus scrape of /metrics must send (unset: loopback clients only).
+    log_json: bool = False
+    metrics_token: SecretStr | None = None
+
     def on_loopback(self) -> bool:
         """Whether S3, Redis and the database are all on this machine's loopback interface."""
         s3_host = urlsplit(f"//{self.s3_endpoint}").hostname
@@ -173,6 +180,27 @@ class Settings(BaseSettings):
                 "published default)"
             )
         return self
+
+    # Language (issue 11): of pages, API errors and CLI output when neither the user's setting, the
+    # request's Accept-Language nor the locale names one (zh-CN or en). ``timezone`` (above, an IANA
+    # name from Debian's tzdata) is also the zone in which staff read and type times; storage stays UTC.
+    language: str = "zh-CN"
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str) -> str:
+        from archive.i18n import validate
+
+        return validate(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as Asia/Shanghai)") from exc
+        return value
 
     @model_validator(mode="after")
     def _webhook_needs_a_secret(self) -> Settings:

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from archive.errors import SignatureInvalid
+from archive.i18n import _
 
 ALGORITHM = "ed25519"
 _CURRENT = "current"  # file naming the active key id
@@ -96,7 +97,7 @@ class Keyring:
         data = self._private_path(key_id).read_bytes()
         key = serialization.load_pem_private_key(data, password=None)
         if not isinstance(key, Ed25519PrivateKey):
-            raise SignatureInvalid(f"key file for {key_id} is not an Ed25519 key")
+            raise SignatureInvalid(_("key file for {key_id} is not an Ed25519 key").format(key_id=key_id))
         return key
 
     def public_keys(self) -> list[PublicKeyInfo]:
@@ -115,7 +116,7 @@ class Keyring:
     def verify(self, document: Any, signature: Signature) -> None:
         path = self._private_path(signature.key_id)
         if not path.exists():
-            raise SignatureInvalid(f"unknown signing key {signature.key_id}")
+            raise SignatureInvalid(_("unknown signing key {key_id}").format(key_id=signature.key_id))
         verify_with_public_key(self._load_private(signature.key_id).public_key(), document, signature)
 
 
@@ -126,6 +127,8 @@ def verify_with_public_key(public_key: Ed25519PublicKey, document: Any, signatur
         public_key.verify(raw, canonical_json(document))
     except (InvalidSignature, ValueError) as exc:
         raise SignatureInvalid(
-            f"manifest signature does not verify with key {signature.key_id}: "
-            "the manifest or its signature was altered"
+            _(
+                "manifest signature does not verify with key {key_id}: the manifest or "
+                "its signature was altered"
+            ).format(key_id=signature.key_id)
         ) from exc

@@ -83,6 +83,7 @@ class ObjectStore(Protocol):
     def read_bytes(self, bucket: str, key: str) -> bytes: ...
     def delete(self, bucket: str, key: str) -> None: ...
     def versions(self, bucket: str, key: str) -> list[str | None]: ...
+    def list_keys(self, bucket: str, prefix: str) -> list[str]: ...
     def presigned_get(self, bucket: str, key: str, expires: timedelta) -> str: ...
     def lock_state(self, bucket: str, key: str) -> LockState: ...
     def extend_retention(self, bucket: str, key: str, until: datetime) -> datetime: ...
@@ -106,7 +107,7 @@ class ObjectStore(Protocol):
         self, bucket: str, key: str, upload_id: str, first: int = 1, last: int | None = None
     ) -> list[PartInfo]: ...
     def list_multipart_uploads(self, bucket: str, prefix: str) -> list[PendingMultipart]: ...
-    def list_keys(self, bucket: str, prefix: str) -> list[tuple[str, datetime]]: ...
+    def list_keys_modified(self, bucket: str, prefix: str) -> list[tuple[str, datetime]]: ...
     def presigned_get_public(
         self, bucket: str, key: str, expires: timedelta, content_type: str, filename: str
     ) -> str: ...
@@ -119,7 +120,8 @@ def _translate(exc: Exception, what: str) -> Exception:
 
 
 class MinioStore:
-    """The S3 implementation. Production: MinIO; tests and CI: Ceph RGW (see docs/operations.md)."""
+    """The S3 implementation, on Ceph RGW (tests, CI, production; see docs/operations.md) or any
+    S3 server with Object Lock."""
 
     def __init__(self, settings: Settings) -> None:
         self.originals = settings.bucket_originals
@@ -223,6 +225,17 @@ class MinioStore:
             ]
         except (MinioException, urllib3.exceptions.HTTPError) as exc:
             raise _translate(exc, f"list versions of {bucket}/{key}") from exc
+
+    def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        """The names of the current objects under ``prefix``, in S3's (lexical) order."""
+        try:
+            return [
+                o.object_name
+                for o in self.client.list_objects(bucket, prefix=prefix, recursive=True)
+                if o.object_name is not None
+            ]
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            raise _translate(exc, f"list {bucket}/{prefix}") from exc
 
     def presigned_get(self, bucket: str, key: str, expires: timedelta) -> str:
         return self.client.presigned_get_object(bucket, key, expires=expires)
@@ -393,7 +406,7 @@ class MinioStore:
             raise _translate(exc, f"list multipart uploads in {bucket}") from exc
         return out
 
-    def list_keys(self, bucket: str, prefix: str) -> list[tuple[str, datetime]]:
+    def list_keys_modified(self, bucket: str, prefix: str) -> list[tuple[str, datetime]]:
         """Current objects under ``prefix``: key and last-modified time."""
         try:
             return [

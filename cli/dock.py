@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 import httpx
 import urllib3
 
+from archive import i18n, localtime
 from archive.i18n import _
 from archive.ingest.tus import DEFERRED, encode_metadata
 
@@ -170,16 +171,20 @@ def measure_clock_offset(device_clock: str, now: datetime) -> float:
     """Recorder clock minus true time, from the time the recorder shows (read off its display or
     settings menu by the officer at docking) and this station's clock, which is NTP-synchronised.
 
-    Recorders show local time without a zone, so a time without an offset is read in this station's
-    local zone (the station and the recorder sit in the same office). Good to about a second: the
-    officer's reading is the limit, not the arithmetic.
+    Recorders show local time without a zone, so a time without an offset is read in the agency's
+    zone (``CUSTODY_TIMEZONE``, Asia/Shanghai unless set; not the station's system zone, which is
+    often UTC on a managed machine). ``2024-06-10 22:03:05``, ``2024年6月10日 22:03:05`` and ISO 8601
+    with an offset are all accepted. Good to about a second: the officer's reading is the limit,
+    not the arithmetic.
     """
     try:
-        shown = datetime.fromisoformat(device_clock)
+        shown = localtime.parse_local(device_clock)
     except ValueError as exc:
-        raise DockError(f"--device-clock: {device_clock!r} is not an ISO 8601 time") from exc
-    if shown.tzinfo is None:
-        shown = shown.astimezone()  # station local time
+        raise DockError(
+            _("--device-clock: {value} is not a time (for example 2024-06-10 22:03:05)").format(
+                value=repr(device_clock[:64])
+            )
+        ) from exc
     return round((shown - now).total_seconds(), 3)
 
 
@@ -215,7 +220,8 @@ class Docker:
         self.sent_bytes = 0
         self.client = httpx.Client(
             base_url=self.server,
-            headers={"Authorization": f"Bearer {token}"},
+            # The server answers errors in the officer's language too.
+            headers={"Authorization": f"Bearer {token}", "Accept-Language": i18n.current_language()},
             timeout=httpx.Timeout(300, connect=10),
         )
         # Straight to S3 on presigned URLs: no bearer token on these requests. urllib3 hands the part
@@ -238,7 +244,10 @@ class Docker:
     def check_token(self) -> dict[str, Any]:
         """Fail fast, once, on a wrong token or an unreachable server, before touching any file."""
         return dict(
-            self._check(self.client.get("/api/v1/me"), f"checking the token with {self.server}").json()
+            self._check(
+                self.client.get("/api/v1/me"),
+                _("checking the token with {server}").format(server=self.server),
+            ).json()
         )
 
     def close(self) -> None:
@@ -260,7 +269,13 @@ class Docker:
                 detail = body.get("detail", resp.text)
             except ValueError:
                 detail = resp.text
-            raise DockError(f"{what}: HTTP {resp.status_code}: {detail}", resp.status_code, body)
+            raise DockError(
+                _("{what}: HTTP {status_code}: {detail}").format(
+                    what=what, status_code=resp.status_code, detail=detail
+                ),
+                resp.status_code,
+                body,
+            )
         return resp
 
     def _create(self, p: Path, rel: str, size: int) -> tuple[str, int]:
@@ -280,7 +295,7 @@ class Docker:
                 "/api/v1/uploads",
                 headers={**TUS, "Upload-Length": str(size), "Upload-Metadata": encode_metadata(meta)},
             ),
-            "creating upload",
+            _("creating the upload"),
         )
         url = resp.headers["location"]
         return url, int(resp.headers.get("custody-part-size", 16 * 1024 * 1024))
@@ -293,7 +308,7 @@ class Docker:
         resp = self.client.head(url, headers=TUS)
         if resp.status_code in (404, 410):
             return None
-        self._check(resp, "reading upload offset")
+        self._check(resp, _("reading the upload offset"))
         return int(resp.headers["upload-offset"])
 
     def _patch(
@@ -308,7 +323,7 @@ class Docker:
         if sha:
             headers["Custody-Sha256"] = sha
         self.sent_bytes += length
-        resp = self._check(self.client.patch(url, content=body, headers=headers), "sending bytes")
+        resp = self._check(self.client.patch(url, content=body, headers=headers), _("sending bytes"))
         return int(resp.headers["upload-offset"])
 
     def _send(self, p: Path, rel: str, url: str, part: int, start: int, size: int) -> str:
@@ -322,7 +337,7 @@ class Docker:
             while pos < min(start, final_start):
                 block = fh.read(min(READ_BLOCK, min(start, final_start) - pos))
                 if not block:
-                    raise DockError(f"{rel}: file shrank while reading")
+                    raise DockError(_("{file}: file shrank while reading").format(file=rel))
                 h.update(block)
                 pos += len(block)
             offset = start
@@ -334,7 +349,7 @@ class Docker:
                     while n < b:
                         block = fh.read(min(READ_BLOCK, b - n))
                         if not block:
-                            raise DockError(f"{rel}: file shrank while uploading")
+                            raise DockError(_("{file}: file shrank while uploading").format(file=rel))
                         h.update(block)
                         n += len(block)
                         yield block
@@ -344,10 +359,10 @@ class Docker:
             fh.seek(final_start)
             last = fh.read(size - final_start)
             if len(last) != size - final_start:
-                raise DockError(f"{rel}: file shrank while uploading")
+                raise DockError(_("{file}: file shrank while uploading").format(file=rel))
             h.update(last)
             if fh.read(1):
-                raise DockError(f"{rel}: file grew while uploading")
+                raise DockError(_("{file}: file grew while uploading").format(file=rel))
             sha = h.hexdigest()
             # After an interruption the server may already hold the start of the last part.
             send_from = max(offset, final_start)
@@ -355,20 +370,26 @@ class Docker:
             offset = self._patch(url, send_from, rest, len(rest), sha)
             self.progress(rel, offset, size)
         if offset != size:
-            raise DockError(f"{rel}: server stopped at byte {offset} of {size}")
+            raise DockError(
+                _("{file}: server stopped at byte {offset} of {size}").format(
+                    file=rel, offset=offset, size=size
+                )
+            )
         return sha
 
     def _wait_verified(self, url: str) -> dict[str, Any]:
         deadline = time.monotonic() + self.verify_timeout_s
         delay = 0.2
         while True:
-            st = self._api("GET", url, "reading verification status").json()
+            st = self._api("GET", url, _("reading the verification status")).json()
             state = st.get("media_state")
             if state in SAFE_STATES or state == "quarantined":
                 return dict(st)
             if time.monotonic() > deadline:
                 raise DockError(
-                    f"server has not verified the hash after {self.verify_timeout_s:.0f} s (state {state})"
+                    _("server has not verified the hash after {seconds} s (state {state})").format(
+                        seconds=f"{self.verify_timeout_s:.0f}", state=state
+                    )
                 )
             time.sleep(delay)
             delay = min(delay * 1.5, 2.0)
@@ -386,7 +407,9 @@ class Docker:
                 time.sleep(min(2.0 * 2**attempt, 30.0))
                 got = self._offset(url)
                 if got is None:
-                    raise DockError(f"{rel}: the server no longer knows this upload") from exc
+                    raise DockError(
+                        _("{file}: the server no longer knows this upload").format(file=rel)
+                    ) from exc
                 start = got
         raise AssertionError("unreachable")
 
@@ -398,7 +421,7 @@ class Docker:
         fp = _fingerprint(p)
         size = fp["size"]
         if size == 0:
-            return FileResult(rel, False, "empty file (0 bytes): nothing to archive; left on the recorder")
+            return FileResult(rel, False, _("empty file (0 bytes): nothing to archive; left on the recorder"))
         entry = self.state.entries.get(rel)
         if entry and {k: entry.get(k) for k in fp} != fp:
             entry = None  # the file changed since we last saw it: start again
@@ -406,7 +429,7 @@ class Docker:
             return FileResult(
                 rel,
                 True,
-                "already archived (verified in an earlier docking)",
+                _("already archived (verified in an earlier docking)"),
                 entry.get("sha256", ""),
                 entry.get("media_id", ""),
                 skipped=True,
@@ -438,12 +461,16 @@ class Docker:
         rel, sha = pending.rel, pending.sha256
         if st.get("media_state") == "quarantined":
             return FileResult(
-                rel, False, f"QUARANTINED by the server: {st.get('media_reason')}", sha, media_id
+                rel,
+                False,
+                _("QUARANTINED by the server: {reason}").format(reason=st.get("media_reason")),
+                sha,
+                media_id,
             )
         note = (
-            f"duplicate of archived {st.get('duplicate_of')}"
+            _("duplicate of archived {media}").format(media=st.get("duplicate_of"))
             if st.get("media_state") == "duplicate"
-            else "verified"
+            else _("verified")
         )
         self.state.entries[rel] = {
             **pending.fingerprint,
@@ -471,7 +498,10 @@ class Pending:
 def print_progress(rel: str, done: int, total: int) -> None:
     if sys.stderr.isatty():
         print(
-            f"\r  {rel}: {done * 100 // max(total, 1):3d}% of {total} bytes",
+            "\r  "
+            + _("{file}: {percent} of {total} bytes").format(
+                file=rel, percent=f"{done * 100 // max(total, 1):3d}%", total=total
+            ),
             end="",
             file=sys.stderr,
             flush=True,
@@ -555,7 +585,7 @@ class DirectSender:
                 return got[0]
             batch = [n, *[m for m in self.todo if m > n and m not in self.asked][: URL_BATCH - 1]]
             resp = self.d._api(
-                "POST", f"{self.url}/parts/urls", "asking for part URLs", json={"parts": batch}
+                "POST", f"{self.url}/parts/urls", _("asking for part URLs"), json={"parts": batch}
             )
             body = resp.json()
             ttl = (datetime.fromisoformat(body["expires_at"]) - datetime.now(UTC)).total_seconds()
@@ -621,10 +651,10 @@ class DirectSender:
 
     def _report(self, done: list[tuple[int, int, str]]) -> dict[str, Any]:
         body = {"parts": [{"number": n, "size": size, "etag": etag} for n, size, etag in done]}
-        return dict(self.d._api("POST", f"{self.url}/parts", "reporting parts", json=body).json())
+        return dict(self.d._api("POST", f"{self.url}/parts", _("reporting parts"), json=body).json())
 
     def run(self) -> str:
-        prog = self.d._api("GET", f"{self.url}/parts", "reading acknowledged parts").json()
+        prog = self.d._api("GET", f"{self.url}/parts", _("reading acknowledged parts")).json()
         part_size, count = int(prog["part_size"]), int(prog["part_count"])
         acked = {int(x["number"]) for x in prog["parts"]}
         acked_bytes = int(prog["acknowledged_bytes"])
@@ -671,7 +701,7 @@ class DirectSender:
         if not self.digest:
             raise DockError(_("{rel}: the file could not be read to the end").format(rel=self.rel))
         try:
-            self.d._api("POST", f"{self.url}/complete", "completing upload", json={"sha256": self.digest})
+            self.d._api("POST", f"{self.url}/complete", _("completing upload"), json={"sha256": self.digest})
         except DockError as exc:
             # Parts that storage holds other than as reported are un-acknowledged: send them again.
             if exc.status != 409 or "resend" not in exc.body or self.rounds >= 3:

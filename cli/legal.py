@@ -148,7 +148,8 @@ def calendar_show(year: int | None) -> None:
         while d.year == year:
             working = cal.is_working_day(d)
             if working != (d.weekday() < 5):
-                click.echo(f"{d.isoformat()}  {_('working day') if working else _('rest day')}")
+                kind = _("working day") if working else _("rest day")
+                click.echo(f"{d.isoformat()}  {kind}")
             d += timedelta(days=1)
     except CalendarGap as exc:
         raise click.ClickException(str(exc)) from exc

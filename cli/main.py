@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from archive import i18n, vocabulary
 from archive.config import get_settings
-from archive.i18n import _
+from archive.i18n import _, ngettext
 
 if TYPE_CHECKING:
     from archive.context import Context
@@ -21,7 +22,26 @@ if TYPE_CHECKING:
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 
 
+def _choose_language(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--lang, else the locale (LANGUAGE / LC_ALL / LC_MESSAGES / LANG), else the agency's default."""
+    try:
+        chosen = i18n.validate(value) if value else i18n.from_environment()
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    i18n.set_language(chosen)
+    return chosen
+
+
 @click.group()
+@click.option(
+    "--lang",
+    default=None,
+    metavar="LANG",
+    is_eager=True,
+    expose_value=False,
+    callback=_choose_language,
+    help="Language of messages: zh-CN or en (default: from LANG / LC_ALL, else the agency's).",
+)
 def main() -> None:
     """Custody: evidence and audio-video record archive."""
 
@@ -52,7 +72,7 @@ def migrate() -> None:
     from migrations import migrate as do_migrate
 
     do_migrate(get_settings())
-    click.echo("database schema is up to date")
+    click.echo(_("database schema is up to date"))
 
 
 @main.group()
@@ -78,25 +98,35 @@ def users_add(name: str, role: str) -> None:
     migrate(get_settings())
     try:
         with session_scope(_context().engine) as session:
-            _, token = accounts.add_user(session, name, Role(role))
+            _user, token = accounts.add_user(session, name, Role(role))
     except CustodyError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"created {role} {name}; bearer token:")
+    click.echo(
+        _("created {role} {name}; bearer token:").format(role=vocabulary.label("role", role), name=name)
+    )
     click.echo(token)
 
 
 @main.command()
 def checkpoint() -> None:
-    """Sequence new custody events into the log and sign a checkpoint now."""
+    """Sequence new custody events into the log, sign a checkpoint now and publish it to S3."""
     from archive.db import session_scope
     from archive.ledger import services as ledger
+    from archive.ledger.publish import publish
     from migrations import migrate
 
     migrate(get_settings())
     ctx = _context()
     with session_scope(ctx.engine) as session:
         cp = ledger.sign_checkpoint(session, ctx.keyring)
-    click.echo(f"checkpoint {cp.id}: tree size {cp.tree_size}, root {cp.root_hash}, key {cp.key_id}")
+    click.echo(
+        _("checkpoint {id}: tree size {size}, root {root}, key {key}").format(
+            id=cp.id, size=cp.tree_size, root=cp.root_hash, key=cp.key_id
+        )
+    )
+    with session_scope(ctx.engine) as session:
+        published = publish(session, ctx.store)
+    click.echo(_("published outside the database up to tree size {size}").format(size=published))
 
 
 @main.command()
@@ -121,14 +151,24 @@ def verify(as_json: bool) -> None:
         for d in report.discrepancies:
             click.echo(str(d))
         click.echo(
-            f"checked {report.media_checked} media items, {report.objects_hashed} objects "
-            f"({report.bytes_hashed} bytes), {report.signatures_checked} manifest signatures, "
-            f"{report.log_entries_checked} log entries against "
-            f"{report.checkpoints_checked} signed checkpoints"
-            f" ({report.unsequenced_events} events not yet in a checkpoint)"
+            _(
+                "checked {media} media items, {objects} objects ({bytes} bytes), {signatures} manifest "
+                "signatures, {entries} log entries against {checkpoints} signed checkpoints ({unsequenced} "
+                "events not yet in a checkpoint)"
+            ).format(
+                media=report.media_checked,
+                objects=report.objects_hashed,
+                bytes=report.bytes_hashed,
+                signatures=report.signatures_checked,
+                entries=report.log_entries_checked,
+                checkpoints=report.checkpoints_checked,
+                unsequenced=report.unsequenced_events,
+            )
         )
         click.echo(
-            "OK: no discrepancies" if report.ok else f"FAILED: {len(report.discrepancies)} discrepancies"
+            _("OK: no discrepancies")
+            if report.ok
+            else _("FAILED: {count} discrepancies").format(count=len(report.discrepancies))
         )
     sys.exit(0 if report.ok else 1)
 
@@ -166,11 +206,23 @@ def export_case(case: str, out: Path, agency: str | None, media_ids: tuple[str, 
     except CustodyError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(
-        f"export {res.export_id} of case {res.case_id}: {len(res.media_ids)} media items, "
-        f"{res.records} record versions, {res.events} custody events proven against checkpoint "
-        f"{res.checkpoint_id}, {res.bytes_written} bytes -> {res.path}"
+        _(
+            "export {export} of case {case}: {media} media items, {records} record versions, {events} "
+            "custody events proven against checkpoint {checkpoint}, {bytes} bytes -> {path}"
+        ).format(
+            export=res.export_id,
+            case=res.case_id,
+            media=len(res.media_ids),
+            records=res.records,
+            events=res.events,
+            checkpoint=res.checkpoint_id,
+            bytes=res.bytes_written,
+            path=res.path,
+        )
     )
-    click.echo(f"check it offline: unzip it and run  python3 verify_export.py {res.path.name}")
+    click.echo(
+        _("check it offline: unzip it and run  python3 verify_export.py {name}").format(name=res.path.name)
+    )
 
 
 @main.group()
@@ -198,7 +250,11 @@ def keys_rotate() -> None:
             subject_id=new,
             details={"previous": old},
         )
-    click.echo(f"signing key rotated: {old} -> {new} (the old key still verifies old signatures)")
+    click.echo(
+        _("signing key rotated: {old} -> {new} (the old key still verifies old signatures)").format(
+            old=old, new=new
+        )
+    )
 
 
 @main.command()
@@ -212,7 +268,7 @@ def keys_rotate() -> None:
 def serve(api_only: bool, worker_only: bool, beat_only: bool, host: str | None, port: int | None) -> None:
     """Run the API, the workers and the scheduler (all by default), until interrupted."""
     if sum([api_only, worker_only, beat_only]) > 1:
-        raise click.UsageError("choose at most one of --api-only, --worker-only, --beat-only")
+        raise click.UsageError(_("choose at most one of --api-only, --worker-only, --beat-only"))
     everything = not (api_only or worker_only or beat_only)
     s = get_settings()
     _prepare()
@@ -267,6 +323,14 @@ def serve(api_only: bool, worker_only: bool, beat_only: bool, host: str | None, 
         procs.append(
             ("beat", [*celery, "beat", "-s", str(s.data_dir / "celerybeat-schedule"), "--loglevel", "INFO"])
         )
+    # Metrics of all these processes are added up by /metrics (prometheus-client multiprocess mode):
+    # one folder for this host's processes (API and workers started one by one share it too, so
+    # only a start of everything empties it: values of processes still running would be lost).
+    mdir = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str((s.data_dir / "metrics").resolve())))
+    mdir.mkdir(parents=True, exist_ok=True)
+    if everything:
+        for stale in mdir.glob("*.db"):
+            stale.unlink()
     running: list[tuple[str, subprocess.Popen[bytes]]] = []
     for name, cmd in procs:
         running.append((name, subprocess.Popen(cmd)))
@@ -290,11 +354,11 @@ def serve(api_only: bool, worker_only: bool, beat_only: bool, host: str | None, 
                     stopping = True
             time.sleep(0.5)
     finally:
-        for _, p in running:
+        for _name, p in running:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 30
-        for _, p in running:
+        for _name, p in running:
             try:
                 p.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -305,7 +369,7 @@ def serve(api_only: bool, worker_only: bool, beat_only: bool, host: str | None, 
 def _token(token: str | None) -> str:
     t = token or os.environ.get("CUSTODY_TOKEN")
     if not t:
-        raise click.UsageError("no token: pass --token or set CUSTODY_TOKEN")
+        raise click.UsageError(_("no token: pass --token or set CUSTODY_TOKEN"))
     return t
 
 
@@ -396,7 +460,7 @@ def dock(
     clock_source = None
     if device_clock is not None:
         if clock_offset is not None:
-            raise click.UsageError("give --device-clock or --clock-offset, not both")
+            raise click.UsageError(_("give --device-clock or --clock-offset, not both"))
         from datetime import UTC, datetime
 
         try:
@@ -404,7 +468,12 @@ def dock(
         except DockError as exc:
             raise click.UsageError(str(exc)) from exc
         clock_source = "measured"
-        click.echo(f"recorder clock offset {clock_offset:+.3f} s (measured from --device-clock)", err=True)
+        click.echo(
+            _("recorder clock offset {offset} s (measured from --device-clock)").format(
+                offset=f"{clock_offset:+.3f}"
+            ),
+            err=True,
+        )
     state = ResumeState.load(state_file or default_state_file(path, server))
     d = Docker(
         server,
@@ -425,18 +494,23 @@ def dock(
         try:
             who = d.check_token()
         except (DockError, httpx.HTTPError) as exc:
-            click.echo(f"cannot dock: {exc}", err=True)
+            click.echo(_("cannot dock: {error}").format(error=exc), err=True)
             sys.exit(2)
-        click.echo(f"docking {path} as {who['role']} {who['name']} to {server}", err=True)
+        click.echo(
+            _("docking {path} as {role} {name} to {server}").format(
+                path=path, role=vocabulary.label("role", who["role"]), name=who["name"], server=server
+            ),
+            err=True,
+        )
         pending: list[tuple[Path, Pending]] = []
 
         def report(p: Path, r: FileResult) -> None:
             results.append(r)
-            label = "SAFE" if r.ok else "FAIL"
+            label = _("SAFE") if r.ok else _("FAIL")
             click.echo(f"{label}  {r.rel}  {r.sha256 or '-'}  {r.media_id or '-'}  {r.message}")
             if r.ok and clear:
                 p.unlink()
-                click.echo(f"      cleared {r.rel} from the recorder")
+                click.echo("      " + _("cleared {file} from the recorder").format(file=r.rel))
 
         def confirm_ready(block: bool) -> None:
             # Confirm in docking order; a file is cleared only after its own confirmation.
@@ -462,9 +536,10 @@ def dock(
     finally:
         d.close()
     bad = [r for r in results if not r.ok]
-    click.echo(
-        f"{len(results) - len(bad)} of {len(results)} files safe" + (f"; {len(bad)} NOT safe" if bad else "")
-    )
+    summary = _("{safe} of {total} files safe").format(safe=len(results) - len(bad), total=len(results))
+    if bad:
+        summary += _("; {bad} NOT safe").format(bad=len(bad))
+    click.echo(summary)
     click.echo(_("sent {n} bytes").format(n=d.sent_bytes), err=True)
     if bad:
         sys.exit(1)
@@ -523,16 +598,23 @@ def retention_report(days: int) -> None:
     """What becomes deletable within DAYS."""
     from sqlmodel import Session
 
-    from archive.clock import as_utc, utcnow
+    from archive.clock import utcnow
+    from archive.localtime import format_local
     from retention import services as rs
 
-    engine, _, _ = _collaborators()
+    engine = _collaborators()[0]
     with Session(engine) as session:
         rows = rs.upcoming(session, utcnow(), days)
     for r in rows:
-        when = as_utc(r.delete_after).isoformat() if r.delete_after else "-"
-        click.echo(f"{when}  {r.media_id}  rule {r.rule_id}")
-    click.echo(f"{len(rows)} item(s) become deletable within {days} days")
+        when = format_local(r.delete_after) if r.delete_after else "-"
+        click.echo("  ".join([when, r.media_id, _("rule {rule}").format(rule=r.rule_id)]))
+    click.echo(
+        ngettext(
+            "{count} item becomes deletable within {days} days",
+            "{count} items become deletable within {days} days",
+            len(rows),
+        ).format(count=len(rows), days=days)
+    )
 
 
 @retention_group.command("policy")
@@ -553,7 +635,7 @@ def retention_policy(new_file: Path | None, reason: str) -> None:
     from archive.errors import CustodyError
     from retention import services as rs
 
-    engine, store, _ = _collaborators()
+    engine, store, _keyring = _collaborators()
     if new_file is None:
         from sqlmodel import Session
 
@@ -568,7 +650,11 @@ def retention_policy(new_file: Path | None, reason: str) -> None:
     except (CustodyError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     count = rs.reclassify_all(engine, store)
-    click.echo(f"retention policy version {policy.version} in force; {count} item(s) reclassified")
+    click.echo(
+        _("retention policy version {version} in force; {count} item(s) reclassified").format(
+            version=policy.version, count=count
+        )
+    )
 
 
 from cli.legal import calendar_group, legal_group  # noqa: E402  (issue 12: legal review, calendar)

@@ -5,11 +5,14 @@
 #   deploy/install.sh                   Debian packages + .venv with the project and dev tools
 #   deploy/install.sh --with-postgres   ... plus the PostgreSQL server (tests use a real one)
 #
-# Debian packages: Redis (Celery broker), ffmpeg (transcodes), Ceph's radosgw (the S3 server we
-# can install here; production uses MinIO), curl (S3 readiness checks), exiftool (writes the EXIF
+# Debian packages: Redis (Celery broker), ffmpeg (transcodes), Ceph (monitor, manager, OSDs, radosgw:
+# the S3 engine, one node for tests and the embedded default, a 3-OSD cluster for the node-loss tests
+# with haproxy in front of its gateways, deploy/cluster.sh), curl (S3 readiness checks), exiftool (writes the EXIF
 # tags of the sample photo the tests generate), chromium (the review page's browser test drives it
-# through Playwright; Playwright's own browser download is never used). A fresh machine or CI has
-# none of them, and whatever was installed by hand is gone on the next machine.
+# through Playwright; Playwright's own browser download is never used), fonts-noto-cjk (Chinese
+# pages, exports and screenshots render characters instead of empty boxes), tzdata (the agency's
+# zone, CUSTODY_TIMEZONE). A fresh machine or CI has none of them, and whatever was installed by
+# hand is gone on the next machine. The translation catalogs are compiled (.mo) on every run.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,7 +21,8 @@ STAMP=$VENV/.installed-stamp
 
 log() { echo "[install $(date +%T)] $*" >&2; }
 
-packages=(redis-server ffmpeg ceph-mon ceph-osd radosgw ceph-common curl libimage-exiftool-perl chromium)
+packages=(redis-server ffmpeg ceph-mon ceph-osd ceph-mgr radosgw ceph-common haproxy curl libimage-exiftool-perl
+  chromium fonts-noto-cjk tzdata)
 case "${1:-}" in
   --with-postgres) packages+=(postgresql) ;;
   "") ;;
@@ -57,3 +61,9 @@ if [ ! -f "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ]; then
 else
   log "$VENV up to date"
 fi
+
+# ---------- translations ----------
+# .mo files are build products (not in git): compile the catalogs for this checkout. (Without them
+# archive.i18n compiles each .po in memory on first use; with them, start-up reads no .po.)
+log "pybabel compile"
+"$VENV/bin/pybabel" -q compile -D custody -d "$ROOT/archive/locale" >&2

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # rgw-up.sh - start a single-node Ceph cluster (1 mon, 1 osd, radosgw) on loopback: a real
-# S3-compatible server for tests and for the embedded profile. MinIO cannot be installed on our
-# machines (not in Debian, PyPI or npm); production uses MinIO (deploy/compose.yaml). The code only
+# S3-compatible server for tests and for the embedded profile. Production runs a multi-host Ceph
+# cluster (deploy/ceph/; deploy/cluster.sh is a 3-OSD one on loopback). The code only
 # speaks S3 through the `minio` client, so both work. Usually called by deploy/services.sh.
 #
 # No systemd, no root needed (everything lives under $RGW_BASE), auth = none (loopback only).
@@ -219,9 +219,11 @@ anon_ready() { curl -sf -m 3 -o /dev/null "$ENDPOINT/"; }
 wait_for "radosgw http" anon_ready
 
 if [ $fresh = 1 ]; then
-  # radosgw-admin talks to the cluster as client.admin; the S3 user is the only credential RGW checks
+  # radosgw-admin talks to the cluster as client.admin; the S3 user is the only credential RGW checks.
+  # Every test makes its own buckets and few delete them: the default limit of 1000 a user is met
+  # after a few runs (TooManyBuckets)
   timeout 60 radosgw-admin -c "$CONF" user create --uid=custody --display-name="Custody" \
-      --access-key="$AK" --secret-key="$SK" >>"$BASE/log/setup.log" 2>&1 || die "radosgw-admin user create failed"
+      --access-key="$AK" --secret-key="$SK" --max-buckets=100000 >>"$BASE/log/setup.log" 2>&1 || die "radosgw-admin user create failed"
 fi
 wait_for "authenticated S3 request" s3_ready
 if [ $fresh = 1 ]; then

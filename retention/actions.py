@@ -19,6 +19,7 @@ from archive.clock import Clock, as_utc, utcnow
 from archive.context import Dispatcher
 from archive.db import after_commit
 from archive.errors import NotFound
+from archive.i18n import _
 from archive.media.models import Media
 from archive.storage import ObjectStore
 from retention import services as rs
@@ -40,7 +41,7 @@ RECLASSIFY_TASK = "custody.retention_reclassify"
 def _media(session: Session, user: User, media_id: str) -> Media:
     item = session.get(Media, media_id)
     if item is None or not media_visible(session, user, item):
-        raise NotFound(f"no media {media_id}")
+        raise NotFound(_("no media {media_id}").format(media_id=media_id))
     return item
 
 
@@ -175,7 +176,7 @@ def release(
     authorize(user, Permission.RETENTION_HOLD_RELEASE, "release legal holds")
     h = session.get(LegalHold, hold_id)
     if h is None:
-        raise NotFound(f"no legal hold {hold_id}")
+        raise NotFound(_("no legal hold {hold_id}").format(hold_id=hold_id))
     rs.release_hold(session, store, hold_id, actor=actor(user), reason=reason, client_addr=client_addr)
     return explain(session, user, h.media_id)
 

@@ -13,6 +13,7 @@ from archive import events
 from archive.cases.models import Case, CaseMedia
 from archive.clock import as_utc
 from archive.errors import InvalidInput
+from archive.i18n import _
 from archive.ingest.models import Upload
 from archive.media.models import Media
 from archive.models import Event
@@ -193,7 +194,7 @@ def current_policy(session: Session) -> Policy:
 
 def set_policy(session: Session, data: Any, *, actor: str, reason: str, client_addr: str = "") -> Policy:
     if not reason.strip():
-        raise InvalidInput("a policy change needs a reason")
+        raise InvalidInput(_("a policy change needs a reason"))
     current = current_policy(session)
     policy = parse_policy({**data, "version": current.version + 1})
     session.add(PolicyVersion(version=policy.version, body=policy.to_json(), created_by=actor, reason=reason))

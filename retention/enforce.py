@@ -12,6 +12,7 @@ from archive import events
 from archive.clock import Clock, as_utc, utcnow
 from archive.db import session_scope
 from archive.errors import Conflict, InvalidInput, NotFound
+from archive.i18n import _
 from archive.media.models import Media, MediaState
 from archive.models import Event
 from archive.storage import ObjectStore
@@ -97,7 +98,7 @@ def recompute(
 def _media(session: Session, media_id: str) -> Media:
     media = session.exec(select(Media).where(Media.id == media_id).with_for_update()).first()
     if media is None:
-        raise NotFound(f"no media {media_id}")
+        raise NotFound(_("no media {media_id}").format(media_id=media_id))
     return media
 
 
@@ -113,7 +114,7 @@ def set_flag(
     clock: Clock = utcnow,
 ) -> Decision | None:
     if not reason.strip():
-        raise InvalidInput("a flag needs a reason")
+        raise InvalidInput(_("a flag needs a reason"))
     media = _media(session, media_id)
     active = session.exec(
         select(RetentionFlag).where(
@@ -158,7 +159,7 @@ def clear_flag(
     clock: Clock = utcnow,
 ) -> Decision | None:
     if not reason.strip():
-        raise InvalidInput("clearing a flag needs a reason")
+        raise InvalidInput(_("clearing a flag needs a reason"))
     media = _media(session, media_id)
     flags = session.exec(
         select(RetentionFlag).where(
@@ -168,7 +169,7 @@ def clear_flag(
         )
     ).all()
     if not flags:
-        raise NotFound(f"media {media_id} has no active {kind} flag")
+        raise NotFound(_("media {media_id} has no active {kind} flag").format(media_id=media_id, kind=kind))
     for f in flags:
         f.cleared_at, f.cleared_by, f.clear_reason = clock(), actor, reason
         session.add(f)
@@ -205,7 +206,7 @@ def place_hold(
     clock: Clock = utcnow,
 ) -> LegalHold:
     if not reason.strip():
-        raise InvalidInput("a legal hold needs a reason")
+        raise InvalidInput(_("a legal hold needs a reason"))
     media = _media(session, media_id)
     hold = LegalHold(media_id=media_id, reason=reason, placed_by=actor, placed_at=clock())
     session.add(hold)
@@ -245,12 +246,12 @@ def release_hold(
     """A reason is required. Who may release is decided by the caller: ``retention.actions.release``
     (Permission.RETENTION_HOLD_RELEASE, records managers only) for people."""
     if not reason.strip():
-        raise InvalidInput("releasing a legal hold needs a reason")
+        raise InvalidInput(_("releasing a legal hold needs a reason"))
     hold = session.get(LegalHold, hold_id)
     if hold is None:
-        raise NotFound(f"no legal hold {hold_id}")
+        raise NotFound(_("no legal hold {hold_id}").format(hold_id=hold_id))
     if hold.released_at is not None:
-        raise Conflict(f"legal hold {hold_id} was already released")
+        raise Conflict(_("legal hold {hold_id} was already released").format(hold_id=hold_id))
     media = _media(session, hold.media_id)
     hold.released_at, hold.released_by, hold.release_reason = clock(), actor, reason
     session.add(hold)

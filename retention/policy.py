@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from archive.errors import InvalidInput
+from archive.i18n import _
 
 DEFAULT_POLICY_FILE = Path(__file__).with_name("default_policy.json")
 
@@ -75,13 +76,15 @@ def parse_policy(data: Any) -> Policy:
         policy = Policy.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise InvalidInput(f"retention policy is not valid: {problems}") from exc
+        raise InvalidInput(_("retention policy is not valid: {problems}").format(problems=problems)) from exc
     ids = [r.id for r in policy.rules]
     if len(ids) != len(set(ids)):
-        raise InvalidInput("retention policy names a rule id twice")
+        raise InvalidInput(_("retention policy names a rule id twice"))
     for r in policy.rules:
         if (r.keep is Keep.PERIOD) != (r.months is not None):
-            raise InvalidInput(f"rule {r.id}: 'months' goes with keep=period, and only with it")
+            raise InvalidInput(
+                _("rule {id}: 'months' goes with keep=period, and only with it").format(id=r.id)
+            )
     return policy
 
 

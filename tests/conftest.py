@@ -42,6 +42,10 @@ if not 0 <= TEST_SLOT <= 7:
     raise ValueError("CUSTODY_TEST_SLOT must be 0-7")
 TEMPLATE_DB = "custody_template" if TEST_SLOT == 0 else f"custody_template_{TEST_SLOT}"
 PART = 5 * 1024 * 1024  # the smallest S3 part size, so tests cross part boundaries with small files
+# The agency's default language is zh-CN; this suite's assertions read the English messages, so it runs
+# as an English-speaking agency (processes it starts inherit this). The Chinese default, Accept-Language
+# and users' own settings are tested on purpose in tests/archive/test_i18n.py and tests/api/test_i18n_api.py.
+os.environ.setdefault("CUSTODY_LANGUAGE", "en")
 
 
 def _service_env() -> dict[str, str]:
@@ -106,13 +110,26 @@ def env(
     services: dict[str, str], database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[dict[str, str]]:
     """CUSTODY_* settings for one test, applied to this process and handed to subprocesses."""
+    yield from make_env(services, database_url, tmp_path, monkeypatch)
+
+
+def make_env(
+    services: dict[str, str],
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    s3: dict[str, str] | None = None,
+) -> Iterator[dict[str, str]]:
+    """The body of ``env``; ``s3`` (endpoint, keys) points a test at another S3 server (the
+    cluster tests: tests/test_cluster.py)."""
+    s3 = s3 or services
     tag = uuid.uuid4().hex[:10]
     values = {
         "CUSTODY_DATABASE_URL": database_url,
         "CUSTODY_REDIS_URL": services["CUSTODY_REDIS_URL"],
-        "CUSTODY_S3_ENDPOINT": services["CUSTODY_S3_ENDPOINT"],
-        "CUSTODY_S3_ACCESS_KEY": services["CUSTODY_S3_ACCESS_KEY"],
-        "CUSTODY_S3_SECRET_KEY": services["CUSTODY_S3_SECRET_KEY"],
+        "CUSTODY_S3_ENDPOINT": s3["CUSTODY_S3_ENDPOINT"],
+        "CUSTODY_S3_ACCESS_KEY": s3["CUSTODY_S3_ACCESS_KEY"],
+        "CUSTODY_S3_SECRET_KEY": s3["CUSTODY_S3_SECRET_KEY"],
         "CUSTODY_S3_SECURE": "false",
         "CUSTODY_BUCKET_ORIGINALS": f"t-{tag}-originals",
         "CUSTODY_BUCKET_DERIVED": f"t-{tag}-derived",

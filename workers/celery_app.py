@@ -99,6 +99,9 @@ def make_celery() -> Celery:
 app = make_celery()
 
 
+import workers.metrics  # noqa: E402, F401  - signal handlers: task metrics, log context, queue age
+
+
 class CeleryDispatcher:
     """``archive.context.Dispatcher`` over Celery: sends pipeline steps and tasks by name; used by the
     API and by the tasks themselves. Call it only after the transaction that made the item has

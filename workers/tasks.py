@@ -14,12 +14,14 @@ from celery.signals import worker_process_init, worker_ready, worker_shutdown
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlmodel import Session
 
+from archive import metrics
 from archive.audit import services as audit
 from archive.config import get_settings
 from archive.context import Context
 from archive.db import session_scope
 from archive.errors import MediaToolFailed, StorageError
 from archive.ingest import housekeeping, pipeline
+from archive.ledger import publish
 from archive.ledger import services as ledger
 from retention import services as retention
 from workers.celery_app import CeleryDispatcher, app
@@ -99,6 +101,9 @@ def checkpoint() -> int:
     ctx = context()
     with session_scope(ctx.engine) as session:
         cp = ledger.sign_checkpoint(session, ctx.keyring, clock=ctx.clock, force=False)
+    # after commit: only committed checkpoints leave the database
+    with Session(ctx.engine) as session:
+        publish.publish(session, ctx.store)
     return cp.tree_size
 
 
@@ -140,6 +145,8 @@ def retention_sweep() -> int:
     ctx = context()
     result = retention.sweep(ctx.engine, ctx.store, ctx.keyring, batch=ctx.settings.retention_sweep_batch)
     log.info("retention sweep: %d deleted, %d kept on re-check", len(result.deleted), len(result.kept))
+    metrics.SWEEP_DELETED.inc(len(result.deleted))
+    metrics.SWEEP_REFUSED.inc(len(result.kept))
     return len(result.deleted)
 
 

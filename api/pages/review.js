@@ -1,7 +1,24 @@
 // Case review page: players side by side on one corrected clock, text records beside them.
 // Every string from the server goes into the page with textContent (never innerHTML), so a
 // "<script>" typed into a record is shown as text and never runs. The CSP forbids inline script too.
+// The words this script writes come translated from the server (the page's JSON data blocks), and
+// times are shown in the agency's zone with the zone named, as the server formats them.
 "use strict";
+
+function data(id) {
+  return JSON.parse(document.getElementById(id).textContent);
+}
+const TEXT = data("page-text"); // {key: "translated text with {placeholders}"}
+const CLOCK = data("page-clock"); // {timezone, language, zone_names: {offset minutes: name}}
+const LABELS = data("page-labels"); // {domain: {key: label}}: stage, doc_kind, case_kind, case_status
+
+function t(key, values = {}) {
+  return (TEXT[key] || key).replace(/\{(\w+)\}/g, (m, name) => (name in values ? String(values[name]) : m));
+}
+
+function label(domain, key) {
+  return (LABELS[domain] || {})[key] || key;
+}
 
 const state = {
   token: null,
@@ -25,9 +42,34 @@ function el(tag, cls, text) {
   return e;
 }
 
+const LOCAL = new Intl.DateTimeFormat("en-US", {
+  timeZone: CLOCK.timezone,
+  hourCycle: "h23",
+  year: "numeric",
+  month: "2-digit",
+  day: "2-digit",
+  hour: "2-digit",
+  minute: "2-digit",
+  second: "2-digit",
+});
+
+function pad(n, w = 2) {
+  return String(n).padStart(w, "0");
+}
+
 function fmt(ms) {
+  // "2024-06-10 22:03:05 北京时间" / "2024-06-10 22:03:05 CST (UTC+08:00)", like archive.localtime.
   // Milliseconds only when there are any: corrected times are often fractional.
-  return new Date(ms).toISOString().replace("T", " ").replace(/\.000Z$/, "Z").replace(/Z$/, " UTC");
+  ms = Math.floor(ms);
+  const p = Object.fromEntries(LOCAL.formatToParts(new Date(ms)).map((x) => [x.type, x.value]));
+  const wall = Date.UTC(+p.year, +p.month - 1, +p.day, +p.hour, +p.minute, +p.second);
+  const offset = Math.round((wall - Math.floor(ms / 1000) * 1000) / 60000);
+  const sign = offset < 0 ? "-" : "+";
+  const zone = CLOCK.zone_names[String(offset)] ||
+    `UTC${sign}${pad(Math.floor(Math.abs(offset) / 60))}:${pad(Math.abs(offset) % 60)}`;
+  const milli = ((ms % 1000) + 1000) % 1000;
+  const frac = milli ? "." + pad(milli, 3) : "";
+  return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second}${frac} ${zone}`;
 }
 
 function showError(msg) {
@@ -57,6 +99,7 @@ async function api(path, opts = {}) {
     try { detail = (await resp.json()).detail; } catch (e) { /* not JSON */ }
     throw new Error(`${resp.status}: ${detail}`);
   }
+  if (opts.raw) return resp;
   return resp.status === 204 ? null : resp.json();
 }
 
@@ -111,7 +154,7 @@ function tick() {
 
 function setPlaying(on) {
   state.playing = on;
-  document.getElementById("play").textContent = on ? "Pause all" : "Play all";
+  document.getElementById("play").textContent = on ? t("pause") : t("play");
   if (on) {
     state.wallStart = performance.now();
     state.clockStart = state.now;
@@ -154,10 +197,13 @@ function mediaBox(item) {
   box.append(node);
   const meta = el("figcaption", "meta");
   meta.append(el("strong", null, item.file_name), el("br"));
-  meta.append(document.createTextNode(`officer ${item.officer} · device ${item.device}`), el("br"));
-  meta.append(document.createTextNode(item.start ? `${fmt(Date.parse(item.start))} → ${fmt(Date.parse(item.end))}` : "recording time unknown"), el("br"));
+  meta.append(document.createTextNode(t("officer_device", { officer: item.officer, device: item.device })), el("br"));
+  meta.append(document.createTextNode(item.start ? `${fmt(Date.parse(item.start))} → ${fmt(Date.parse(item.end))}` : t("time_unknown")), el("br"));
   const corr = el("span", "correction", item.correction);
-  if (item.recorded_at_device) corr.title = `device clock said ${item.recorded_at_device} (${item.device_time_source === "metadata" ? "recording metadata" : "file time"})`;
+  if (item.recorded_at_device) {
+    const source = item.device_time_source === "metadata" ? t("source_metadata") : t("source_file");
+    corr.title = t("device_clock_said", { time: fmt(Date.parse(item.recorded_at_device)), source });
+  }
   meta.append(corr);
   box.append(meta);
   return { box, node };
@@ -168,14 +214,20 @@ function recordItem(r, names) {
   li.tabIndex = 0;
   li.dataset.recordId = r.record_id;
   const h = el("h3");
-  h.append(el("span", "tag", r.stage), el("span", "tag", r.doc_kind), document.createTextNode(r.title || r.doc_kind));
+  const stage = el("span", "tag stage", label("stage", r.stage));
+  stage.dataset.stage = r.stage;
+  const kind = el("span", "tag doc-kind", label("doc_kind", r.doc_kind));
+  kind.dataset.docKind = r.doc_kind;
+  h.append(stage, kind, document.createTextNode(r.title || label("doc_kind", r.doc_kind)));
   li.append(h);
-  li.append(el("p", "when", `${fmt(Date.parse(r.start))} → ${fmt(Date.parse(r.end))} · v${r.version}`));
-  li.append(el("p", "who", `author ${r.author}` + (r.officers.length ? ` · officers ${r.officers.join(", ")}` : "")));
+  li.append(el("p", "when", `${fmt(Date.parse(r.start))} → ${fmt(Date.parse(r.end))} · ${t("version", { version: r.version })}`));
+  let who = t("author", { author: r.author });
+  if (r.officers.length) who += " · " + t("officers", { officers: r.officers.join(t("list_sep")) });
+  li.append(el("p", "who", who));
   li.append(el("p", "body", r.body));
   if (r.attachments.length) {
     // Scans and PDFs archived with the record: named here; the originals are in the case's media.
-    li.append(el("p", "attachments", "attachments: " + r.attachments.map((id) => names[id] || id).join(", ")));
+    li.append(el("p", "attachments", t("attachments", { names: r.attachments.map((id) => names[id] || id).join(t("list_sep")) })));
   }
   const go = () => seekAll(Date.parse(r.start));
   li.addEventListener("click", go);
@@ -185,10 +237,16 @@ function recordItem(r, names) {
 
 function build(tl) {
   const c = tl.case;
-  document.title = `Case ${c.number} - Custody`;
-  document.getElementById("case-title").textContent = `Case ${c.number}: ${c.title}`;
-  document.getElementById("case-facts").textContent =
-    `${c.kind} · stage ${c.stage} · ${c.status}` + (c.reviewers.length ? ` · reviewers ${c.reviewers.join(", ")}` : "");
+  document.title = t("page_title", { number: c.number });
+  document.getElementById("case-title").textContent = t("case_title", { number: c.number, title: c.title });
+  let facts = t("case_facts", {
+    kind: label("case_kind", c.kind),
+    stage: label("stage", c.stage),
+    status: label("case_status", c.status),
+  });
+  if (c.reviewers.length) facts += " · " + t("reviewers", { names: c.reviewers.join(t("list_sep")) });
+  document.getElementById("case-facts").textContent = facts;
+  document.getElementById("case-facts").dataset.stage = c.stage;
   const times = [];
   const names = {};
   for (const item of tl.items) if (item.type === "media") names[item.id] = item.file_name;
@@ -234,10 +292,15 @@ function build(tl) {
 
 const ANSWERS = { pass: "符合 pass", fail: "不符合 fail", "n/a": "不适用 n/a" };
 
+// The API's *_label is already in the page's language; beside the Chinese name only when it differs.
+function both(zh, label) {
+  return zh === label ? zh : `${zh} ${label}`;
+}
+
 function buildLegal(lr) {
   const sec = document.getElementById("legal-review");
   const badge = document.getElementById("legal-status");
-  badge.textContent = `${lr.status_zh} ${lr.status_label}`;
+  badge.textContent = both(lr.status_zh, lr.status_label);
   badge.className = `badge ${lr.status}`;
   sec.dataset.status = lr.status;
   const overdue = document.getElementById("legal-overdue");
@@ -273,7 +336,7 @@ function buildLegal(lr) {
   if (lr.opinion) {
     const o = lr.opinion;
     const box = document.getElementById("legal-opinion");
-    box.textContent = `审核意见 Opinion: ${o.outcome_zh} ${o.outcome_label} — ${o.reasons} (${o.reviewer}, ${o.decided_at})` +
+    box.textContent = `审核意见 Opinion: ${both(o.outcome_zh, o.outcome_label)} — ${o.reasons} (${o.reviewer}, ${o.decided_at})` +
       (o.authority ? ` · ${o.authority}, ${o.answered_by}` : "") + `\n${o.attestation}`;
     box.hidden = false;
   }
@@ -281,7 +344,7 @@ function buildLegal(lr) {
     const x = lr.escalation;
     const box = document.getElementById("legal-escalation");
     box.textContent = `集体讨论 Collective discussion: ${x.reason}` +
-      (x.outcome ? ` → ${x.outcome_zh} ${x.outcome_label}: ${x.outcome_reasons}` : " (pending)");
+      (x.outcome ? ` → ${both(x.outcome_zh, x.outcome_label)}: ${x.outcome_reasons}` : " (pending)");
     box.hidden = false;
   }
   sec.hidden = false;
@@ -309,13 +372,23 @@ async function start() {
     return;
   }
   try {
-    await api("/api/v1/session", { method: "POST" }); // the HttpOnly cookie the players stream with
+    // The HttpOnly cookie the players stream with; the answer's language is the user's own setting
+    // (else the browser's). A first visit served in another language is reloaded once in the user's.
+    const opened = await api("/api/v1/session", { method: "POST", raw: true });
+    const want = opened.headers.get("Content-Language");
+    const asked = new URLSearchParams(location.search).has("lang");
+    if (want && want !== document.documentElement.lang && !asked && !sessionStorage.getItem("custody_lang_reload")) {
+      sessionStorage.setItem("custody_lang_reload", "1");
+      location.reload();
+      return;
+    }
+    sessionStorage.removeItem("custody_lang_reload");
     const tl = await api(`/api/v1/cases/${encodeURIComponent(state.caseId)}/timeline?via=page`);
     build(tl);
     await loadLegal();
     document.body.dataset.ready = "1";
   } catch (e) {
-    showError(`Cannot open case: ${e.message}`);
+    showError(t("cannot_open", { error: e.message }));
   }
 }
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +11,9 @@ from pydantic import BaseModel, Field
 
 from api import viewsession
 from api.deps import ClientAddr, CurrentUser, DispatcherDep, SessionDep, StoreDep
+from api.i18n import COOKIE as LANGUAGE_COOKIE
+from api.templating import PAGE_HEADERS, render_page
+from archive import vocabulary
 from archive.accounts import services as accounts
 from archive.cases import services as cases
 from archive.cases.models import (
@@ -26,8 +28,10 @@ from archive.cases.models import (
 )
 from archive.config import get_settings
 from archive.errors import NotFound, TooLarge
+from archive.i18n import _
 from archive.ingest import attachments
 from archive.ingest.attachments import ATTACHMENT_MAX_BYTES
+from archive.localtime import LocalDateTime
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
 pages = APIRouter(tags=["review page"])
@@ -42,7 +46,11 @@ def _body_limit(request: Request) -> None:
     limit = get_settings().record_body_max_chars * 6 + 64 * 1024
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
-        raise TooLarge(f"request body of {length} bytes is over the limit of {limit} bytes")
+        raise TooLarge(
+            _("request body of {length} bytes is over the limit of {limit} bytes").format(
+                length=length, limit=limit
+            )
+        )
 
 
 BodyLimit = Depends(_body_limit)
@@ -73,8 +81,9 @@ class RecordCreate(BaseModel):
     author: str = Field(min_length=1, max_length=200)
     title: str = Field(default="", max_length=500)
     officers: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=50)
-    occurred_from: datetime
-    occurred_to: datetime
+    # Typed by people: a time without an offset is the agency's local time (archive.localtime).
+    occurred_from: LocalDateTime
+    occurred_to: LocalDateTime
     body: str
     attachments: list[Annotated[str, Field(max_length=36)]] = Field(default_factory=list, max_length=100)
 
@@ -113,8 +122,8 @@ def list_cases(
     user: CurrentUser,
     number: str | None = None,
     officer: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: LocalDateTime | None = None,
+    until: LocalDateTime | None = None,
     stage: Stage | None = None,
     status: CaseStatus | None = None,
     kind: CaseKind | None = None,
@@ -343,6 +352,20 @@ def open_session(
         samesite="strict",
         secure=request.url.scheme == "https",
     )
+    # Pages load before their script has the token: this cookie carries the user's own language
+    # to them (api/i18n.py). No setting: the browser's Accept-Language decides.
+    if user.language:
+        response.set_cookie(
+            LANGUAGE_COOKIE,
+            user.language,
+            max_age=365 * 86400,
+            path="/",
+            samesite="strict",
+            httponly=True,
+            secure=request.url.scheme == "https",
+        )
+    else:
+        response.delete_cookie(LANGUAGE_COOKIE, path="/")
     accounts.record_view_session(session, user, ttl, client_addr=addr)
 
 
@@ -353,26 +376,51 @@ def _page_headers() -> dict[str, str]:
     # the browsers reach is the only other source media may come from.
     s3 = get_settings().public_s3_origin()
     return {
+        **PAGE_HEADERS,
         "Content-Security-Policy": (
             f"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' {s3}; "
             f"media-src 'self' {s3}; connect-src 'self'; base-uri 'none'; form-action 'none'; "
             "frame-ancestors 'none'"
         ),
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
-        "Cache-Control": "no-store",
+    }
+
+
+def _review_texts() -> dict[str, str]:
+    """What review.js writes, in the request's language."""
+    return {
+        "play": _("Play all"),
+        "pause": _("Pause all"),
+        "page_title": _("Case {number} - Custody"),
+        "case_title": _("Case {number}: {title}"),
+        "case_facts": _("{kind} · stage: {stage} · {status}"),
+        "reviewers": _("reviewers: {names}"),
+        "officer_device": _("officer {officer} · device {device}"),
+        "time_unknown": _("recording time unknown"),
+        "device_clock_said": _("device clock said {time} ({source})"),
+        "source_metadata": _("recording metadata"),
+        "source_file": _("file time"),
+        "version": _("version {version}"),
+        "author": _("author: {author}"),
+        "officers": _("officers: {officers}"),
+        "attachments": _("attachments: {names}"),
+        "list_sep": _(", "),
+        "cannot_open": _("Cannot open case: {error}"),
     }
 
 
 @pages.get("/cases/{case_id}", response_class=HTMLResponse, include_in_schema=False)
 def review_page(case_id: str) -> HTMLResponse:
-    """The review page (its view is logged when its script reads the timeline: case.timeline via=page)."""
-    return HTMLResponse((PAGES / "case.html").read_text(), headers=_page_headers())
+    """The review page (its view is logged when its script reads the timeline: case.timeline via=page),
+    served in the reader's language with times in the agency's zone."""
+    labels = {d: vocabulary.labels(d) for d in ("stage", "doc_kind", "case_kind", "case_status")}
+    response = render_page("case.html", texts=_review_texts(), labels=labels)
+    response.headers["Content-Security-Policy"] = _page_headers()["Content-Security-Policy"]
+    return response
 
 
 @pages.get("/pages/{name}", include_in_schema=False)
 def page_asset(name: str) -> FileResponse:
     assets = {"review.js": "text/javascript", "review.css": "text/css"}
     if name not in assets:
-        raise NotFound(f"no page asset {name}")
+        raise NotFound(_("no page asset {name}").format(name=name))
     return FileResponse(PAGES / name, media_type=assets[name], headers=_page_headers())

@@ -14,16 +14,12 @@ from pydantic import BaseModel, Field
 
 from api.deps import ClientAddr, CurrentUser, DispatcherDep, SessionDep, StoreDep
 from archive.config import get_settings
-from archive.errors import CustodyError
 from archive.i18n import _
 from archive.ingest import direct
+from archive.ingest.errors import Locked
 from archive.ingest.lock import RedisUploadLocks
 
 router = APIRouter(prefix="/api/v1/uploads", tags=["uploads"])
-
-
-class Locked(CustodyError):
-    http_status = 423
 
 
 class PartPublic(BaseModel):

@@ -195,6 +195,7 @@ def _page_bytes(title_zh: str, title_en: str, content: str) -> bytes:
         f'<a href="/public/{key}">{e(zh)}<span class="en">{e(_(en))}</span></a>' for key, zh, en in NAV
     )
     home_en = e(_("Enforcement publicity"))
+    footer = _("Published under the enforcement publicity system. Personal data is redacted.")
     doc = f"""<!doctype html>
 <html lang="zh-CN">
 <head>
@@ -210,7 +211,7 @@ def _page_bytes(title_zh: str, title_en: str, content: str) -> bytes:
 <h1>{e(title_zh)}<span class="en">{e(title_en)}</span></h1>
 {content}
 </main>
-<footer>{e(_("Published under the enforcement publicity system. Personal data is redacted."))}</footer>
+<footer>{e(footer)}</footer>
 </body>
 </html>
 """

@@ -18,6 +18,7 @@ from starlette.requests import ClientDisconnect
 from api.deps import ClientAddr, CurrentUser, DispatcherDep, SessionDep, StoreDep
 from archive.config import get_settings
 from archive.errors import InvalidInput
+from archive.i18n import _
 from archive.ingest import tus, uploads
 from archive.ingest.errors import BodyCut
 from archive.ingest.lock import RedisUploadLocks, UploadLocks
@@ -58,7 +59,7 @@ def create(
 ) -> Response:
     tus.check_version(tus_resumable)
     if request.headers.get("upload-defer-length"):
-        raise InvalidInput("Upload-Defer-Length is not supported: send Upload-Length")
+        raise InvalidInput(_("Upload-Defer-Length is not supported: send Upload-Length"))
     s = get_settings()
     meta = tus.parse_metadata(upload_metadata, s.max_metadata_bytes)
     upload = uploads.create_upload(

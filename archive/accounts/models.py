@@ -31,6 +31,9 @@ class User(SQLModel, table=True):
     token_hash: str = Field(index=True, unique=True, max_length=64)
     disabled: bool = False
     created_at: datetime = Field(default_factory=utcnow)
+    # The user's language for pages, API errors and labels ("zh-CN", "en"); None: the browser's
+    # Accept-Language, else the agency's default (archive.i18n).
+    language: str | None = Field(default=None, max_length=16)
 
 
 class Officer(SQLModel, table=True):

@@ -9,10 +9,11 @@ import secrets
 
 from sqlmodel import Session, select
 
-from archive import events
+from archive import events, i18n
 from archive.access import actor
 from archive.accounts.models import Officer, Role, User
 from archive.errors import Conflict, InvalidInput, Unauthorized
+from archive.i18n import _
 from archive.models import Outcome
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
@@ -28,10 +29,10 @@ def add_user(session: Session, name: str, role: Role, *, actor: str = "system:cl
     """Create a user and return it with its token (shown once, never stored)."""
     if not _NAME.match(name):
         raise InvalidInput(
-            "user name: 1-64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit"
+            _("user name: 1-64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit")
         )
     if session.exec(select(User).where(User.name == name)).first():
-        raise Conflict(f"user {name!r} already exists")
+        raise Conflict(_("user {name!r} already exists").format(name=name))
     token = "cus_" + secrets.token_urlsafe(32)
     user = User(name=name, role=role, token_hash=hash_token(token))
     session.add(user)
@@ -52,10 +53,10 @@ def add_user(session: Session, name: str, role: Role, *, actor: str = "system:cl
 
 def authenticate(session: Session, token: str | None, *, client_addr: str = "") -> User:
     if not token:
-        raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
+        raise Unauthorized(_("missing bearer token (Authorization: Bearer <token>)"))
     user = session.exec(select(User).where(User.token_hash == hash_token(token))).first()
     if user is None or user.disabled:
-        raise Unauthorized("invalid or disabled token")
+        raise Unauthorized(_("invalid or disabled token"))
     return user
 
 
@@ -99,3 +100,30 @@ def record_view_session(session: Session, user: User, ttl_s: int, *, client_addr
         client_addr=client_addr,
         details={"ttl_s": ttl_s},
     )
+
+
+def set_language(session: Session, user: User, language: str | None, *, client_addr: str = "") -> User:
+    """Set (or, with None, clear) the user's own language: pages, API errors and labels follow it
+    before the browser's Accept-Language. Any user, for themselves. Logged as ``user.language``."""
+    try:
+        value = i18n.validate(language) if language is not None else None
+    except ValueError:
+        raise InvalidInput(
+            _("unsupported language {language}; supported: {supported}").format(
+                language=repr(language)[:40], supported=", ".join(i18n.LANGUAGES)
+            ),
+            code="user.language_unsupported",
+        ) from None
+    before = user.language
+    user.language = value
+    session.add(user)
+    events.record(
+        session,
+        actor=actor(user),
+        action="user.language",
+        subject_type="user",
+        subject_id=user.name,
+        client_addr=client_addr,
+        details={"before": before, "after": value},
+    )
+    return user

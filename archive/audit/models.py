@@ -22,6 +22,10 @@ class Problem(StrEnum):
     CHECKPOINT_INVALID = "checkpoint signature invalid"
     TOMBSTONE_MISSING = "tombstone missing"
     TOMBSTONE_INVALID = "tombstone signature invalid"
+    # Against the checkpoints published outside the database (archive.ledger.publish)
+    LOG_ROLLED_BACK = "log rolled back"
+    PUBLISHED_ENTRY_MISSING = "published entry missing"
+    PUBLISHED_UNREADABLE = "published checkpoints unreadable"
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,7 @@ class Report:
     log_entries_checked: int = 0
     checkpoints_checked: int = 0
     unsequenced_events: int = 0
+    published_tree_size: int = 0  # the last checkpoint published outside the database (0: none)
     discrepancies: list[Discrepancy] = field(default_factory=list)
 
     @property
@@ -70,6 +75,7 @@ class Report:
             "log_entries_checked": self.log_entries_checked,
             "checkpoints_checked": self.checkpoints_checked,
             "unsequenced_events": self.unsequenced_events,
+            "published_tree_size": self.published_tree_size,
             "discrepancy_count": len(self.discrepancies),
             "discrepancies": [d.to_json() for d in found],
         }
@@ -77,6 +83,8 @@ class Report:
 
 class VerificationFailed(IntegrityError):
     """Raised by :func:`archive.audit.services.verify_or_raise`; carries the full report."""
+
+    code = "audit.verification_failed"
 
     def __init__(self, report: Report) -> None:
         lines = "; ".join(str(d) for d in report.discrepancies[:5])

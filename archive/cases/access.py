@@ -19,6 +19,7 @@ from archive.cases.models import (
 )
 from archive.clock import Clock
 from archive.errors import Forbidden
+from archive.i18n import _
 from archive.legal import visibility as legal_visibility
 from archive.media.models import Media, MediaState
 
@@ -80,7 +81,7 @@ def linked_clause(linked: bool) -> ColumnElement[bool]:
 def get_case(session: Session, user: User, case_id: str) -> Case:
     case = session.exec(select(Case).where(Case.id == case_id, visible_cases_clause(user))).first()
     if case is None:
-        raise CaseNotFound(f"no case {case_id}")
+        raise CaseNotFound(_("no case {case_id}").format(case_id=case_id))
     return case
 
 
@@ -93,7 +94,7 @@ def require_writer(session: Session, user: User, case: Case) -> None:
         and session.get(CaseReviewer, (case.id, user.name)) is not None
     ):
         return
-    raise Forbidden(f"role {user.role} may not change case {case.number}")
+    raise Forbidden(_("role {role} may not change case {number}").format(role=user.role, number=case.number))
 
 
 def log_change(

@@ -14,6 +14,7 @@ from archive.cases.models import (
 )
 from archive.clock import Clock, utcnow
 from archive.errors import Forbidden
+from archive.i18n import _
 from archive.ingest import uploads
 from archive.ingest.models import Upload, UploadState
 from archive.media.models import Media
@@ -58,7 +59,7 @@ def add_attachment(
     case = get_case(session, user, case_id)
     require_writer(session, user, case)
     if user.id is None:
-        raise Forbidden("no such account")
+        raise Forbidden(_("no such account"))
     upload = Upload(
         id=upload_id,
         length=size,

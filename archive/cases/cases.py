@@ -28,6 +28,7 @@ from archive.cases.models import (
 )
 from archive.clock import Clock, utcnow
 from archive.errors import InvalidInput
+from archive.i18n import _
 from archive.media.models import Media
 
 # --------------------------------------------------------------------------- cases
@@ -49,7 +50,7 @@ def _reviewers(session: Session, names: Iterable[str]) -> list[str]:
     for name in out:
         u = session.exec(select(User).where(User.name == name)).first()
         if u is None or not can(u, Permission.CASE_WRITE_ASSIGNED):
-            raise InvalidInput(f"reviewer {name!r} is not a reviewer account")
+            raise InvalidInput(_("reviewer {name!r} is not a reviewer account").format(name=name))
     return out
 
 
@@ -59,10 +60,14 @@ def create_case(
     authorize(user, Permission.CASE_ADMIN, "open cases")
     number, title = data.number.strip(), data.title.strip()
     if not number or not title:
-        raise InvalidInput("case number and title must not be empty")
+        raise InvalidInput(_("case number and title must not be empty"))
     taken = session.exec(select(Case.id).where(Case.agency == data.agency, Case.number == number)).first()
     if taken:
-        raise DuplicateCaseNumber(f"case number {number!r} already exists in agency {data.agency!r}")
+        raise DuplicateCaseNumber(
+            _("case number {number!r} already exists in agency {agency!r}").format(
+                number=number, agency=data.agency
+            )
+        )
     reviewers = _reviewers(session, data.reviewers)
     now = clock()
     case = Case(
@@ -82,7 +87,11 @@ def create_case(
         with session.begin_nested():
             session.flush()
     except DBIntegrityError as exc:
-        raise DuplicateCaseNumber(f"case number {number!r} already exists in agency {data.agency!r}") from exc
+        raise DuplicateCaseNumber(
+            _("case number {number!r} already exists in agency {agency!r}").format(
+                number=number, agency=data.agency
+            )
+        ) from exc
     for name in reviewers:
         session.add(CaseReviewer(case_id=case.id, user_name=name, assigned_by=user.name, assigned_at=now))
     session.flush()
@@ -140,7 +149,7 @@ def update_case(
     if change.title is not None:
         title = change.title.strip()
         if not title:
-            raise InvalidInput("case title must not be empty")
+            raise InvalidInput(_("case title must not be empty"))
         if title != case.title:
             before["title"], after["title"] = case.title, title
             case.title = title

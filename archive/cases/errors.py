@@ -6,10 +6,12 @@ from archive.errors import Conflict, InvalidInput, NotFound
 class CaseNotFound(NotFound):
     """No such case, or one the caller may not see: the two answer alike, so existence is not disclosed."""
 
+    code = "case.not_found"
+
 
 class DuplicateCaseNumber(Conflict):
-    pass
+    code = "case.duplicate_number"
 
 
 class InvalidRecord(InvalidInput):
-    pass
+    code = "case.invalid_record"

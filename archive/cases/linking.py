@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
-from archive import events
+from archive import events, vocabulary
 from archive.access import actor
 from archive.accounts.models import Device, User
 from archive.cases.access import (
@@ -30,6 +30,7 @@ from archive.cases.models import (
 )
 from archive.clock import Clock, as_utc, utcnow
 from archive.errors import InvalidInput, NotFound
+from archive.i18n import _
 from archive.media.models import Media, MediaState
 
 # --------------------------------------------------------------------------- links
@@ -113,9 +114,9 @@ def carry_links_to_original(
 def _reason(reason: str) -> str:
     reason = reason.strip()
     if not reason:
-        raise InvalidInput("a reason is required")
+        raise InvalidInput(_("a reason is required"))
     if len(reason) > 2000:
-        raise InvalidInput("reason: at most 2000 characters")
+        raise InvalidInput(_("reason: at most 2000 characters"))
     return reason
 
 
@@ -134,10 +135,14 @@ def link_media(
     reason = _reason(reason)
     item = session.get(Media, media_id)
     if item is None or not media_visible(session, user, item):
-        raise NotFound(f"no media {media_id}")
+        raise NotFound(_("no media {media_id}").format(media_id=media_id))
     if item.state in UNLINKABLE:
         hint = f"; link the original {item.duplicate_of}" if item.duplicate_of else ""
-        raise InvalidInput(f"media {media_id} is {item.state}, not an archived original{hint}")
+        raise InvalidInput(
+            _("media {media_id} is {state}, not an archived original{hint}").format(
+                media_id=media_id, state=item.state, hint=hint
+            )
+        )
     existing = find_open_link(session, case.id, media_id)
     if existing is not None:
         return existing  # linking twice changes nothing and logs nothing
@@ -159,7 +164,9 @@ def unlink_media(
     reason = _reason(reason)
     link = find_open_link(session, case.id, media_id)
     if link is None:
-        raise NotFound(f"media {media_id} is not linked to case {case.number}")
+        raise NotFound(
+            _("media {media_id} is not linked to case {number}").format(media_id=media_id, number=case.number)
+        )
     link.unlinked_at = clock()
     link.unlinked_by = actor(user)
     link.unlink_reason = reason
@@ -223,12 +230,21 @@ def corrected_span(item: Media) -> tuple[datetime, datetime] | None:
 
 
 def correction_note(item: Media) -> str:
+    """For people, in the request's language: how the device's clock was corrected, and how it is known."""
     off = item.clock_offset_s
+    source = vocabulary.label("clock_source", item.clock_source)
     if off == 0:
-        how = "no offset" if item.clock_source != "assumed" else "offset unknown, assumed 0"
-        return f"device clock: {how} ({item.clock_source})"
-    direction = "fast" if off > 0 else "slow"
-    return f"device clock {abs(off):g} s {direction} ({item.clock_source}); times shown corrected"
+        if item.clock_source != "assumed":
+            return _("device clock: no offset ({source})").format(source=source)
+        return _("device clock: offset unknown, assumed 0 ({source})").format(source=source)
+    seconds = f"{abs(off):g}"
+    if off > 0:
+        return _("device clock {seconds} s fast ({source}); times shown corrected").format(
+            seconds=seconds, source=source
+        )
+    return _("device clock {seconds} s slow ({source}); times shown corrected").format(
+        seconds=seconds, source=source
+    )
 
 
 def overlaps(span: tuple[datetime, datetime], start: datetime, end: datetime, buffer_s: float) -> bool:

@@ -10,9 +10,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from pydantic import computed_field
 from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
+from archive import vocabulary
 from archive.clock import utcnow
 from archive.media.models import ClockSource
 from archive.models import enum_column, new_id
@@ -160,6 +162,22 @@ class CasePublic(CaseBase):
     updated_at: datetime
     reviewers: list[str] = []
 
+    # Names people read, in the request's language (archive/vocabulary.json); the keys stay the API.
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def kind_label(self) -> str:
+        return vocabulary.label("case_kind", self.kind)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def stage_label(self) -> str:
+        return vocabulary.label("stage", self.stage)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def status_label(self) -> str:
+        return vocabulary.label("case_status", self.status)
+
 
 class RecordPublic(SQLModel):
     record_id: str
@@ -177,6 +195,16 @@ class RecordPublic(SQLModel):
     created_by: str
     created_at: datetime
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def stage_label(self) -> str:
+        return vocabulary.label("stage", self.stage)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def doc_kind_label(self) -> str:
+        return vocabulary.label("doc_kind", self.doc_kind)
+
 
 class LinkPublic(SQLModel):
     case_id: str
@@ -189,6 +217,11 @@ class LinkPublic(SQLModel):
     unlinked_at: datetime | None
     unlinked_by: str | None
     unlink_reason: str | None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def source_label(self) -> str:
+        return vocabulary.label("link_source", self.source)
 
 
 class TimelineMedia(SQLModel):
@@ -215,6 +248,16 @@ class TimelineMedia(SQLModel):
     proxy_type: str | None
     links: list[dict[str, Any]]
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def state_label(self) -> str:
+        return vocabulary.label("media_state", self.state)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def clock_source_label(self) -> str:
+        return vocabulary.label("clock_source", self.clock_source)
+
 
 class TimelineRecord(SQLModel):
     type: str = "record"
@@ -229,6 +272,16 @@ class TimelineRecord(SQLModel):
     end: datetime
     body: str
     attachments: list[str]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def stage_label(self) -> str:
+        return vocabulary.label("stage", self.stage)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def doc_kind_label(self) -> str:
+        return vocabulary.label("doc_kind", self.doc_kind)
 
 
 class Timeline(SQLModel):

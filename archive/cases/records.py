@@ -35,6 +35,7 @@ from archive.cases.models import (
 )
 from archive.clock import Clock, as_utc, utcnow
 from archive.errors import InvalidInput, NotFound
+from archive.i18n import _
 from archive.media.models import Media
 from archive.publicity import roster as publicity_roster
 from archive.publicity.services import local_date
@@ -61,22 +62,32 @@ class RecordInput:
 
 def _check_record(data: RecordInput, max_body: int) -> tuple[datetime, datetime, list[str]]:
     if data.occurred_from.tzinfo is None or data.occurred_to.tzinfo is None:
-        raise InvalidRecord("occurred_from and occurred_to must carry a UTC offset")
+        raise InvalidRecord(_("occurred_from and occurred_to must carry a UTC offset"))
     start, end = as_utc(data.occurred_from), as_utc(data.occurred_to)
     if end < start:
-        raise InvalidRecord(f"occurred_to ({end.isoformat()}) is before occurred_from ({start.isoformat()})")
+        raise InvalidRecord(
+            _("occurred_to ({end}) is before occurred_from ({start})").format(
+                end=end.isoformat(), start=start.isoformat()
+            )
+        )
     if len(data.body) > max_body:
-        raise InvalidRecord(f"body is {len(data.body)} characters; the limit is {max_body}")
+        raise InvalidRecord(
+            _("body is {count} characters; the limit is {max_body}").format(
+                count=len(data.body), max_body=max_body
+            )
+        )
     if not data.author.strip():
-        raise InvalidRecord("author must not be empty")
+        raise InvalidRecord(_("author must not be empty"))
     officers = sorted(set(data.officers))
     if len(officers) > MAX_OFFICERS:
-        raise InvalidRecord(f"at most {MAX_OFFICERS} officers per record")
+        raise InvalidRecord(_("at most {max_officers} officers per record").format(max_officers=MAX_OFFICERS))
     for badge in officers:
         if not _BADGE.match(badge):
-            raise InvalidRecord(f"officer {badge[:70]!r} is not a badge number")
+            raise InvalidRecord(_("officer {badge!r} is not a badge number").format(badge=badge[:70]))
     if len(data.attachments) > MAX_ATTACHMENTS:
-        raise InvalidRecord(f"at most {MAX_ATTACHMENTS} attachments per record")
+        raise InvalidRecord(
+            _("at most {max_attachments} attachments per record").format(max_attachments=MAX_ATTACHMENTS)
+        )
     return start, end, officers
 
 
@@ -85,9 +96,15 @@ def _attachments(session: Session, user: User, ids: Sequence[str]) -> list[str]:
     for media_id in dict.fromkeys(ids):
         item = session.get(Media, media_id)
         if item is None or not media_visible(session, user, item):
-            raise InvalidRecord(f"attachment {media_id[:40]!r}: no such media item")
+            raise InvalidRecord(
+                _("attachment {media_id!r}: no such media item").format(media_id=media_id[:40])
+            )
         if item.state in UNLINKABLE:
-            raise InvalidRecord(f"attachment {media_id}: {item.state} items are not archived originals")
+            raise InvalidRecord(
+                _("attachment {media_id}: {state} items are not archived originals").format(
+                    media_id=media_id, state=item.state
+                )
+            )
         out.append(media_id)
     return out
 
@@ -120,7 +137,9 @@ def add_record(
             )
         ).one()
         if latest is None:
-            raise NotFound(f"no record {record_id} in case {case.number}")
+            raise NotFound(
+                _("no record {record_id} in case {number}").format(record_id=record_id, number=case.number)
+            )
         version = int(latest) + 1
     rec = TextRecord(
         case_id=case.id,
@@ -207,7 +226,9 @@ def record_versions(session: Session, user: User, case_id: str, record_id: str) 
         )
     )
     if not rows:
-        raise NotFound(f"no record {record_id} in case {case.number}")
+        raise NotFound(
+            _("no record {record_id} in case {number}").format(record_id=record_id, number=case.number)
+        )
     return rows
 
 
@@ -224,7 +245,7 @@ def _fts_query(q: str) -> list[str]:
 def search_records(session: Session, user: User, q: str, *, limit: int = 50) -> list[TextRecord]:
     words = _fts_query(q)
     if not words:
-        raise InvalidInput("search needs at least one word")
+        raise InvalidInput(_("search needs at least one word"))
     if session.get_bind().dialect.name == "postgresql":
         rows = session.execute(
             sql_text(

@@ -31,13 +31,14 @@ import html
 import json
 import zipfile
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from archive import events
+from archive import events, i18n, localtime, vocabulary
 from archive.access import Permission, authorize
 from archive.accounts.models import User
 from archive.cases import services as cases
@@ -45,6 +46,7 @@ from archive.cases.models import Case, CaseMedia, CaseReviewer, TextRecord
 from archive.clock import Clock, as_utc, utcnow
 from archive.db import session_scope
 from archive.errors import Concealed, InvalidInput, NotFound
+from archive.i18n import _
 from archive.ledger import services as ledger
 from archive.ledger.models import Checkpoint, LogLeaf
 from archive.legal import export as legal_export
@@ -97,12 +99,18 @@ def find_case(session: Session, key: str, *, agency: str | None = None, user: Us
     if exact:
         return exact[0]
     if not found:
-        missing = f"no case {key}" + (f" in agency {agency}" if agency else "")
+        missing = (
+            _("no case {key} in agency {agency}").format(key=key, agency=agency)
+            if agency
+            else _("no case {key}").format(key=key)
+        )
         if user is not None and session.exec(everyone.limit(1)).first() is not None:
             raise Concealed(missing)  # another reviewer's case: answered 404, logged as refused
         raise NotFound(missing)
     if len(found) > 1:
-        raise InvalidInput(f"case number {key} exists in several agencies: give the agency or the case id")
+        raise InvalidInput(
+            _("case number {key} exists in several agencies: give the agency or the case id").format(key=key)
+        )
     return found[0]
 
 
@@ -115,30 +123,70 @@ def _link_json(link: CaseMedia) -> dict[str, Any]:
 
 
 def records_html(case: Case, rows: list[TextRecord]) -> bytes:
-    """Every record version, readable without software: plain HTML, no scripts, everything escaped."""
+    """Every record version, readable without software: plain HTML, no scripts, everything escaped.
+    In the exporting user's language, with the procedure's names (archive/vocabulary.json), times in
+    the agency's zone with the zone named (the UTC instant in each ``<time datetime>``), and a CJK
+    font stack so it prints in Chinese wherever it is opened."""
     e = html.escape
+    lang = i18n.current_language()
+
+    def when(value: datetime) -> str:
+        return f"<time datetime='{e(as_utc(value).isoformat())}'>{e(localtime.format_local(value))}</time>"
+
+    title = _("Case {number}: text records").format(number=case.number)
+    heading = _("Case {number} ({agency}): {title}").format(
+        number=case.number, agency=case.agency, title=case.title
+    )
+    facts = _("{kind}, stage: {stage}, status: {status}.").format(
+        kind=vocabulary.label("case_kind", case.kind),
+        stage=vocabulary.label("stage", case.stage),
+        status=vocabulary.label("case_status", case.status),
+    )
     parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<!doctype html><html lang='{e(lang)}'><head><meta charset='utf-8'>",
         "<meta http-equiv='Content-Security-Policy' "
         "content=\"default-src 'none'; style-src 'unsafe-inline'\">",
-        f"<title>Case {e(case.number)}: text records</title>",
-        "<style>body{font-family:serif;max-width:50em;margin:2em auto}pre{white-space:pre-wrap}"
-        "section{border-top:1px solid #999;margin-top:1.5em}dt{font-weight:bold}</style></head><body>",
-        f"<h1>Case {e(case.number)} ({e(case.agency)}): {e(case.title)}</h1>",
-        f"<p>{e(case.kind)} case, stage {e(case.stage)}, status {e(case.status)}. "
-        f"{len(rows)} record versions, oldest first within each record. Times are UTC.</p>",
+        f"<title>{e(title)}</title>",
+        f"<style>body{{font-family:{i18n.CJK_SERIF};max-width:50em;margin:2em auto;line-height:1.6}}"
+        "pre{white-space:pre-wrap;font-family:inherit}"
+        "section{border-top:1px solid #999;margin-top:1.5em;break-inside:avoid-page}"
+        "dt{font-weight:bold}@page{margin:2cm}</style></head><body>",
+        f"<h1>{e(heading)}</h1>",
+        f"<p>{e(facts)} "
+        + e(
+            _("{count} record versions, oldest first within each record. Times are {zone}.").format(
+                count=len(rows), zone=localtime.zone_label(utcnow())
+            )
+        )
+        + "</p>",
     ]
+    none, sep = _("none"), _(", ")
+    names = {
+        "document": _("Document"),
+        "author": _("Author"),
+        "officers": _("Officers"),
+        "occurred": _("Occurred"),
+        "written": _("Written"),
+        "attachments": _("Attachments"),
+    }
     for r in rows:
+        kind = vocabulary.label("doc_kind", r.doc_kind)
+        heading = _("{title} (record {record}, version {version})").format(
+            title=r.title or kind, record=r.record_id, version=r.version
+        )
         parts += [
             "<section>",
-            f"<h2>{e(r.title or r.doc_kind)} (record {e(r.record_id)}, version {r.version})</h2><dl>",
-            f"<dt>Kind</dt><dd>{e(r.doc_kind)}, stage {e(r.stage)}</dd>",
-            f"<dt>Author</dt><dd>{e(r.author)}</dd>",
-            f"<dt>Officers</dt><dd>{e(', '.join(r.officers)) or '-'}</dd>",
-            f"<dt>Occurred</dt><dd>{e(as_utc(r.occurred_from).isoformat())} to "
-            f"{e(as_utc(r.occurred_to).isoformat())}</dd>",
-            f"<dt>Written</dt><dd>{e(as_utc(r.created_at).isoformat())} by {e(r.created_by)}</dd>",
-            f"<dt>Attachments</dt><dd>{e(', '.join(r.attachments)) or '-'}</dd></dl>",
+            f"<h2>{e(heading)}</h2><dl>",
+            f"<dt>{e(names['document'])}</dt><dd>{e(kind)} · {e(vocabulary.label('stage', r.stage))}</dd>",
+            f"<dt>{e(names['author'])}</dt><dd>{e(r.author)}</dd>",
+            f"<dt>{e(names['officers'])}</dt><dd>{e(sep.join(r.officers)) or e(none)}</dd>",
+            f"<dt>{e(names['occurred'])}</dt><dd>"
+            + e(_("{start} to {end}")).format(start=when(r.occurred_from), end=when(r.occurred_to))
+            + "</dd>",
+            f"<dt>{e(names['written'])}</dt><dd>"
+            + e(_("{time} by {user}")).format(time=when(r.created_at), user=e(r.created_by))
+            + "</dd>",
+            f"<dt>{e(names['attachments'])}</dt><dd>{e(sep.join(r.attachments)) or e(none)}</dd></dl>",
             f"<pre>{e(r.body)}</pre></section>",
         ]
     parts.append("</body></html>")
@@ -215,19 +263,27 @@ def build_export(
         wanted = list(dict.fromkeys(media_ids)) if media_ids else open_ids
         outside = [mid for mid in wanted if mid not in open_ids]
         if outside:
-            raise InvalidInput(f"media {', '.join(outside)} not linked to case {case.number}")
+            raise InvalidInput(
+                _("media {outside} not linked to case {number}").format(
+                    outside=", ".join(outside), number=case.number
+                )
+            )
         items = []
         omitted = []
         for mid in wanted:
             m = session.get(Media, mid)
             if m is None:
-                raise NotFound(f"no media {mid}")
+                raise NotFound(_("no media {mid}").format(mid=mid))
             mf = session.exec(
                 select(Manifest).where(Manifest.media_id == mid).order_by(col(Manifest.version).desc())
             ).first()
             if m.state not in EXPORTABLE or mf is None:
                 if media_ids:
-                    raise InvalidInput(f"media {mid} is {m.state}: only signed items can be exported")
+                    raise InvalidInput(
+                        _("media {mid} is {state}: only signed items can be exported").format(
+                            mid=mid, state=m.state
+                        )
+                    )
                 omitted.append({"media_id": mid, "state": m.state.value, "reason": m.state_reason})
                 continue
             ders = list(session.exec(select(Derivative).where(Derivative.media_id == mid)))

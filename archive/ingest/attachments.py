@@ -22,6 +22,7 @@ from archive.cases import services as cases
 from archive.context import Dispatcher
 from archive.db import after_commit
 from archive.errors import InvalidInput, TooLarge
+from archive.i18n import _
 from archive.ingest import uploads
 from archive.ingest.pipeline import Step
 from archive.media.models import Media
@@ -44,7 +45,9 @@ def check_attachment(
     """Everything that can refuse an attachment before its bytes are read."""
     if content_length is not None and content_length > ATTACHMENT_MAX_BYTES:
         raise TooLarge(
-            f"attachment of {content_length} bytes is over the limit of {ATTACHMENT_MAX_BYTES} bytes"
+            _(
+                "attachment of {content_length} bytes is over the limit of {attachment_max_bytes} bytes"
+            ).format(content_length=content_length, attachment_max_bytes=ATTACHMENT_MAX_BYTES)
         )
     # 404 for a case you cannot see, 403 to read only.
     cases.require_writer(session, user, cases.get_case(session, user, case_id))
@@ -86,7 +89,7 @@ async def receive_attachment(
             digest.update(chunk)
             await anyio.to_thread.run_sync(tmp.write, chunk)
         if size == 0:
-            raise InvalidInput("empty file: an attachment with no bytes cannot be archived")
+            raise InvalidInput(_("empty file: an attachment with no bytes cannot be archived"))
         await anyio.to_thread.run_sync(tmp.flush)
         upload_id = new_id()
         key = f"originals/{upload_id}"

@@ -9,24 +9,28 @@ class ChecksumMismatch(CustodyError):
     """Upload-Checksum did not match the PATCH body (tus checksum extension: 460)."""
 
     http_status = 460
+    code = "upload.checksum_mismatch"
 
 
 class Locked(CustodyError):
     """Another PATCH holds the upload (423, with Retry-After)."""
 
     http_status = 423
+    code = "upload.locked"
 
 
 class PreconditionFailed(CustodyError):
     """The client speaks another tus version."""
 
     http_status = 412
+    code = "upload.precondition_failed"
 
 
 class UnsupportedMedia(CustodyError):
     """A PATCH body that is not application/offset+octet-stream."""
 
     http_status = 415
+    code = "upload.unsupported_media_type"
 
 
 class BodyCut(Exception):

@@ -100,7 +100,7 @@ def sweep_abandoned_uploads(
             store.abort_multipart(bucket, mp.key, mp.upload_id)
         log.warning("aborted orphan multipart upload %s of %s", mp.upload_id, mp.key)
         report.orphan_multiparts.append(mp.key)
-    for key, modified in store.list_keys(bucket, TAILS_PREFIX):
+    for key, modified in store.list_keys_modified(bucket, TAILS_PREFIX):
         upload_id = key.removeprefix(TAILS_PREFIX)
         if upload_id in open_ids or as_utc(modified) >= cutoff:
             continue

@@ -30,6 +30,7 @@ from archive.context import Dispatcher
 from archive.db import after_commit
 from archive.errors import Conflict, InvalidInput
 from archive.hashing import parse_sha256
+from archive.i18n import _
 from archive.ingest import uploads
 from archive.ingest.errors import BodyCut, ChecksumMismatch, Locked, UnsupportedMedia
 from archive.ingest.lock import Held, LockLost, UploadLocks
@@ -63,7 +64,7 @@ def patch_request(upload_id: str, headers: Mapping[str, str]) -> PatchRequest:
     """``headers`` as the web layer has them (case-insensitive, lowercase keys work)."""
     check_version(headers.get("tus-resumable"))
     if headers.get("content-type", "").split(";")[0].strip() != "application/offset+octet-stream":
-        raise UnsupportedMedia("Content-Type must be application/offset+octet-stream")
+        raise UnsupportedMedia(_("Content-Type must be application/offset+octet-stream"))
     offset = int_header("Upload-Offset", headers.get("upload-offset"))
     checksum = parse_checksum(headers.get("upload-checksum"))
     declared = headers.get("custody-sha256")
@@ -98,8 +99,10 @@ async def receive_patch(
     held = await _thread(locks.acquire, req.upload_id)
     if held is None:
         raise Locked(
-            f"another request is writing to this upload, or one was cut off less than {ttl} s ago; "
-            "retry after a few seconds"
+            _(
+                "another request is writing to this upload, or one was cut off less than "
+                "{ttl} s ago; retry after a few seconds"
+            ).format(ttl=ttl)
         )
     renewer = asyncio.create_task(_keep_locked(held, ttl, req.upload_id))
     try:
@@ -145,16 +148,22 @@ async def _receive_locked(
     if upload.state is UploadState.COMPLETE:
         if offset == upload.length:
             return upload
-        raise Conflict(f"upload is complete; Upload-Offset is {upload.length}")
+        raise Conflict(_("upload is complete; Upload-Offset is {length}").format(length=upload.length))
     if offset != upload.offset:
-        raise Conflict(f"Upload-Offset {offset} does not match the server's offset {upload.offset}")
+        raise Conflict(
+            _("Upload-Offset {offset} does not match the server's offset {offset2}").format(
+                offset=offset, offset2=upload.offset
+            )
+        )
     content_length = req.content_length
     if content_length is not None and offset + content_length > upload.length:
-        raise InvalidInput(f"PATCH carries more bytes than Upload-Length {upload.length} allows")
+        raise InvalidInput(
+            _("PATCH carries more bytes than Upload-Length {length} allows").format(length=upload.length)
+        )
     meta_sha = upload.metadata_.get("sha256", "").strip().lower()
     will_finish = content_length is not None and offset + content_length == upload.length
     if will_finish and meta_sha == uploads.DEFERRED and not declared:
-        raise InvalidInput("this upload deferred its SHA-256: the final PATCH must carry Custody-Sha256")
+        raise InvalidInput(_("this upload deferred its SHA-256: the final PATCH must carry Custody-Sha256"))
 
     writer = uploads.PartWriter(store, upload)
     await _thread(writer.load_tail)
@@ -230,7 +239,7 @@ async def _receive_locked(
         # After a failed write: wait for the writes still running (the upload's lock must cover
         # them), then forget them; the next PATCH resumes from the durable parts.
         while pending:
-            _, size, task = pending.popleft()
+            _part, size, task = pending.popleft()
             with contextlib.suppress(BaseException):
                 await task
             writer.part_abandoned(size)
@@ -239,11 +248,15 @@ async def _receive_locked(
     if checksum is not None:
         if disconnected:
             # The checksum covers the whole PATCH: a partial body is discarded, as tus requires.
-            raise InvalidInput("connection closed before the checksummed PATCH body was complete")
+            raise InvalidInput(_("connection closed before the checksummed PATCH body was complete"))
         if hasher is not None and hasher.digest() != checksum.expected:
-            raise ChecksumMismatch(f"Upload-Checksum {checksum.algorithm} does not match the bytes received")
+            raise ChecksumMismatch(
+                _("Upload-Checksum {algorithm} does not match the bytes received").format(
+                    algorithm=checksum.algorithm
+                )
+            )
     if writer.offset == upload.length and meta_sha == uploads.DEFERRED and not declared:
-        raise InvalidInput("this upload deferred its SHA-256: the final PATCH must carry Custody-Sha256")
+        raise InvalidInput(_("this upload deferred its SHA-256: the final PATCH must carry Custody-Sha256"))
     done = await _thread(writer.finish)
     if not done:
         await _thread(save)

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from sqlmodel import Session, col, select
 
-from archive import events
+from archive import events, metrics
 from archive.cases import services as cases
 from archive.clock import as_utc
 from archive.config import Settings
@@ -29,6 +29,7 @@ from archive.context import Context
 from archive.db import after_commit, session_scope
 from archive.errors import NotFound, ObjectMissing, UndecodableMedia
 from archive.hashing import digest_file
+from archive.i18n import _
 from archive.ingest import verify as ingest_verify
 from archive.ingest.models import Upload
 from archive.media import ffmpeg
@@ -71,7 +72,7 @@ __all__ = ["Context", "Step", "StepSender", "run", "stuck"]
 def _lock(session: Session, media_id: str) -> Media:
     item = session.exec(select(Media).where(Media.id == media_id).with_for_update()).first()
     if item is None:
-        raise NotFound(f"no media {media_id}")
+        raise NotFound(_("no media {media_id}").format(media_id=media_id))
     return item
 
 
@@ -154,6 +155,7 @@ def verify(ctx: Context, media_id: str, sha256: str) -> Step | None:
             )
             # Loud on purpose: a mismatch means corruption in transit, a faulty dock, or tampering.
             log.error("QUARANTINED media %s: %s", item.id, item.state_reason)
+            metrics.QUARANTINES.inc()
             _advance(
                 session,
                 ctx,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from archive.errors import InvalidInput, TooLarge
+from archive.i18n import _
 from archive.ingest.errors import PreconditionFailed
 
 DEFERRED = "deferred"  # sha256 metadata value: the final PATCH carries Custody-Sha256 instead
@@ -25,19 +26,25 @@ def parse_metadata(header: str | None, max_bytes: int) -> dict[str, str]:
     if not header:
         return {}
     if len(header) > max_bytes:
-        raise TooLarge(f"Upload-Metadata is {len(header)} bytes; at most {max_bytes} are accepted")
+        raise TooLarge(
+            _("Upload-Metadata is {count} bytes; at most {max_bytes} are accepted").format(
+                count=len(header), max_bytes=max_bytes
+            )
+        )
     out: dict[str, str] = {}
     for pair in header.split(","):
         bits = pair.strip().split(" ")
         if not bits or not _KEY.match(bits[0]) or len(bits) > 2:
-            raise InvalidInput(f"malformed Upload-Metadata pair {pair.strip()[:40]!r}")
+            raise InvalidInput(_("malformed Upload-Metadata pair {pair!r}").format(pair=pair.strip()[:40]))
         key = bits[0]
         if key in out:
-            raise InvalidInput(f"Upload-Metadata names {key!r} twice")
+            raise InvalidInput(_("Upload-Metadata names {key!r} twice").format(key=key))
         try:
             out[key] = base64.b64decode(bits[1], validate=True).decode("utf-8") if len(bits) == 2 else ""
         except (binascii.Error, UnicodeDecodeError) as exc:
-            raise InvalidInput(f"Upload-Metadata value of {key!r} is not base64 of UTF-8 text") from exc
+            raise InvalidInput(
+                _("Upload-Metadata value of {key!r} is not base64 of UTF-8 text").format(key=key)
+            ) from exc
     return out
 
 
@@ -54,12 +61,12 @@ CHECKSUM_ALGORITHMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "md5": ha
 
 def check_version(value: str | None) -> None:
     if value != TUS_VERSION:
-        raise PreconditionFailed(f"Tus-Resumable must be {TUS_VERSION}")
+        raise PreconditionFailed(_("Tus-Resumable must be {tus_version}").format(tus_version=TUS_VERSION))
 
 
 def int_header(name: str, value: str | None) -> int:
     if value is None or not value.isdigit():
-        raise InvalidInput(f"{name} must be a non-negative integer")
+        raise InvalidInput(_("{name} must be a non-negative integer").format(name=name))
     return int(value)
 
 
@@ -75,12 +82,12 @@ class Checksum:
 def parse_checksum(header: str | None) -> Checksum | None:
     if not header:
         return None
-    algo, _, b64 = header.partition(" ")
+    algo, _sep, b64 = header.partition(" ")
     factory = CHECKSUM_ALGORITHMS.get(algo.lower())
     if factory is None:
-        raise InvalidInput(f"Upload-Checksum algorithm {algo!r} is not supported")
+        raise InvalidInput(_("Upload-Checksum algorithm {algo!r} is not supported").format(algo=algo))
     try:
         expected = base64.b64decode(b64, validate=True)
     except binascii.Error as exc:
-        raise InvalidInput("Upload-Checksum value is not base64") from exc
+        raise InvalidInput(_("Upload-Checksum value is not base64")) from exc
     return Checksum(algo, expected, factory())

@@ -21,12 +21,13 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from archive import events
+from archive import events, logs, metrics
 from archive.access import Permission, actor, authorize, can
 from archive.accounts.models import Device, Officer, User
-from archive.clock import utcnow
+from archive.clock import as_utc, utcnow
 from archive.errors import Conflict, Forbidden, InvalidInput, NotFound, ObjectMissing, StorageError, TooLarge
 from archive.hashing import parse_sha256
+from archive.i18n import _
 from archive.ingest.models import Upload, UploadState, UploadStatusPublic
 from archive.ingest.tus import DEFERRED, encode_metadata, parse_metadata
 from archive.media.models import ClockSource, Media
@@ -44,15 +45,17 @@ MAX_NAME_BYTES = 255
 def check_file_name(name: str) -> str:
     """A recorder's file name is kept as a label, never used as a path; refuse what cannot be a name."""
     if not name:
-        raise InvalidInput("filename is required")
+        raise InvalidInput(_("filename is required"))
     if any(unicodedata.category(c) == "Cc" for c in name):
-        raise InvalidInput("filename contains control characters")
+        raise InvalidInput(_("filename contains control characters"))
     if "/" in name or "\\" in name:
-        raise InvalidInput("filename must be a bare name without path separators (use 'path' for folders)")
+        raise InvalidInput(_("filename must be a bare name without path separators (use 'path' for folders)"))
     if name in {".", ".."}:
-        raise InvalidInput("filename must not be '.' or '..'")
+        raise InvalidInput(_("filename must not be '.' or '..'"))
     if len(name.encode("utf-8")) > MAX_NAME_BYTES:
-        raise InvalidInput(f"filename is longer than {MAX_NAME_BYTES} bytes")
+        raise InvalidInput(
+            _("filename is longer than {max_name_bytes} bytes").format(max_name_bytes=MAX_NAME_BYTES)
+        )
     return name
 
 
@@ -61,12 +64,12 @@ def check_source_path(path: str) -> str:
     if not path:
         return ""
     if any(unicodedata.category(c) == "Cc" for c in path) or "\\" in path:
-        raise InvalidInput("path contains control characters or backslashes")
+        raise InvalidInput(_("path contains control characters or backslashes"))
     parts = path.split("/")
     if path.startswith("/") or any(p in {"", ".", ".."} for p in parts):
-        raise InvalidInput("path must be relative to the recorder's folder, without '.' or '..' parts")
+        raise InvalidInput(_("path must be relative to the recorder's folder, without '.' or '..' parts"))
     if len(path.encode("utf-8")) > 1024:
-        raise InvalidInput("path is longer than 1024 bytes")
+        raise InvalidInput(_("path is longer than 1024 bytes"))
     return path
 
 
@@ -86,10 +89,12 @@ class DockMetadata:
     def parse(cls, meta: dict[str, str]) -> DockMetadata:
         for required in ("filename", "officer", "device", "sha256"):
             if not meta.get(required):
-                raise InvalidInput(f"Upload-Metadata must name {required!r}")
+                raise InvalidInput(_("Upload-Metadata must name {required!r}").format(required=required))
         for key in ("officer", "device"):
             if not _ID.match(meta[key]):
-                raise InvalidInput(f"{key} must be 1-64 letters, digits, '.', '_', ':' or '-'")
+                raise InvalidInput(
+                    _("{key} must be 1-64 letters, digits, '.', '_', ':' or '-'").format(key=key)
+                )
         sha = meta["sha256"].strip().lower()
         if sha != DEFERRED:
             sha = parse_sha256(sha)
@@ -98,25 +103,25 @@ class DockMetadata:
             try:
                 recorded_at = datetime.fromisoformat(meta["recorded_at"])
             except ValueError as exc:
-                raise InvalidInput("recorded_at must be an ISO 8601 time") from exc
+                raise InvalidInput(_("recorded_at must be an ISO 8601 time")) from exc
             if recorded_at.tzinfo is None:
-                raise InvalidInput("recorded_at must carry a UTC offset")
+                raise InvalidInput(_("recorded_at must carry a UTC offset"))
             recorded_at = recorded_at.astimezone(UTC)
         offset = 0.0
         if meta.get("clock_offset_s"):
             try:
                 offset = float(meta["clock_offset_s"])
             except ValueError as exc:
-                raise InvalidInput("clock_offset_s must be a number of seconds") from exc
+                raise InvalidInput(_("clock_offset_s must be a number of seconds")) from exc
             if not -10 * 365 * 86400 < offset < 10 * 365 * 86400:
-                raise InvalidInput("clock_offset_s is out of range")
+                raise InvalidInput(_("clock_offset_s is out of range"))
         try:
             source = ClockSource(meta.get("clock_source") or ClockSource.ASSUMED)
         except ValueError as exc:
-            raise InvalidInput("clock_source must be measured, stated or assumed") from exc
+            raise InvalidInput(_("clock_source must be measured, stated or assumed")) from exc
         content_type = meta.get("content_type") or meta.get("filetype") or "application/octet-stream"
         if len(content_type) > 128 or not re.match(r"^[\w.+-]+/[\w.+-]+$", content_type):
-            raise InvalidInput("content_type is not a media type")
+            raise InvalidInput(_("content_type is not a media type"))
         return cls(
             filename=check_file_name(meta["filename"]),
             source_path=check_source_path(meta.get("path", "")),
@@ -143,14 +148,22 @@ def create_upload(
 ) -> Upload:
     authorize(user, Permission.UPLOAD, "upload")
     if length == 0:
-        raise InvalidInput("zero-length file: a recording with no bytes cannot be archived")
+        raise InvalidInput(_("zero-length file: a recording with no bytes cannot be archived"))
     if length < 0:
-        raise InvalidInput("Upload-Length must not be negative")
+        raise InvalidInput(_("Upload-Length must not be negative"))
     if length > max_bytes:
-        raise TooLarge(f"Upload-Length {length} exceeds the limit of {max_bytes} bytes")
+        raise TooLarge(
+            _("Upload-Length {length} exceeds the limit of {max_bytes} bytes").format(
+                length=length, max_bytes=max_bytes
+            )
+        )
     dock = DockMetadata.parse(meta)
     if dock.officer != user.name and not can(user, Permission.UPLOAD_AS_ANYONE):
-        raise Forbidden(f"officer {user.name} may not upload recordings of officer {dock.officer}")
+        raise Forbidden(
+            _("officer {name} may not upload recordings of officer {officer}").format(
+                name=user.name, officer=dock.officer
+            )
+        )
     upload = Upload(
         length=length, part_size=part_size, metadata_=meta, created_by=user.id or 0, object_key=""
     )
@@ -179,10 +192,10 @@ def create_upload(
 def get_upload_for(session: Session, upload_id: str, user: User) -> Upload:
     upload = session.get(Upload, upload_id)
     if upload is None or upload.state is UploadState.TERMINATED:
-        raise NotFound(f"no upload {upload_id}")
+        raise NotFound(_("no upload {upload_id}").format(upload_id=upload_id))
     if upload.created_by != user.id and not can(user, Permission.UPLOAD_MANAGE_ALL):
         # Someone else's upload: as far as this user knows, it does not exist.
-        raise NotFound(f"no upload {upload_id}")
+        raise NotFound(_("no upload {upload_id}").format(upload_id=upload_id))
     return upload
 
 
@@ -292,7 +305,9 @@ class PartWriter:
 
     def add(self, chunk: bytes) -> None:
         if len(chunk) > self.room():
-            raise InvalidInput(f"PATCH carries more bytes than Upload-Length {self.length} allows")
+            raise InvalidInput(
+                _("PATCH carries more bytes than Upload-Length {length} allows").format(length=self.length)
+            )
         self.buf.append(chunk)
 
     @property
@@ -383,7 +398,9 @@ def complete_upload(
     declared = dock.sha256
     if declared == DEFERRED:
         if not sha256:
-            raise InvalidInput("this upload deferred its SHA-256: the final PATCH must carry Custody-Sha256")
+            raise InvalidInput(
+                _("this upload deferred its SHA-256: the final PATCH must carry Custody-Sha256")
+            )
         declared = parse_sha256(sha256)
     if session.get(Officer, dock.officer) is None:
         session.add(Officer(badge=dock.officer, name=dock.officer))
@@ -418,6 +435,10 @@ def complete_upload(
     upload.state = UploadState.COMPLETE
     upload.media_id = media.id
     session.flush()
+    metrics.DOCKED_FILES.inc()
+    metrics.DOCKED_BYTES.inc(upload.length)
+    metrics.UPLOAD_SECONDS.observe(max(0.0, (utcnow() - as_utc(upload.created_at)).total_seconds()))
+    logs.media_id.set(media.id)
     events.record(
         session,
         actor=actor(user),
@@ -447,7 +468,7 @@ def terminate_upload(
     session: Session, store: ObjectStore, upload: Upload, user: User, client_addr: str
 ) -> None:
     if upload.state is UploadState.COMPLETE:
-        raise Conflict("upload is complete: archived bytes cannot be withdrawn through tus termination")
+        raise Conflict(_("upload is complete: archived bytes cannot be withdrawn through tus termination"))
     if upload.multipart_id:
         with contextlib.suppress(ObjectMissing):
             store.abort_multipart(store.originals, upload.object_key, upload.multipart_id)

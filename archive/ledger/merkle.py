@@ -13,6 +13,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 
 from archive.errors import IntegrityError
+from archive.i18n import _
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
@@ -22,6 +23,8 @@ SubtreeHash = Callable[[int, int], bytes]
 
 class ProofInvalid(IntegrityError):
     """An inclusion or consistency proof does not hold: the log was changed or the proof is wrong."""
+
+    code = "ledger.proof_invalid"
 
 
 def leaf_hash(leaf: bytes) -> bytes:
@@ -58,7 +61,7 @@ class StreamingRoot:
         if not self._stack:
             return EMPTY_ROOT
         r = self._stack[-1][1]
-        for _, h in reversed(self._stack[:-1]):
+        for _level, h in reversed(self._stack[:-1]):
             r = node_hash(h, r)
         return r
 
@@ -118,11 +121,15 @@ def consistency_proof(first: int, second: int, subtree: SubtreeHash) -> list[byt
 def verify_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes], root: bytes) -> None:
     """RFC 9162 section 2.1.3.2. Raises ProofInvalid naming the leaf and tree."""
     if index >= size:
-        raise ProofInvalid(f"leaf index {index} is outside a tree of size {size}")
+        raise ProofInvalid(
+            _("leaf index {index} is outside a tree of size {size}").format(index=index, size=size)
+        )
     fn, sn, r = index, size - 1, leaf
     for p in proof:
         if sn == 0:
-            raise ProofInvalid(f"inclusion proof for leaf {index} of {size} is too long")
+            raise ProofInvalid(
+                _("inclusion proof for leaf {index} of {size} is too long").format(index=index, size=size)
+            )
         if fn & 1 or fn == sn:
             r = node_hash(p, r)
             if not fn & 1:
@@ -135,8 +142,10 @@ def verify_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes],
         sn >>= 1
     if sn != 0 or r != root:
         raise ProofInvalid(
-            f"leaf {index} is not in the tree of size {size} with root {root.hex()}: "
-            "the entry or the log was changed"
+            _(
+                "leaf {index} is not in the tree of size {size} with root {hex}: the "
+                "entry or the log was changed"
+            ).format(index=index, size=size, hex=root.hex())
         )
 
 
@@ -145,17 +154,21 @@ def verify_consistency(
 ) -> None:
     """RFC 9162 section 2.1.4.2: the tree of size ``second`` extends the one of size ``first``."""
     if first > second:
-        raise ProofInvalid(f"size {first} is larger than size {second}")
+        raise ProofInvalid(_("size {first} is larger than size {second}").format(first=first, second=second))
     if first == second:
         if proof or first_root != second_root:
-            raise ProofInvalid(f"two different roots for the same size {first}: the log was rewritten")
+            raise ProofInvalid(
+                _("two different roots for the same size {first}: the log was rewritten").format(first=first)
+            )
         return
     if first == 0:
         if proof:
-            raise ProofInvalid("a consistency proof from the empty tree must be empty")
+            raise ProofInvalid(_("a consistency proof from the empty tree must be empty"))
         return
     if not proof:
-        raise ProofInvalid(f"empty consistency proof from {first} to {second}")
+        raise ProofInvalid(
+            _("empty consistency proof from {first} to {second}").format(first=first, second=second)
+        )
     path = list(proof)
     if first & (first - 1) == 0:
         path.insert(0, first_root)
@@ -166,7 +179,9 @@ def verify_consistency(
     fr = sr = path[0]
     for c in path[1:]:
         if sn == 0:
-            raise ProofInvalid(f"consistency proof from {first} to {second} is too long")
+            raise ProofInvalid(
+                _("consistency proof from {first} to {second} is too long").format(first=first, second=second)
+            )
         if fn & 1 or fn == sn:
             fr = node_hash(c, fr)
             sr = node_hash(c, sr)
@@ -180,6 +195,8 @@ def verify_consistency(
         sn >>= 1
     if sn != 0 or fr != first_root or sr != second_root:
         raise ProofInvalid(
-            f"the tree of size {second} does not extend the tree of size {first}: "
-            f"entries before position {first} were changed or removed"
+            _(
+                "the tree of size {second} does not extend the tree of size {first}: "
+                "entries before position {first} were changed or removed"
+            ).format(second=second, first=first)
         )

@@ -21,6 +21,7 @@ from archive.access import Permission, authorize
 from archive.accounts.models import User
 from archive.clock import Clock, as_utc, utcnow
 from archive.errors import IntegrityError, NotFound
+from archive.i18n import _
 from archive.ledger import merkle
 from archive.ledger.models import Checkpoint, CheckpointPublic, LogLeaf, LogNode
 from archive.models import Event
@@ -36,6 +37,8 @@ _SEQUENCER_LOCK = 0x637573746F6479
 
 class LogCorrupt(IntegrityError):
     """The stored log is not a dense, consistent tree (rows missing or changed)."""
+
+    code = "ledger.corrupt"
 
 
 def leaf_document(ev: Event) -> dict[str, Any]:
@@ -141,7 +144,11 @@ class SubtreeSource:
         if got is None:
             row = self.session.get(LogNode, (level, idx))
             if row is None:
-                raise LogCorrupt(f"stored subtree ({level}, {idx}) of the custody log is missing")
+                raise LogCorrupt(
+                    _("stored subtree ({level}, {idx}) of the custody log is missing").format(
+                        level=level, idx=idx
+                    )
+                )
             got = self.nodes[(level, idx)] = bytes.fromhex(row.hash)
         return got
 
@@ -157,7 +164,9 @@ class SubtreeSource:
             )
         )
         if [r[0] for r in rows] != list(range(a, b)):
-            raise LogCorrupt(f"custody log leaves {a}..{b - 1} are not all present")
+            raise LogCorrupt(
+                _("custody log leaves {a}..{value} are not all present").format(a=a, value=b - 1)
+            )
         return merkle.root_of(self.fresh.get(i) or bytes.fromhex(h) for i, h in rows)
 
     def __call__(self, a: int, b: int) -> bytes:
@@ -229,11 +238,15 @@ def sign_checkpoint(
 def verify_checkpoint(cp: Checkpoint, keys: list[PublicKeyInfo], keyring: Keyring) -> None:
     """Raise SignatureInvalid/IntegrityError unless the stored row is what its signature covers."""
     if {k.key_id for k in keys} and cp.key_id not in {k.key_id for k in keys}:
-        raise IntegrityError(f"checkpoint {cp.id} is signed by unknown key {cp.key_id}")
+        raise IntegrityError(
+            _("checkpoint {id} is signed by unknown key {key_id}").format(id=cp.id, key_id=cp.key_id)
+        )
     keyring.verify(cp.body, Signature(cp.key_id, cp.signature))
     b = cp.body
     if (b.get("tree_size"), b.get("root_hash"), b.get("key_id")) != (cp.tree_size, cp.root_hash, cp.key_id):
-        raise IntegrityError(f"checkpoint {cp.id}: the row's size, root or key differ from its signed body")
+        raise IntegrityError(
+            _("checkpoint {id}: the row's size, root or key differ from its signed body").format(id=cp.id)
+        )
 
 
 # Proofs -----------------------------------------------------------------------------------------
@@ -262,17 +275,29 @@ class InclusionProof:
 def leaf_for_event(session: Session, event_id: int) -> LogLeaf:
     leaf = session.exec(select(LogLeaf).where(LogLeaf.event_id == event_id)).first()
     if leaf is None:
-        raise NotFound(f"event {event_id} is not (yet) in the custody log; the next checkpoint sequences it")
+        raise NotFound(
+            _("event {event_id} is not (yet) in the custody log; the next checkpoint sequences it").format(
+                event_id=event_id
+            )
+        )
     return leaf
 
 
 def inclusion(session: Session, event_id: int, size: int) -> InclusionProof:
     leaf = leaf_for_event(session, event_id)
     if leaf.idx >= size:
-        raise NotFound(f"event {event_id} is leaf {leaf.idx}, after the tree of size {size}")
+        raise NotFound(
+            _("event {event_id} is leaf {idx}, after the tree of size {size}").format(
+                event_id=event_id, idx=leaf.idx, size=size
+            )
+        )
     ev = session.get(Event, event_id)
     if ev is None:
-        raise LogCorrupt(f"event {event_id} is in the log as leaf {leaf.idx} but its row is gone")
+        raise LogCorrupt(
+            _("event {event_id} is in the log as leaf {idx} but its row is gone").format(
+                event_id=event_id, idx=leaf.idx
+            )
+        )
     path = merkle.inclusion_proof(leaf.idx, size, SubtreeSource(session))
     return InclusionProof(
         event_id, leaf.idx, size, leaf_document(ev), leaf.leaf_hash, [p.hex() for p in path]
@@ -281,7 +306,7 @@ def inclusion(session: Session, event_id: int, size: int) -> InclusionProof:
 
 def consistency(session: Session, first: int, second: int) -> list[str]:
     if second > tree_size(session):
-        raise NotFound(f"the log has fewer than {second} entries")
+        raise NotFound(_("the log has fewer than {second} entries").format(second=second))
     return [p.hex() for p in merkle.consistency_proof(first, second, SubtreeSource(session))]
 
 
@@ -329,7 +354,11 @@ def _checkpoint_of_size(session: Session, size: int | None) -> Checkpoint:
         q = q.where(Checkpoint.tree_size == size)
     cp = session.exec(q.limit(1)).first()
     if cp is None:
-        raise NotFound("no signed checkpoint" + (f" of size {size}" if size is not None else " yet"))
+        raise NotFound(
+            _("no signed checkpoint of size {size}").format(size=size)
+            if size is not None
+            else _("no signed checkpoint yet")
+        )
     return cp
 
 
@@ -355,7 +384,7 @@ def consistency_for(session: Session, user: User, first: int, second: int) -> Co
     """RFC 6962 consistency proof that the tree of size ``second`` extends the one of size ``first``."""
     authorize(user, Permission.AUDIT, "do this")
     if first > second:
-        raise NotFound("first must not be larger than second")
+        raise NotFound(_("first must not be larger than second"))
     path = consistency(session, first, second)
     return ConsistencyAnswer(
         first=first,

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from archive import i18n
 from archive.cases.models import Case
 from archive.i18n import _
 from archive.legal.catalogue import MARKS, default_catalogue
@@ -81,18 +82,32 @@ def export_index(files: dict[str, bytes]) -> dict[str, int] | None:
 def review_html(case: Case, doc: dict[str, Any]) -> bytes:
     e = html.escape
     points = {p.key: p for p in default_catalogue().checklist}
+    # Translated first: pybabel cannot see a _() inside an f-string.
+    t = {
+        "legal_review": _("Legal review"),
+        "marked": _("Marked"),
+        "proposed": _("Proposed decision"),
+        "rule": _("rule"),
+        "due": _("due"),
+        "submitted_by": _("submitted by"),
+        "legal_basis": _("Legal basis"),
+        "opinion": _("Opinion"),
+        "collective": _("Collective discussion"),
+        "pending": _("pending"),
+    }
     parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<!doctype html><html lang='{e(i18n.current_language())}'><head><meta charset='utf-8'>",
         "<meta http-equiv='Content-Security-Policy' "
         "content=\"default-src 'none'; style-src 'unsafe-inline'\">",
-        f"<title>{e(_('Legal review'))} {e(case.number)}</title>",
-        "<style>body{font-family:serif;max-width:50em;margin:2em auto}pre{white-space:pre-wrap}</style>",
+        f"<title>{e(t['legal_review'])} {e(case.number)}</title>",
+        f"<style>body{{font-family:{i18n.CJK_SERIF};max-width:50em;margin:2em auto}}"
+        "pre{white-space:pre-wrap}</style>",
         "</head><body>",
-        f"<h1>{e(_('Legal review'))} (法制审核): {e(case.number)} {e(case.title)}</h1>",
+        f"<h1>{e(t['legal_review'])}: {e(case.number)} {e(case.title)}</h1>",
     ]
     for m in doc["marks"]:
         parts.append(
-            f"<p>{e(_('Marked'))} {e(m['mark'])} ({e(MARKS.get(m['mark'], ''))}): {e(m['reason'])}</p>"
+            f"<p>{e(t['marked'])} {e(m['mark'])} ({e(MARKS.get(m['mark'], ''))}): {e(m['reason'])}</p>"
         )
     opinions = {o["submission_id"]: o for o in doc["opinions"]}
     answers: dict[str, list[dict[str, Any]]] = {}
@@ -100,13 +115,13 @@ def review_html(case: Case, doc: dict[str, Any]) -> bytes:
         answers.setdefault(a["submission_id"], []).append(a)
     for s in doc["submissions"]:
         parts += [
-            f"<section><h2>{e(_('Proposed decision'))} v{s['version']}: "
+            f"<section><h2>{e(t['proposed'])} v{s['version']}: "
             f"{e(s['decision_kind'])} ({e(s['state'])})</h2>",
-            f"<p>SHA-256 {e(s['digest'])}; {e(_('rule'))} {e(s['rule_id'] or '-')}; "
-            f"{e(_('due'))} {e(s['due'] or '-')}; {e(_('submitted by'))} {e(s['submitted_by'])} "
+            f"<p>SHA-256 {e(s['digest'])}; {e(t['rule'])} {e(s['rule_id'] or '-')}; "
+            f"{e(t['due'])} {e(s['due'] or '-')}; {e(t['submitted_by'])} {e(s['submitted_by'])} "
             f"{e(s['submitted_at'])}</p>",
             f"<p>{e(s['attestation'])}</p>",
-            f"<p>{e(_('Legal basis'))}: {e('; '.join(s['legal_basis']))}</p><pre>{e(s['facts'])}</pre><ul>",
+            f"<p>{e(t['legal_basis'])}: {e('; '.join(s['legal_basis']))}</p><pre>{e(s['facts'])}</pre><ul>",
         ]
         for a in answers.get(s["id"], []):
             label = points[a["point"]].label_zh if a["point"] in points else a["point"]
@@ -118,14 +133,14 @@ def review_html(case: Case, doc: dict[str, Any]) -> bytes:
         o = opinions.get(s["id"])
         if o is not None:
             parts.append(
-                f"<p><b>{e(_('Opinion'))}: {e(o['outcome'])}</b> ({e(o['reviewer'])}, {e(o['decided_at'])}): "
+                f"<p><b>{e(t['opinion'])}: {e(o['outcome'])}</b> ({e(o['reviewer'])}, {e(o['decided_at'])}): "
                 f"{e(o['reasons'])}. {e(o['attestation'])}</p>"
             )
         parts.append("</section>")
     for x in doc["escalations"]:
         parts.append(
-            f"<section><h2>{e(_('Collective discussion'))} (集体讨论)</h2><p>{e(x['reason'])}</p>"
-            f"<p>{e(x['outcome'] or _('pending'))}: {e(x['outcome_reasons'] or '')} "
+            f"<section><h2>{e(t['collective'])}</h2><p>{e(x['reason'])}</p>"
+            f"<p>{e(x['outcome'] or t['pending'])}: {e(x['outcome_reasons'] or '')} "
             f"({e(', '.join(x['participants']))})</p></section>"
         )
     parts.append("</body></html>")

@@ -126,10 +126,12 @@ class LegalSubmission(SQLModel, table=True):
     __tablename__ = "legal_submissions"
     __table_args__ = (
         UniqueConstraint("case_id", "version", name="uq_legal_submission_version"),
-        # The overdue list: pending submissions by due date (a partial index stays small).
+        # The overdue list: pending submissions in (due, id) order, the list's own order, so a page is
+        # read straight off the index and the count never touches decided rows (a partial index).
         Index(
             "ix_legal_submissions_pending_due",
             "due",
+            "id",
             postgresql_where=text("state = 'pending'"),
             sqlite_where=text("state = 'pending'"),
         ),

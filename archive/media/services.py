@@ -19,6 +19,7 @@ from archive.access import actor
 from archive.accounts.models import User
 from archive.cases import services as cases
 from archive.errors import Concealed, NotFound
+from archive.i18n import _
 from archive.media.models import (
     Derivative,
     DerivativeKind,
@@ -35,9 +36,11 @@ from archive.storage import ObjectStore
 def get(session: Session, user: User, media_id: str) -> Media:
     item = session.get(Media, media_id)
     if item is None:
-        raise NotFound(f"no media {media_id}")
+        raise NotFound(_("no media {media_id}").format(media_id=media_id))
     if not cases.media_visible(session, user, item):
-        raise Concealed(f"no media {media_id}")  # same answer as above; logged as access.denied
+        raise Concealed(
+            _("no media {media_id}").format(media_id=media_id)
+        )  # same answer as above; logged as access.denied
     return item
 
 
@@ -117,7 +120,11 @@ def _safe_name(name: str) -> str:
 def original(session: Session, store: ObjectStore, user: User, media_id: str) -> Readable:
     item = get(session, user, media_id)
     if item.state in {MediaState.DUPLICATE, MediaState.RECEIVED}:
-        raise NotFound(f"media {media_id} has no archived original of its own (state {item.state})")
+        raise NotFound(
+            _("media {media_id} has no archived original of its own (state {state})").format(
+                media_id=media_id, state=item.state
+            )
+        )
     return Readable(
         item,
         "original",
@@ -138,7 +145,7 @@ def derivative(
     ).first()
     if d is None:
         reason = f": {item.state_reason}" if item.state_reason else f" (state {item.state})"
-        raise NotFound(f"media {item.id} has no {kind}{reason}")
+        raise NotFound(_("media {id} has no {kind}{reason}").format(id=item.id, kind=kind, reason=reason))
     name = f"{item.id}-{kind}{PurePosixPath(d.object_key).suffix}"
     bucket = derivative_bucket(d, store.originals, store.derived)
     return Readable(item, kind, bucket, d.object_key, d.size, d.content_type, name)
@@ -199,7 +206,11 @@ def manifest(session: Session, user: User, media_id: str, *, client_addr: str = 
         select(Manifest).where(Manifest.media_id == item.id).order_by(col(Manifest.version).desc())
     ).first()
     if m is None:
-        raise NotFound(f"media {media_id} has no signed manifest yet (state {item.state})")
+        raise NotFound(
+            _("media {media_id} has no signed manifest yet (state {state})").format(
+                media_id=media_id, state=item.state
+            )
+        )
     _log_read(session, user, item, "media.manifest", client_addr)
     return ManifestAnswer(manifest=m.body, signature=m.signature, key_id=m.key_id)
 

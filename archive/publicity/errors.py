@@ -9,11 +9,15 @@ class UnqualifiedOfficer(InvalidInput):
     """A text record names, as an enforcing officer, someone without a valid certificate on its
     date ("未经执法资格考试合格…一律不得从事执法活动")."""
 
+    code = "publicity.unqualified_officer"
+
     http_status = 422
 
 
 class RosterImportError(InvalidInput):
     """A CSV row is malformed: the whole file is refused, nothing imported."""
+
+    code = "publicity.roster_invalid"
 
     http_status = 422
 
@@ -21,11 +25,15 @@ class RosterImportError(InvalidInput):
 class NoDecision(InvalidInput):
     """The case has no decision document to publish."""
 
+    code = "publicity.no_decision"
+
     http_status = 422
 
 
 class ResidualPersonalData(InvalidInput):
     """The text to be published still contains a detected ID number nobody overrode with a reason."""
+
+    code = "publicity.personal_data_left"
 
     http_status = 422
 
@@ -33,14 +41,18 @@ class ResidualPersonalData(InvalidInput):
 class Restricted(Conflict):
     """The decision or its record is marked state secret, trade secret or personal privacy."""
 
+    code = "publicity.restricted"
+
 
 class DigestMismatch(Conflict):
     """The approval names a SHA-256 other than the stored redacted version's."""
 
+    code = "publicity.digest_mismatch"
+
 
 class WrongState(Conflict):
-    pass
+    code = "publicity.wrong_state"
 
 
 class DecisionNotFound(NotFound):
-    pass
+    code = "publicity.decision_not_found"

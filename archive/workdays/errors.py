@@ -10,6 +10,7 @@ class CalendarGap(InvalidInput):
     the State Council's notice; the archive never guesses a legal deadline."""
 
     http_status = 422
+    code = "calendar.year_unknown"
 
     def __init__(self, year: int) -> None:
         super().__init__(
@@ -23,3 +24,4 @@ class CalendarGap(InvalidInput):
 
 class InvalidCalendar(InvalidInput):
     http_status = 422
+    code = "calendar.invalid"

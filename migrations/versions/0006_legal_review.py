@@ -125,7 +125,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_legal_submissions_case_id"), ["case_id"], unique=False)
         batch_op.create_index(
             "ix_legal_submissions_pending_due",
-            ["due"],
+            ["due", "id"],
             unique=False,
             postgresql_where=sa.text("state = 'pending'"),
             sqlite_where=sa.text("state = 'pending'"),

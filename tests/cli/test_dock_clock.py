@@ -22,13 +22,14 @@ NOW = datetime(2024, 6, 10, 12, 0, tzinfo=UTC)
 def test_offset_is_device_minus_true_time() -> None:
     assert measure_clock_offset("2024-06-10T12:02:05Z", NOW) == 125.0
     assert measure_clock_offset("2024-06-10T13:59:59.5+02:00", NOW) == -0.5
-    local = NOW.astimezone()  # a time without a zone is read on the station's local clock
-    naive = (local + timedelta(seconds=30)).replace(tzinfo=None).isoformat()
-    assert measure_clock_offset(naive, NOW) == 30.0
+    # A time without a zone is read in the agency's zone (Asia/Shanghai unless CUSTODY_TIMEZONE says
+    # otherwise), whatever the station's system zone: 20:00:30 in Beijing is 12:00:30 UTC.
+    assert measure_clock_offset("2024-06-10T20:00:30", NOW) == 30.0
+    assert measure_clock_offset("2024年6月10日 20:00:30", NOW) == 30.0
     assert (
         measure_clock_offset("2024-06-10T12:00:00-00:00", NOW.astimezone(timezone(timedelta(hours=5)))) == 0
     )
-    with pytest.raises(DockError, match="ISO 8601"):
+    with pytest.raises(DockError, match="is not a time"):
         measure_clock_offset("ten past two", NOW)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from archive.errors import MediaToolFailed, UndecodableMedia
+from archive.i18n import _
 from archive.media.ffmpeg.exif import (
     _clean,
     _creation_time,
@@ -42,7 +43,7 @@ def probe(source: str, *, timeout_s: float = 60) -> ProbeFacts:
         if not path.is_file():
             raise MediaToolFailed(f"probe: {source} is not a readable file")
         if path.stat().st_size == 0:
-            raise UndecodableMedia("the file is empty (0 bytes)")
+            raise UndecodableMedia(_("the file is empty (0 bytes)"))
 
     doc = _ffprobe_json(source, ["-show_entries", _PROBE_ENTRIES], timeout_s=timeout_s, redact=redact)
     streams = [s for s in doc.get("streams", []) if isinstance(s, dict)]
@@ -54,13 +55,17 @@ def probe(source: str, *, timeout_s: float = 60) -> ProbeFacts:
     if video is None and audio is None:
         kinds = sorted({str(s.get("codec_type")) for s in streams})
         found = f" (only {', '.join(kinds)} streams)" if kinds else ""
-        raise UndecodableMedia(f"no audio, video or image stream in the file{found}")
+        raise UndecodableMedia(_("no audio, video or image stream in the file{found}").format(found=found))
     if video is not None and (not video.get("codec_name") or not _opt_int(video.get("width"))):
         tag = video.get("codec_tag_string") or "unknown"
-        raise UndecodableMedia(f"the video stream uses a codec ffmpeg cannot decode (codec tag {tag!r})")
+        raise UndecodableMedia(
+            _("the video stream uses a codec ffmpeg cannot decode (codec tag {tag!r})").format(tag=tag)
+        )
     if video is None and audio is not None and not audio.get("codec_name"):
         tag = audio.get("codec_tag_string") or "unknown"
-        raise UndecodableMedia(f"the audio stream uses a codec ffmpeg cannot decode (codec tag {tag!r})")
+        raise UndecodableMedia(
+            _("the audio stream uses a codec ffmpeg cannot decode (codec tag {tag!r})").format(tag=tag)
+        )
 
     format_name = str(fmt.get("format_name") or "")
     kind = _kind(format_name, video, audio)

@@ -11,6 +11,7 @@ from typing import Any
 import ffmpeg
 
 from archive.errors import UndecodableMedia
+from archive.i18n import _
 from archive.media.ffmpeg.diagnose import _judge
 from archive.media.ffmpeg.facts import DerivedFile, MediaKind, ProbeFacts
 from archive.media.ffmpeg.run import (
@@ -206,7 +207,11 @@ def make_poster(
             if outcome.returncode == 0 and tmp.is_file() and tmp.stat().st_size > 0:
                 break
         if not tmp.is_file() and outcome.media_errors and not outcome.transport_errors:
-            raise UndecodableMedia(f"no picture could be decoded for a poster ({outcome.media_errors[0]})")
+            raise UndecodableMedia(
+                _("no picture could be decoded for a poster ({media_errors})").format(
+                    media_errors=outcome.media_errors[0]
+                )
+            )
         # A poster decodes one frame; the proxy run is where damage is judged.
         _judge(outcome, source, facts, tmp, what="poster", copied=False, timeout_s=timeout_s, verdict=False)
         tmp.replace(final)

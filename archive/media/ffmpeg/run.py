@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from urllib.request import Request, urlopen
 
 from archive.errors import MediaToolFailed, UndecodableMedia
+from archive.i18n import _
 from archive.media.ffmpeg.facts import _opt_int
 
 logger = logging.getLogger(__name__)
@@ -422,7 +423,7 @@ def _ffprobe_json(
             # ffmpeg's first request asks for "bytes=0-", which an empty object cannot satisfy (416,
             # reported by ffmpeg only as "4XX Client Error"): that one is the file's fault, not the store's.
             if _is_url(source) and _sniff(source, timeout_s=timeout_s)[0] == 0:
-                raise UndecodableMedia("the file is empty (0 bytes)")
+                raise UndecodableMedia(_("the file is empty (0 bytes)"))
             raise MediaToolFailed(f"probe: ffprobe could not read the source: {outcome.summary()}")
         raise UndecodableMedia(_unreadable_reason(source, outcome, timeout_s=timeout_s))
     try:

@@ -124,7 +124,7 @@ def test_browser_ready_original_is_its_own_proxy_stated_in_the_manifest(
         m.size,
     )
     # No second copy: the derived bucket holds the poster only.
-    assert [k for k, _ in ctx.store.list_keys(ctx.store.derived, "")] == [
+    assert [k for k, _ in ctx.store.list_keys_modified(ctx.store.derived, "")] == [
         ders[DerivativeKind.POSTER].object_key
     ]
     signed = {d["kind"]: d for d in man.body["derivatives"]}

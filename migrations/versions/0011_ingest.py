@@ -1,6 +1,6 @@
 """ingest: verification checkpoints
 
-Revision ID: 0010_ingest
+Revision ID: 0011_ingest
 Revises: 0001
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision: str = "0010_ingest"
+revision: str = "0011_ingest"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
