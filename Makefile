@@ -6,6 +6,8 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTEST_ARGS ?=
+# security lint of the shipped code: medium severity and up fails the build (see [tool.bandit])
+BANDIT = .venv/bin/bandit -q -c pyproject.toml -r . --severity-level medium
 
 .PHONY: run test setup lint services-down bench i18n i18n-compile
 
@@ -22,10 +24,10 @@ test:
 	eval "$$(deploy/services.sh up test)"; \
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy . && .venv/bin/lint-imports && \
 	wait $$cluster && eval "$$(cat "$$cluster_env")" && rm -f "$$cluster_env" && \
-	.venv/bin/pytest $(PYTEST_ARGS)
+	$(BANDIT) && .venv/bin/pytest $(PYTEST_ARGS)
 
 lint:
-	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy . && .venv/bin/lint-imports
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy . && .venv/bin/lint-imports && $(BANDIT)
 
 services-down:
 	deploy/services.sh down embedded; deploy/services.sh down test; deploy/cluster.sh down

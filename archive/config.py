@@ -2,6 +2,10 @@
 
 Built lazily by :func:`get_settings` so that importing a module never reads the environment
 or opens a connection; processes create their clients after they fork.
+
+There are no default secrets. ``deploy/services.sh`` generates the S3 keys and the Redis password
+on first set-up and exports them; a Settings with an empty, published or weak secret is refused
+(:class:`InsecureSettings`) unless the profile is embedded or test with every service on loopback.
 """
 
 from __future__ import annotations
@@ -16,10 +20,29 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# The keys of the S3 server that deploy/services.sh starts on loopback for the embedded default and
-# the tests. Anywhere else they are known to everyone who has read this file.
+# The fixed keys earlier versions of deploy/services.sh gave the S3 server: published in this
+# repository's history, so they count as no secret at all (as do the usual quick-start ones).
 DEFAULT_S3_ACCESS_KEY = "CUSTODYACCESSKEY0001"
 DEFAULT_S3_SECRET_KEY = "custodysecretkey000000000000000000000001"  # noqa: S105 - named to be refused
+KNOWN_DEFAULT_SECRETS = frozenset(
+    {
+        DEFAULT_S3_ACCESS_KEY,
+        DEFAULT_S3_SECRET_KEY,
+        "minioadmin",
+        "minio",
+        "admin",
+        "password",
+        "secret",
+        "changeme",
+    }
+)
+MIN_SECRET_CHARS = 16
+
+
+class InsecureSettings(ValueError):
+    """The settings would run the archive with a default, empty or weak secret outside the
+    embedded or test profile on loopback (a ValueError, so pydantic reports it as a validation
+    error of Settings)."""
 
 
 def _loopback(host: str | None) -> bool:
@@ -46,8 +69,9 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6380/0"
 
     s3_endpoint: str = "127.0.0.1:7480"  # host:port, as the minio client wants it
-    s3_access_key: str = DEFAULT_S3_ACCESS_KEY
-    s3_secret_key: SecretStr = SecretStr(DEFAULT_S3_SECRET_KEY)
+    # No defaults: deploy/services.sh generates them (var/secrets.env) and exports them.
+    s3_access_key: str = ""
+    s3_secret_key: SecretStr = SecretStr("")
     s3_secure: bool = False
     s3_region: str = "us-east-1"
     bucket_originals: str = "custody-originals"
@@ -66,6 +90,20 @@ class Settings(BaseSettings):
     # The agency's zone: legal deadlines (working days) are local calendar dates in it, and people
     # read and type times in it (archive.localtime). Validated below.
     timezone: str = "Asia/Shanghai"
+
+    # Encryption at rest (SSE-C): every object is written encrypted with a key the S3 server never
+    # stores. Keys: CUSTODY_STORAGE_KEYS (comma-separated base64 32-byte keys, the first is current:
+    # production, from the agency's secret store) or, if empty, key files under <key_dir>/storage
+    # (generated on first use, 0600). See archive/storage.py and docs/security.md.
+    storage_encryption: bool = True
+    storage_keys: SecretStr = SecretStr("")
+
+    # Signing key backend: "file" (Ed25519 keys in <key_dir>, the embedded default) or "pkcs11"
+    # (the private key stays in an HSM or token reached through a PKCS#11 module).
+    signing_backend: Literal["file", "pkcs11"] = "file"
+    pkcs11_module: str = ""  # path of the module, e.g. /usr/lib/softhsm/libsofthsm2.so
+    pkcs11_token_label: str = ""
+    pkcs11_pin: SecretStr = SecretStr("")
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -163,22 +201,53 @@ class Settings(BaseSettings):
         db_host = None if db.startswith("sqlite") else urlsplit(db).hostname
         return all(_loopback(h) for h in (s3_host, urlsplit(self.redis_url).hostname, db_host))
 
+    def insecure_reasons(self) -> list[str]:
+        """What would make this configuration unfit outside the embedded or test profile on loopback."""
+        reasons = []
+        for name, value, least in (
+            ("CUSTODY_S3_ACCESS_KEY", self.s3_access_key, 8),
+            ("CUSTODY_S3_SECRET_KEY", self.s3_secret_key.get_secret_value(), MIN_SECRET_CHARS),
+        ):
+            if _weak(value, least):
+                reasons.append(f"{name} is empty, a published default or too short")
+        if _weak(urlsplit(self.redis_url).password or "", MIN_SECRET_CHARS):
+            reasons.append("CUSTODY_REDIS_URL carries no password (or a default or short one)")
+        db = urlsplit(self.resolved_database_url())
+        if (
+            db.scheme != "sqlite"
+            and not _loopback(db.hostname)
+            and _weak(db.password or "", MIN_SECRET_CHARS)
+        ):
+            reasons.append("CUSTODY_DATABASE_URL names a remote server without a (strong) password")
+        if not self.storage_encryption:
+            reasons.append("CUSTODY_STORAGE_ENCRYPTION is off: evidence would be stored in clear")
+        elif not self.s3_secure and not _loopback(urlsplit(f"//{self.s3_endpoint}").hostname):
+            reasons.append(
+                "CUSTODY_S3_SECURE is false for a remote S3 server: "
+                "the SSE-C keys would cross the network in clear"
+            )
+        if self.signing_backend == "pkcs11" and _weak(self.pkcs11_pin.get_secret_value(), 4):
+            reasons.append("CUSTODY_PKCS11_PIN is empty or a default")
+        return reasons
+
+    def refuse_insecure(self) -> None:
+        """Raise InsecureSettings unless the secrets are fit for this profile: embedded or test with
+        S3, Redis and the database on loopback may run on what services.sh printed (or nothing);
+        production, or any service off this machine, needs real secrets."""
+        if self.profile in ("embedded", "test") and self.on_loopback():
+            return
+        reasons = self.insecure_reasons()
+        if reasons:
+            raise InsecureSettings(
+                f"refusing to start the {self.profile} profile"
+                + ("" if self.profile == "production" else " with services off loopback")
+                + ": "
+                + "; ".join(reasons)
+            )
+
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Self:
-        if self.profile in ("embedded", "test") and self.on_loopback():
-            return self
-        unsafe = []
-        if self.s3_access_key in ("", DEFAULT_S3_ACCESS_KEY):
-            unsafe.append("CUSTODY_S3_ACCESS_KEY")
-        if self.s3_secret_key.get_secret_value() in ("", DEFAULT_S3_SECRET_KEY):
-            unsafe.append("CUSTODY_S3_SECRET_KEY")
-        if unsafe:
-            raise ValueError(
-                f"profile {self.profile}"
-                + ("" if self.profile == "production" else " with services off loopback")
-                + f": {', '.join(unsafe)} must be set to a secret of your own (it is empty or the "
-                "published default)"
-            )
+        self.refuse_insecure()
         return self
 
     # Language (issue 11): of pages, API errors and CLI output when neither the user's setting, the
@@ -221,6 +290,10 @@ class Settings(BaseSettings):
 
     def resolved_key_dir(self) -> Path:
         return self.key_dir if self.key_dir is not None else self.data_dir / "keys"
+
+
+def _weak(value: str, least: int) -> bool:
+    return not value or value in KNOWN_DEFAULT_SECRETS or len(value) < least
 
 
 @lru_cache(maxsize=1)

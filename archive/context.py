@@ -56,7 +56,7 @@ class Context:
         return cls(
             engine=make_engine(s.resolved_database_url()),
             store=MinioStore(s),
-            keyring=Keyring(s.resolved_key_dir()),
+            keyring=Keyring.from_settings(s),  # key files, or a PKCS#11 token
             settings=s,
             dispatcher=dispatcher if dispatcher is not None else NoDispatcher(),
         )

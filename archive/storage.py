@@ -4,17 +4,26 @@ Everything the archive stores goes through :class:`ObjectStore`. ``S3Error`` and
 errors are translated into :class:`StorageError` / :class:`ObjectMissing` here, at the edge.
 Two buckets: originals (versioning + Object Lock enabled at creation, because S3 only allows
 Object Lock on new buckets and retention will rely on it) and derived files (proxies, posters).
+
+Encryption at rest: :class:`MinioStore` writes every object with SSE-C under a key the S3 server
+never keeps (archive.storage_keys) and reads it back with that key; the interface does not change.
+``presigned_get`` cannot hand out a plain presigned S3 URL for such an object (the key would have to
+travel with every request), so it returns a loopback URL served by this process that streams the
+object decrypted, with Range support (archive.object_proxy): ffmpeg reads it as it read S3.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from xml.etree import ElementTree
 
 import urllib3
@@ -23,11 +32,20 @@ from minio.commonconfig import COMPLIANCE
 from minio.datatypes import Part
 from minio.error import MinioException, S3Error
 from minio.retention import Retention
+from minio.sse import SseCustomerKey
 
 from archive.config import Settings
 from archive.errors import ObjectMissing, StorageError
+from archive.storage_keys import StorageKeys
+
+if TYPE_CHECKING:
+    from archive.object_proxy import ObjectProxy
 
 READ_CHUNK = 1024 * 1024
+KEY_ID_META = "custody-key-id"  # user metadata naming the master key an object was written with
+SSE_ALGORITHM_HEADER = "x-amz-server-side-encryption-customer-algorithm"
+_T = TypeVar("_T")
+_Meta = dict[str, str | list[str] | tuple[str]]  # minio's metadata type
 
 
 @dataclass(frozen=True)
@@ -113,10 +131,18 @@ class ObjectStore(Protocol):
     ) -> str: ...
 
 
+_MISSING = {"NoSuchKey", "NoSuchUpload", "NoSuchBucket", "NoSuchVersion"}
+
+
 def _translate(exc: Exception, what: str) -> Exception:
-    if isinstance(exc, S3Error) and exc.code in {"NoSuchKey", "NoSuchUpload", "NoSuchBucket"}:
+    if isinstance(exc, S3Error) and exc.code in _MISSING:
         return ObjectMissing(f"{what}: {exc.code}")
     return StorageError(f"{what}: {exc}")
+
+
+def _wrong_key(exc: Exception) -> bool:
+    """S3's answer to a request whose SSE-C key is not the object's (or is missing)."""
+    return isinstance(exc, S3Error) and exc.code in {"BadRequest", "InvalidArgument", "AccessDenied"}
 
 
 class MinioStore:
@@ -153,6 +179,88 @@ class MinioStore:
             region=settings.s3_region,
             http_client=http,
         )
+        self.keys = StorageKeys.from_settings(settings)
+        # which master key opens an object (None: stored in clear, from before encryption): found
+        # once per object and process by trying the keys, then remembered
+        self._key_ids: OrderedDict[tuple[str, str], str | None] = OrderedDict()
+        self._key_ids_lock = threading.Lock()
+        self._proxy: ObjectProxy | None = None
+        self._proxy_pid = 0
+
+    # ------------------------------------------------------------------ encryption at rest
+    def _write_sse(self, bucket: str, key: str) -> tuple[SseCustomerKey | None, _Meta]:
+        """The SSE-C key and metadata for a new object (the current master key)."""
+        if self.keys is None:
+            return None, {}
+        self._refresh_keys()
+        self._remember(bucket, key, self.keys.current)
+        return self.keys.sse(self.keys.current, bucket, key), {KEY_ID_META: self.keys.current}
+
+    def _refresh_keys(self, force: bool = False) -> None:
+        """Key files rotated by another process (``custody keys rotate-storage``) are picked up:
+        new objects get the new current key, and objects written under it are readable."""
+        if self.keys is not None and self.keys.folder is not None and (force or self.keys.stale()):
+            self.keys = StorageKeys.from_folder(self.keys.folder)
+
+    def _remember(self, bucket: str, key: str, key_id: str | None) -> None:
+        with self._key_ids_lock:
+            self._key_ids[(bucket, key)] = key_id
+            self._key_ids.move_to_end((bucket, key))
+            while len(self._key_ids) > 10_000:
+                self._key_ids.popitem(last=False)
+
+    def _find_key_id(self, bucket: str, key: str) -> str | None:
+        """The master key that opens ``key``, by trying each (current first): one HEAD each."""
+        assert self.keys is not None
+        self._refresh_keys()
+        last: Exception | None = None
+        for key_id in self.keys.ids_to_try():
+            try:
+                st = self.client.stat_object(bucket, key, ssec=self.keys.sse(key_id, bucket, key))
+            except (MinioException, urllib3.exceptions.HTTPError) as exc:
+                if not _wrong_key(exc):
+                    raise _translate(exc, f"stat {bucket}/{key}") from exc
+                last = exc
+                continue
+            headers = {k.lower() for k in (st.metadata or {})}
+            found = key_id if SSE_ALGORITHM_HEADER in headers else None  # None: a clear object
+            self._remember(bucket, key, found)
+            return found
+        raise StorageError(f"no storage key opens {bucket}/{key} (tried {len(self.keys.keys)}): {last}")
+
+    def _read_sse(self, bucket: str, key: str) -> SseCustomerKey | None:
+        if self.keys is None:
+            return None
+        with self._key_ids_lock:
+            known = (bucket, key) in self._key_ids
+            key_id = self._key_ids.get((bucket, key))
+        if not known:
+            key_id = self._find_key_id(bucket, key)
+        return None if key_id is None else self.keys.sse(key_id, bucket, key)
+
+    def _with_read_key(self, bucket: str, key: str, call: Callable[[SseCustomerKey | None], _T]) -> _T:
+        """Run ``call`` with the object's read key; if the remembered key no longer fits (the
+        object was replaced since), find it again once."""
+        try:
+            return call(self._read_sse(bucket, key))
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            if self.keys is None or not _wrong_key(exc):
+                raise
+            with self._key_ids_lock:
+                self._key_ids.pop((bucket, key), None)
+            return call(self._read_sse(bucket, key))
+
+    def _stat_object(self, bucket: str, key: str) -> Any:
+        return self._with_read_key(bucket, key, lambda ssec: self.client.stat_object(bucket, key, ssec=ssec))
+
+    def key_id_of(self, bucket: str, key: str) -> str | None:
+        """The id of the master key ``key`` is encrypted with (None: stored in clear)."""
+        if self.keys is None:
+            return None
+        try:
+            return self._find_key_id(bucket, key)
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            raise _translate(exc, f"stat {bucket}/{key}") from exc
 
     def ensure_buckets(self) -> None:
         try:
@@ -171,20 +279,24 @@ class MinioStore:
             raise _translate(exc, "S3 ping") from exc
 
     def put_bytes(self, bucket: str, key: str, data: bytes, content_type: str) -> None:
+        sse, meta = self._write_sse(bucket, key)
         try:
-            self.client.put_object(bucket, key, io.BytesIO(data), len(data), content_type=content_type)
+            self.client.put_object(
+                bucket, key, io.BytesIO(data), len(data), content_type=content_type, sse=sse, metadata=meta
+            )
         except (MinioException, urllib3.exceptions.HTTPError) as exc:
             raise _translate(exc, f"put {bucket}/{key}") from exc
 
     def put_file(self, bucket: str, key: str, path: Path, content_type: str) -> None:
+        sse, meta = self._write_sse(bucket, key)
         try:
-            self.client.fput_object(bucket, key, str(path), content_type=content_type)
+            self.client.fput_object(bucket, key, str(path), content_type=content_type, sse=sse, metadata=meta)
         except (MinioException, urllib3.exceptions.HTTPError) as exc:
             raise _translate(exc, f"put {bucket}/{key}") from exc
 
     def stat(self, bucket: str, key: str) -> ObjectInfo:
         try:
-            st = self.client.stat_object(bucket, key)
+            st = self._stat_object(bucket, key)
         except (MinioException, urllib3.exceptions.HTTPError) as exc:
             raise _translate(exc, f"stat {bucket}/{key}") from exc
         return ObjectInfo(bucket, key, int(st.size or 0), st.content_type, (st.etag or "").strip('"'))
@@ -238,7 +350,21 @@ class MinioStore:
             raise _translate(exc, f"list {bucket}/{prefix}") from exc
 
     def presigned_get(self, bucket: str, key: str, expires: timedelta) -> str:
-        return self.client.presigned_get_object(bucket, key, expires=expires)
+        """A URL a local HTTP client (ffmpeg) can GET, with Range, until ``expires``.
+
+        Encrypted store: a loopback URL served by this process (archive.object_proxy), which reads
+        the object with its SSE-C key; the key never reaches the client, its command line or logs.
+        The URL works only on this machine and only while this process runs."""
+        if self.keys is None:
+            return self.client.presigned_get_object(bucket, key, expires=expires)
+        from archive.object_proxy import ObjectProxy
+
+        with self._key_ids_lock:
+            if self._proxy is None or self._proxy_pid != os.getpid():  # none yet, or forked since
+                self._proxy = ObjectProxy(self)
+                self._proxy_pid = os.getpid()
+            proxy = self._proxy
+        return proxy.grant(bucket, key, expires)
 
     # Object Lock (originals bucket). COMPLIANCE mode: nobody, not even the S3 root account, can
     # shorten the date or delete the version before it - the property a court relies on.
@@ -246,7 +372,7 @@ class MinioStore:
         # Read from the object's headers: minio-py's get_object_retention cannot parse RGW's
         # 9-digit fractional seconds (see docs/operations.md).
         try:
-            st = self.client.stat_object(bucket, key)
+            st = self._stat_object(bucket, key)
         except (MinioException, urllib3.exceptions.HTTPError) as exc:
             raise _translate(exc, f"stat {bucket}/{key}") from exc
         headers = {k.lower(): v for k, v in (st.metadata or {}).items()}
@@ -282,7 +408,11 @@ class MinioStore:
         self, bucket: str, key: str, offset: int = 0, length: int | None = None
     ) -> Iterator[Iterator[bytes]]:
         try:
-            resp = self.client.get_object(bucket, key, offset=offset, length=length or 0)
+
+            def get(ssec: SseCustomerKey | None) -> Any:
+                return self.client.get_object(bucket, key, offset=offset, length=length or 0, ssec=ssec)
+
+            resp = self._with_read_key(bucket, key, get)
         except (MinioException, urllib3.exceptions.HTTPError) as exc:
             raise _translate(exc, f"get {bucket}/{key}") from exc
         try:
@@ -296,8 +426,13 @@ class MinioStore:
     # Multipart: minio-py exposes these S3 calls only as underscore methods; they have been
     # stable across 7.x and are what its own put_object uses. Wrapped here, in one place.
     def start_multipart(self, bucket: str, key: str, content_type: str) -> str:
+        sse, meta = self._write_sse(bucket, key)
+        headers: dict[str, str | list[str] | tuple[str]] = {"Content-Type": content_type}
+        if sse is not None:
+            headers.update(sse.headers())
+            headers.update({f"x-amz-meta-{k}": v for k, v in meta.items()})
         try:
-            upload_id: str = self.client._create_multipart_upload(bucket, key, {"Content-Type": content_type})
+            upload_id: str = self.client._create_multipart_upload(bucket, key, headers)
         except (MinioException, urllib3.exceptions.HTTPError) as exc:
             raise _translate(exc, f"start multipart {bucket}/{key}") from exc
         return upload_id
@@ -319,21 +454,38 @@ class MinioStore:
                 expires=timedelta(minutes=15),
                 extra_query_params={"partNumber": str(number), "uploadId": upload_id},
             )
-            r = self.http.request(
-                "PUT", url, body=data, headers={"Content-Length": str(len(data))}, preload_content=True
-            )
         except (MinioException, urllib3.exceptions.HTTPError) as exc:
             raise _translate(exc, what) from exc
-        if r.status != 200:
+        # Every part carries the SSE-C key the upload was started with (headers, outside the URL's
+        # signature). That is the current master key unless a rotation or another process came in
+        # between: S3 refuses a part under another key, so the next key is tried.
+        candidates: list[str | None] = [None]
+        if self.keys is not None:
+            with self._key_ids_lock:
+                first = self._key_ids.get((bucket, key)) or self.keys.current
+            candidates = [first, *(k for k in self.keys.ids_to_try() if k != first)]
+        for i, key_id in enumerate(candidates):
+            headers = {"Content-Length": str(len(data))}
+            if self.keys is not None and key_id is not None:
+                headers.update(self.keys.sse(key_id, bucket, key).headers())
+            try:
+                r = self.http.request("PUT", url, body=data, headers=headers, preload_content=True)
+            except urllib3.exceptions.HTTPError as exc:
+                raise _translate(exc, what) from exc
+            if r.status == 200:
+                etag = r.headers.get("ETag", "").strip('"')
+                if not etag:
+                    raise StorageError(f"{what}: no ETag in the answer")
+                if key_id is not None:
+                    self._remember(bucket, key, key_id)
+                return etag
             try:
                 err = S3Error.fromxml(r)
             except (ElementTree.ParseError, UnicodeDecodeError):
                 raise StorageError(f"{what}: HTTP {r.status}") from None
-            raise _translate(err, what)
-        etag = r.headers.get("ETag", "").strip('"')
-        if not etag:
-            raise StorageError(f"{what}: no ETag in the answer")
-        return etag
+            if not (_wrong_key(err) and i + 1 < len(candidates)):
+                raise _translate(err, what)
+        raise StorageError(f"{what}: no storage key fits this upload")  # unreachable: loop raises
 
     def complete_multipart(self, bucket: str, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
         mparts: list[Any] = [Part(n, etag) for n, etag in parts]

@@ -77,7 +77,9 @@ def main() -> None:
         for r in range(args.rounds):
             t = time.perf_counter()
             for key in keys:
-                resp = client.get_object(store.originals, key)
+                # the same read minio's client does, with the object's SSE-C key (encryption at rest)
+                ssec = store.keys.sse(store.keys.current, store.originals, key) if store.keys else None
+                resp = client.get_object(store.originals, key, ssec=ssec)
                 h = hashlib.sha256()
                 try:
                     while chunk := resp.read(MiB):

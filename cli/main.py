@@ -11,15 +11,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from pydantic import ValidationError
 
 from archive import i18n, vocabulary
-from archive.config import get_settings
+from archive.config import InsecureSettings, get_settings
 from archive.i18n import _, ngettext
 
 if TYPE_CHECKING:
     from archive.context import Context
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
+
+
+class _Main(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (InsecureSettings, ValidationError) as exc:  # a refusal, not a crash: no traceback
+            raise click.ClickException(str(exc)) from exc
 
 
 def _choose_language(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -32,7 +41,7 @@ def _choose_language(ctx: click.Context, param: click.Parameter, value: str | No
     return chosen
 
 
-@click.group()
+@click.group(cls=_Main)
 @click.option(
     "--lang",
     default=None,
@@ -44,6 +53,9 @@ def _choose_language(ctx: click.Context, param: click.Parameter, value: str | No
 )
 def main() -> None:
     """Custody: evidence and audio-video record archive."""
+    # Everything this process and its children (API, workers, beat) create - database, keys,
+    # schedules, logs, exports - is readable by this account only.
+    os.umask(0o077)
 
 
 def _context() -> Context:
@@ -58,7 +70,7 @@ def _prepare() -> None:
     from migrations import migrate
 
     s = get_settings()
-    s.data_dir.mkdir(parents=True, exist_ok=True)
+    s.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     migrate(s)
     ctx = _context()
     ctx.store.ensure_buckets()
@@ -227,7 +239,7 @@ def export_case(case: str, out: Path, agency: str | None, media_ids: tuple[str, 
 
 @main.group()
 def keys() -> None:
-    """Signing keys (Ed25519)."""
+    """Signing keys (Ed25519) and storage encryption keys (SSE-C)."""
 
 
 @keys.command("rotate")
@@ -254,6 +266,38 @@ def keys_rotate() -> None:
         _("signing key rotated: {old} -> {new} (the old key still verifies old signatures)").format(
             old=old, new=new
         )
+    )
+
+
+@keys.command("rotate-storage")
+def keys_rotate_storage() -> None:
+    """Make a new current storage (SSE-C) master key; objects written before stay readable with
+    the old key, which is kept."""
+    from archive import events, storage_keys
+    from archive.db import session_scope
+    from migrations import migrate
+
+    s = get_settings()
+    migrate(s)
+    try:
+        old, new = storage_keys.rotate(s)
+    except storage_keys.StorageKeyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    ctx = _context()
+    with session_scope(ctx.engine) as session:
+        events.record(
+            session,
+            actor="system:cli",
+            action="keys.rotate_storage",
+            subject_type="key",
+            subject_id=new,
+            details={"previous": old},
+        )
+    click.echo(
+        _(
+            "storage key rotated: {old} -> {new}; new objects use the new key, old objects keep "
+            "theirs (keep every old key file as long as objects made under it are retained)"
+        ).format(old=old, new=new)
     )
 
 

@@ -92,7 +92,7 @@ def report_annual(year: int, out: Path | None) -> None:
     from archive.signing import Keyring
 
     engine = _engine()
-    keyring = Keyring(get_settings().resolved_key_dir())
+    keyring = Keyring.from_settings(get_settings())  # key files, or a PKCS#11 token
     try:
         with session_scope(engine) as session:
             row = report.draft(session, None, year, keyring)

@@ -11,8 +11,9 @@
 # tags of the sample photo the tests generate), chromium (the review page's browser test drives it
 # through Playwright; Playwright's own browser download is never used), fonts-noto-cjk (Chinese
 # pages, exports and screenshots render characters instead of empty boxes), tzdata (the agency's
-# zone, CUSTODY_TIMEZONE). A fresh machine or CI has none of them, and whatever was installed by
-# hand is gone on the next machine. The translation catalogs are compiled (.mo) on every run.
+# zone, CUSTODY_TIMEZONE), softhsm2 (a PKCS#11 token: the tests keep a signing key in it, as
+# production keeps one in an HSM). A fresh machine or CI has none of them, and whatever was installed
+# by hand is gone on the next machine. The translation catalogs are compiled (.mo) on every run.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,7 +23,7 @@ STAMP=$VENV/.installed-stamp
 log() { echo "[install $(date +%T)] $*" >&2; }
 
 packages=(redis-server ffmpeg ceph-mon ceph-osd ceph-mgr radosgw ceph-common haproxy curl libimage-exiftool-perl
-  chromium fonts-noto-cjk tzdata)
+  chromium fonts-noto-cjk tzdata softhsm2)
 case "${1:-}" in
   --with-postgres) packages+=(postgresql) ;;
   "") ;;

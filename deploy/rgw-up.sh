@@ -19,7 +19,9 @@
 #   RGW_OSD_PORTS   osd port range       (default 16800-16899)
 #   RGW_MEM_BYTES   memstore capacity    (default 8 GiB; RAM is only used as objects arrive)
 #   RGW_BLOCK_BYTES bluestore sparse file size (default 20 GiB)
-#   RGW_ACCESS_KEY / RGW_SECRET_KEY   keys of the S3 user "custody"
+#   RGW_ACCESS_KEY / RGW_SECRET_KEY   keys of the S3 user "custody" (required: there is no default;
+#                   deploy/services.sh generates them, see deploy/secrets.sh). On a cluster that is
+#                   already running with other keys, the user is given these and loses the others.
 #   RGW_TIMEOUT     seconds to wait for readiness (default 90)
 #   RGW_FRESH=1     wipe existing state and start from scratch
 set -euo pipefail
@@ -33,8 +35,8 @@ MON_PORT=${RGW_MON_PORT:-13300}
 OSD_PORTS=${RGW_OSD_PORTS:-16800-16899}
 MEM_BYTES=${RGW_MEM_BYTES:-8589934592}
 BLOCK_BYTES=${RGW_BLOCK_BYTES:-21474836480}
-AK=${RGW_ACCESS_KEY:-CUSTODYACCESSKEY0001}
-SK=${RGW_SECRET_KEY:-custodysecretkey000000000000000000000001}
+AK=${RGW_ACCESS_KEY:-}
+SK=${RGW_SECRET_KEY:-}
 TIMEOUT=${RGW_TIMEOUT:-90}
 CONF=$BASE/ceph.conf
 RUN=$BASE/run
@@ -48,6 +50,10 @@ case "${1:-}" in
 esac
 
 case "$STORE" in memstore | bluestore) ;; *) echo "RGW_STORE must be memstore or bluestore" >&2; exit 2 ;; esac
+if [ -z "$AK" ] || [ -z "$SK" ]; then
+  echo "RGW_ACCESS_KEY and RGW_SECRET_KEY must be set (deploy/services.sh generates them)" >&2
+  exit 2
+fi
 
 log() { echo "[rgw-up $(date +%T)] $*" >&2; }
 die() {
@@ -76,9 +82,34 @@ ours_alive() {  # $1 = daemon name (mon.a | osd.0 | client.rgw.a)
   tr '\0' '\n' <"/proc/$p/cmdline" 2>/dev/null | grep -qxF -- "$CONF"
 }
 
-# SigV4-signed curl; curl 7.88 needs the x-amz-content-sha256 header set explicitly for S3
-s3curl() { curl -sf -o /dev/null --aws-sigv4 "aws:amz:us-east-1:s3" --user "$AK:$SK" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@"; }
+# SigV4-signed curl; curl 7.88 needs the x-amz-content-sha256 header set explicitly for S3. The keys
+# reach curl as its config on stdin: a command line is readable by every local user.
+s3curl() {
+  printf 'user = "%s:%s"\n' "$AK" "$SK" |
+    curl -K - -sf -o /dev/null --aws-sigv4 "aws:amz:us-east-1:s3" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@"
+}
 s3_ready() { s3curl -m 3 "$ENDPOINT/"; }  # authenticated ListBuckets succeeds
+anon_ready() { curl -sf -m 3 -o /dev/null "$ENDPOINT/"; }
+
+# The S3 user "custody" gets the keys $AK/$SK and loses every other key it had: a cluster started
+# with other keys (an older rgw-up.sh's fixed defaults, or keys since rotated) takes the new ones
+# without a restart or a wipe.
+converge_keys() {
+  local keys k
+  # (and the bucket limit a new user gets: see user create below)
+  timeout 60 radosgw-admin -c "$CONF" user modify --uid=custody --max-buckets=100000 >>"$BASE/log/setup.log" 2>&1 || return 1
+  timeout 60 radosgw-admin -c "$CONF" key create --uid=custody --key-type=s3 \
+    --access-key="$AK" --secret-key="$SK" >>"$BASE/log/setup.log" 2>&1 || return 1
+  keys=$(timeout 60 radosgw-admin -c "$CONF" user info --uid=custody 2>>"$BASE/log/setup.log" |
+    python3 -c 'import json, sys; print("\n".join(k["access_key"] for k in json.load(sys.stdin)["keys"]))') || return 1
+  for k in $keys; do
+    if [ "$k" != "$AK" ]; then
+      timeout 60 radosgw-admin -c "$CONF" key rm --uid=custody --key-type=s3 --access-key="$k" \
+        >>"$BASE/log/setup.log" 2>&1 || return 1
+      log "removed a previous S3 key of user custody"
+    fi
+  done
+}
 
 wait_for() {  # $1 = description, rest = command
   local what=$1; shift
@@ -92,10 +123,20 @@ wait_for() {  # $1 = description, rest = command
 C() { timeout 30 ceph -c "$CONF" "$@"; }
 
 # ---------- already up? ----------
-if [ "${RGW_FRESH:-0}" != 1 ] && ours_alive mon.a && ours_alive osd.0 && ours_alive client.rgw.a && s3_ready; then
-  log "already running at $ENDPOINT"
-  print_env
-  exit 0
+if [ "${RGW_FRESH:-0}" != 1 ] && ours_alive mon.a && ours_alive osd.0 && ours_alive client.rgw.a; then
+  if s3_ready; then
+    log "already running at $ENDPOINT"
+    print_env
+    exit 0
+  fi
+  if anon_ready; then
+    log "running with other S3 keys: giving user custody the keys of the secrets file"
+    # a failure here must not stop a cluster others are using (die would): report and leave it
+    converge_keys || { log "ERROR: could not set the S3 user's keys (see $BASE/log/setup.log)"; exit 1; }
+    wait_for "authenticated S3 request" s3_ready
+    print_env
+    exit 0
+  fi
 fi
 
 command -v ceph-mon >/dev/null || die "ceph-mon not installed (run deploy/install.sh)"
@@ -215,7 +256,6 @@ wait_for "osd up" osd_up
 if ! ours_alive client.rgw.a; then
   radosgw -c "$CONF" -n client.rgw.a >>"$BASE/log/setup.log" 2>&1 || die "radosgw failed to start"
 fi
-anon_ready() { curl -sf -m 3 -o /dev/null "$ENDPOINT/"; }
 wait_for "radosgw http" anon_ready
 
 if [ $fresh = 1 ]; then
@@ -224,6 +264,8 @@ if [ $fresh = 1 ]; then
   # after a few runs (TooManyBuckets)
   timeout 60 radosgw-admin -c "$CONF" user create --uid=custody --display-name="Custody" \
       --access-key="$AK" --secret-key="$SK" --max-buckets=100000 >>"$BASE/log/setup.log" 2>&1 || die "radosgw-admin user create failed"
+elif ! s3_ready; then
+  converge_keys || die "could not set the S3 user's keys"   # restarted with rotated keys
 fi
 wait_for "authenticated S3 request" s3_ready
 if [ $fresh = 1 ]; then

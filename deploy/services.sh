@@ -6,9 +6,21 @@
 #   deploy/services.sh down   test|embedded   stop exactly what `up` started (pid files)
 #   deploy/services.sh down   test --purge    ... and delete var/test
 #   deploy/services.sh status test|embedded   one line per service; exit 0 only if all are up
+#   deploy/services.sh rotate-secrets test|embedded   new S3 keys and Redis password, taken by the
+#                                             running services at once; prints the new exports
 #
 # Typical use:   eval "$(deploy/services.sh up test)"
 # stdout carries ONLY the export lines; every log line goes to stderr.
+#
+# Secrets: none are written in this file. The S3 keys and the Redis password are generated on the
+# first `up` into <state>/secrets.env (0600, see deploy/secrets.sh) and printed in the export lines;
+# Redis requires its password (requirepass, kept in a 0600 config file, not on a command line).
+# Services left running by an older copy of this script (default keys, no Redis password) are
+# brought to the generated values on the next `up`, without a restart.
+#
+# Overrides (a second, private copy, e.g. a test of this script): SERVICES_VAR (state root,
+# default <repo>/var), SERVICES_REDIS_PORT, SERVICES_PG_PORT, SERVICES_RGW_PORT,
+# SERVICES_RGW_MON_PORT, SERVICES_RGW_OSD_PORTS.
 #
 # Profiles:
 #   test      throwaway state under var/test: Redis :6390 without persistence, PostgreSQL :54329
@@ -23,14 +35,16 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
-VAR=$ROOT/var
+VAR=${SERVICES_VAR:-$ROOT/var}
+# shellcheck source=deploy/secrets.sh
+. "$HERE/secrets.sh"
 TIMEOUT=${SERVICES_TIMEOUT:-60}
 # State of an evidence archive is nobody else's business on a shared machine; the one exception
 # (var/ and var/test must let the postgres user through, see do_up) is made explicitly.
 umask 077
 
 usage() {
-  echo "usage: $0 up|down|status test|embedded   (down test --purge deletes var/test)" >&2
+  echo "usage: $0 up|down|status|rotate-secrets test|embedded   (down test --purge deletes var/test)" >&2
   exit 2
 }
 [ $# -ge 2 ] || usage
@@ -41,28 +55,33 @@ case "${3:-}" in
   *) usage ;;
 esac
 
-S3_ACCESS_KEY=${RGW_ACCESS_KEY:-CUSTODYACCESSKEY0001}
-S3_SECRET_KEY=${RGW_SECRET_KEY:-custodysecretkey000000000000000000000001}
 case "$PROFILE" in
   test)
     STATE=$VAR/test
-    REDIS_PORT=6390 REDIS_DIR=$STATE/redis REDIS_PERSIST=0
-    WITH_PG=1 PG_PORT=54329 PG_DATA=$STATE/pg
-    export RGW_BASE=$STATE/rgw RGW_STORE=memstore RGW_PORT=7490 RGW_MON_PORT=13390 RGW_OSD_PORTS=16900-16999
+    REDIS_PORT=${SERVICES_REDIS_PORT:-6390} REDIS_DIR=$STATE/redis REDIS_PERSIST=0
+    WITH_PG=1 PG_PORT=${SERVICES_PG_PORT:-54329} PG_DATA=$STATE/pg
+    export RGW_BASE=$STATE/rgw RGW_STORE=memstore RGW_PORT=${SERVICES_RGW_PORT:-7490} \
+      RGW_MON_PORT=${SERVICES_RGW_MON_PORT:-13390} RGW_OSD_PORTS=${SERVICES_RGW_OSD_PORTS:-16900-16999}
     ;;
   embedded)
     # `--purge` here would delete evidence: make that a deliberate, manual act
     [ "$PURGE" = 0 ] || { echo "refusing --purge for embedded: it holds real data; remove var/ by hand" >&2; exit 2; }
     STATE=$VAR
-    REDIS_PORT=6380 REDIS_DIR=$STATE/redis REDIS_PERSIST=1
+    REDIS_PORT=${SERVICES_REDIS_PORT:-6380} REDIS_DIR=$STATE/redis REDIS_PERSIST=1
     WITH_PG=0 PG_PORT='' PG_DATA=''
-    export RGW_BASE=$STATE/rgw RGW_STORE=bluestore RGW_PORT=7480 RGW_MON_PORT=13300 RGW_OSD_PORTS=16800-16899
+    export RGW_BASE=$STATE/rgw RGW_STORE=bluestore RGW_PORT=${SERVICES_RGW_PORT:-7480} \
+      RGW_MON_PORT=${SERVICES_RGW_MON_PORT:-13300} RGW_OSD_PORTS=${SERVICES_RGW_OSD_PORTS:-16800-16899}
     export RGW_BLOCK_BYTES=$((20 * 1024 * 1024 * 1024))
     ;;
   *) usage ;;
 esac
-export RGW_ACCESS_KEY=$S3_ACCESS_KEY RGW_SECRET_KEY=$S3_SECRET_KEY
+# the generated secrets of this profile (S3_ACCESS_KEY, S3_SECRET_KEY, REDIS_PASSWORD)
+load_secrets() {
+  secrets_load "$STATE" || die "cannot read or create the secrets in $STATE"
+  export RGW_ACCESS_KEY=$S3_ACCESS_KEY RGW_SECRET_KEY=$S3_SECRET_KEY
+}
 REDIS_PIDFILE=$REDIS_DIR/redis.pid
+REDIS_CONF=$REDIS_DIR/custody-redis.conf
 REDIS_LOG=$REDIS_DIR/redis.log
 PG_LOG=$PG_DATA/server.log       # written by the postgres user, so it lives in its folder
 PG_SETUP_LOG=$STATE/pg-setup.log # initdb, pg_ctl and psql output (written by us)
@@ -130,24 +149,59 @@ stop_pid() {  # $1 = name, $2 = pid, $3 = signal, $4 = grace seconds before SIGK
 
 # ---------------------------------------------------------------- Redis
 redis_ours() { pid_ours_by_cwd "$REDIS_PIDFILE" "$REDIS_DIR"; }
-redis_ping() { [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; }
+# the password travels in the environment (REDISCLI_AUTH), never on a command line `ps` shows
+redis_cli_as() {  # $1 = password ("" = none), rest = redis-cli arguments
+  if [ -n "$1" ]; then
+    REDISCLI_AUTH=$1 redis-cli --no-auth-warning -h 127.0.0.1 -p "$REDIS_PORT" "${@:2}"
+  else
+    env -u REDISCLI_AUTH redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "${@:2}"
+  fi
+}
+redis_ping() { [ "$(redis_cli_as "$REDIS_PASSWORD" ping 2>/dev/null)" = PONG ]; }
+# any answer (PONG, or NOAUTH from a server that wants another password) means it is up
+redis_answers() { [ -n "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" ]; }
+
+redis_write_conf() {  # the password lives here (0600), not in redis-server's arguments
+  (umask 077 && printf 'requirepass %s\n' "$REDIS_PASSWORD" >"$REDIS_CONF")
+}
+
+# A Redis of ours that does not take the current password (started by an older services.sh that
+# set none, or before rotate-secrets): it gets the password now, without a restart.
+redis_converge() {
+  local old
+  # (a server without a password answers PONG whatever password it is sent)
+  if redis_ping && [ "$(redis_cli_as "" ping 2>/dev/null)" != PONG ]; then return 0; fi
+  for old in "" "$(secrets_old_value REDIS_PASSWORD)"; do
+    if [ "$(redis_cli_as "$old" ping 2>/dev/null)" = PONG ]; then
+      # on stdin: CONFIG SET's argument would otherwise sit on redis-cli's command line
+      printf 'CONFIG SET requirepass %s\n' "$REDIS_PASSWORD" | redis_cli_as "$old" >/dev/null || return 1
+      log "redis on :$REDIS_PORT now requires the password in $SECRETS_FILE"
+      redis_ping
+      return
+    fi
+  done
+  return 1
+}
 
 redis_up() {
   if ! redis_ours; then
     command -v redis-server >/dev/null || die "redis-server not installed (run deploy/install.sh)"
     if port_open "$REDIS_PORT"; then die "port $REDIS_PORT is taken by a process that is not ours (another checkout?)"; fi
     mkdir -p "$REDIS_DIR"
+    redis_write_conf
     local persist=(--save '' --appendonly no)
     # embedded: the queue and schedule must survive a restart; default RDB snapshots stay on too
     if [ "$REDIS_PERSIST" = 1 ]; then persist=(--appendonly yes --appendfsync everysec); fi
     log "starting redis on 127.0.0.1:$REDIS_PORT ($REDIS_DIR)"
     # shellcheck disable=SC2094  # die reads the log only after the launcher has exited
-    spawn redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$REDIS_DIR" \
+    spawn redis-server "$REDIS_CONF" --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$REDIS_DIR" \
       --daemonize yes --pidfile "$REDIS_PIDFILE" --logfile "$REDIS_LOG" "${persist[@]}" \
       </dev/null >>"$REDIS_LOG" 2>&1 || die "redis-server failed to start" "$REDIS_LOG"
   fi
-  wait_for "redis ping on :$REDIS_PORT" "$REDIS_LOG" redis_ping
+  wait_for "redis on :$REDIS_PORT" "$REDIS_LOG" redis_answers
   redis_ours || die "something else answers on :$REDIS_PORT" "$REDIS_LOG"
+  redis_converge || die "redis on :$REDIS_PORT takes neither the current nor the previous password" "$REDIS_LOG"
+  redis_write_conf  # a restart keeps the password the running server has now
 }
 
 redis_down() {
@@ -260,15 +314,17 @@ rgw_pid_ours() {  # $1 = daemon name; same check as rgw-up.sh (started with -c o
   kill -0 "$p" 2>/dev/null && tr '\0' '\n' <"/proc/$p/cmdline" 2>/dev/null | grep -qxF -- "$RGW_BASE/ceph.conf"
 }
 s3_ready() {  # authenticated ListBuckets; curl 7.88 needs x-amz-content-sha256 set explicitly
-  curl -sf -m 3 -o /dev/null --aws-sigv4 "aws:amz:us-east-1:s3" --user "$S3_ACCESS_KEY:$S3_SECRET_KEY" \
-    -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "http://127.0.0.1:$RGW_PORT/"
+  # the keys reach curl as its config on stdin: a command line is readable by every local user
+  printf 'user = "%s:%s"\n' "$S3_ACCESS_KEY" "$S3_SECRET_KEY" |
+    curl -K - -sf -m 3 -o /dev/null --aws-sigv4 "aws:amz:us-east-1:s3" \
+      -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "http://127.0.0.1:$RGW_PORT/"
 }
 rgw_running() { rgw_pid_ours mon.a && rgw_pid_ours osd.0 && rgw_pid_ours client.rgw.a && s3_ready; }
 
 # ---------------------------------------------------------------- actions
 print_env() {
   printf 'export %s=%q\n' \
-    CUSTODY_REDIS_URL "redis://127.0.0.1:$REDIS_PORT/0" \
+    CUSTODY_REDIS_URL "redis://:$REDIS_PASSWORD@127.0.0.1:$REDIS_PORT/0" \
     CUSTODY_S3_ENDPOINT "127.0.0.1:$RGW_PORT" \
     CUSTODY_S3_ACCESS_KEY "$S3_ACCESS_KEY" \
     CUSTODY_S3_SECRET_KEY "$S3_SECRET_KEY" \
@@ -280,10 +336,13 @@ print_env() {
   fi
 }
 
-do_up() {
+make_state_dirs() {
   # 0711: the postgres user must pass through to its data folder (it cannot list these)
   local d
   for d in "$VAR" "$STATE"; do [ -d "$d" ] || mkdir -m 0711 "$d"; done
+}
+
+do_up() {
   # the gateway is the slowest (3-7 s), so it starts first and the others come up meanwhile
   if ! rgw_running; then
     command -v curl >/dev/null || die "curl not installed (run deploy/install.sh)"
@@ -327,8 +386,19 @@ do_status() {
 
 case "$ACTION" in
   # the work runs with stdout on stderr, so nothing but print_env can reach a caller's `eval`
-  up) do_up >&2; print_env ;;
+  up) make_state_dirs; load_secrets; do_up >&2; print_env ;;
+  rotate-secrets)
+    make_state_dirs
+    secrets_rotate "$STATE"
+    load_secrets
+    do_up >&2
+    rm -f "$STATE/secrets.env.old"
+    print_env
+    ;;
   down) do_down >&2 ;;
-  status) do_status ;;
+  status)
+    if [ -s "$STATE/secrets.env" ]; then load_secrets; fi
+    do_status
+    ;;
   *) usage ;;
 esac

@@ -12,6 +12,7 @@ from alembic import command
 from alembic.config import Config
 
 from archive.config import Settings
+from archive.db import private_sqlite_file
 
 MIGRATIONS = Path(__file__).parent
 
@@ -27,6 +28,6 @@ def migrate(settings: Settings) -> None:
     """Bring the schema to the newest migration (idempotent)."""
     url = settings.resolved_database_url()
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite_file(Path(url.removeprefix("sqlite:///")))  # 0600 in a 0700 folder
     # "heads": domains may add migrations side by side (each from the same parent); all apply.
     command.upgrade(alembic_config(url), "heads")

@@ -173,13 +173,9 @@ def archived_hashes(engine: Engine) -> dict[str, str]:
 
 def s3_sha256(store: MinioStore, key: str) -> str:
     h = hashlib.sha256()
-    resp = store.client.get_object(store.originals, key)
-    try:
-        for chunk in resp.stream(MiB):
+    with store.open_stream(store.originals, key) as chunks:  # with the object's SSE-C key
+        for chunk in chunks:
             h.update(chunk)
-    finally:
-        resp.close()
-        resp.release_conn()
     return h.hexdigest()
 
 

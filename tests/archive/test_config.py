@@ -18,7 +18,14 @@ def _no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(key)
 
 
-OWN = {"s3_access_key": "agency-key", "s3_secret_key": "a-secret-of-our-own"}
+# own S3 keys, a Redis password and TLS to a remote S3 server (SSE-C keys travel with each request):
+# what production needs (issue 10; tests/archive/test_config_secrets.py has each refusal)
+OWN = {
+    "s3_access_key": "agency-key",
+    "s3_secret_key": "a-secret-of-our-own",
+    "redis_url": "redis://:8968395da695dbf04a6c07fa25eefb98@127.0.0.1:6379/0",
+    "s3_secure": True,
+}
 
 
 def test_embedded_default_on_loopback_is_accepted() -> None:
