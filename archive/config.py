@@ -283,6 +283,13 @@ class Settings(BaseSettings):
         secure = self.s3_secure if self.s3_public_secure is None else self.s3_public_secure
         return f"{'https' if secure else 'http'}://{self.s3_public_endpoint or self.s3_endpoint}"
 
+    def browsers_stream_from_storage(self) -> bool:
+        """Whether reviewers' browsers can read proxies and posters on a presigned S3 URL
+        (media ``?via=storage``). Not with encryption at rest: an SSE-C object is readable only with
+        its key in request headers, which a <video> element cannot send (and the key must not reach
+        the browser); the API streams them instead."""
+        return not self.storage_encryption
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

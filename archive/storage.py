@@ -124,6 +124,7 @@ class ObjectStore(Protocol):
     def list_parts(
         self, bucket: str, key: str, upload_id: str, first: int = 1, last: int | None = None
     ) -> list[PartInfo]: ...
+    def upload_part_headers(self, bucket: str, key: str) -> dict[str, str]: ...
     def list_multipart_uploads(self, bucket: str, prefix: str) -> list[PendingMultipart]: ...
     def list_keys_modified(self, bucket: str, prefix: str) -> list[tuple[str, datetime]]: ...
     def presigned_get_public(
@@ -512,6 +513,18 @@ class MinioStore:
             expires=expires,
             extra_query_params={"partNumber": str(number), "uploadId": upload_id},
         )
+
+    def upload_part_headers(self, bucket: str, key: str) -> dict[str, str]:
+        """The headers every PUT of a part of ``key``'s multipart upload must carry beside its
+        presigned URL: the SSE-C key of that one object (derived from the master key the upload was
+        started with; none when encryption at rest is off). Whoever gets them can read and write that
+        object only, and is the one sending its plaintext anyway (the dock)."""
+        if self.keys is None:
+            return {}
+        self._refresh_keys()
+        with self._key_ids_lock:
+            key_id = self._key_ids.get((bucket, key)) or self.keys.current
+        return {k: str(v) for k, v in self.keys.sse(key_id, bucket, key).headers().items()}
 
     def list_parts(
         self, bucket: str, key: str, upload_id: str, first: int = 1, last: int | None = None

@@ -537,6 +537,8 @@ class DirectSender:
         self.results: queue.Queue[tuple[int, int, str] | BaseException] = queue.Queue()
         self.url_lock = threading.Lock()
         self.urls: dict[int, tuple[str, float]] = {}
+        # Headers the presign answer asks every part PUT to carry (SSE-C: this object's key).
+        self.put_headers: dict[str, str] = {}
         self.todo: list[int] = []
         self.asked: set[int] = set()
         self.digest = ""
@@ -588,6 +590,7 @@ class DirectSender:
                 "POST", f"{self.url}/parts/urls", _("asking for part URLs"), json={"parts": batch}
             )
             body = resp.json()
+            self.put_headers = {str(k): str(v) for k, v in (body.get("headers") or {}).items()}
             ttl = (datetime.fromisoformat(body["expires_at"]) - datetime.now(UTC)).total_seconds()
             until = time.monotonic() + ttl
             for g in body["parts"]:
@@ -600,9 +603,9 @@ class DirectSender:
             with self.url_lock:
                 self.urls.pop(n, None)
         url = self._url_for(n)
-        r = self.d.s3.request(
-            "PUT", url, body=data, headers={"Content-Length": str(len(data))}, preload_content=True
-        )
+        with self.url_lock:
+            headers = {**self.put_headers, "Content-Length": str(len(data))}
+        r = self.d.s3.request("PUT", url, body=data, headers=headers, preload_content=True)
         status = int(r.status)
         if status == 200:
             etag = str(r.headers.get("etag", "")).strip('"')

@@ -54,6 +54,8 @@ class UrlsPublic(BaseModel):
     part_size: int
     expires_at: datetime
     parts: list[GrantPublic]
+    # Send these headers with every PUT (SSE-C: this object's own key; empty when not encrypted).
+    headers: dict[str, str] = {}
 
 
 class ReportRequest(BaseModel):
@@ -115,6 +117,7 @@ def part_urls(
         part_size=g.part_size,
         expires_at=g.expires_at,
         parts=[GrantPublic(number=x.number, size=x.size, url=x.url) for x in g.parts],
+        headers=g.headers,
     )
 
 

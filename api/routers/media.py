@@ -113,9 +113,11 @@ def proxy(
     """The browser-playable review copy (MP4, M4A for audio, JPEG for photos), with HTTP Range.
     Takes the bearer token or the review page's streaming cookie. ``via=storage``: a redirect to a
     presigned S3 URL for this object alone, valid ``stream_url_ttl_s`` (the review page uses it, so
-    bytes go from storage to the browser at storage speed); the access is logged either way."""
+    bytes go from storage to the browser at storage speed); the access is logged either way. With
+    encryption at rest on (SSE-C objects, which a browser cannot read on a URL) ``via=storage`` is
+    served through the API like ``via=api``."""
     readable = media.derivative(session, store, user, media_id, DerivativeKind.PROXY)
-    if via == "storage":
+    if via == "storage" and get_settings().browsers_stream_from_storage():
         return _redirect(session, store, user, readable, addr, case)
     return _serve(request, session, store, user, readable, addr, case)
 
@@ -142,7 +144,7 @@ def poster(
     """A still frame (JPEG) for lists and players, with HTTP Range. Bearer token or streaming cookie.
     ``via=storage`` as for the proxy."""
     readable = media.derivative(session, store, user, media_id, DerivativeKind.POSTER)
-    if via == "storage":
+    if via == "storage" and get_settings().browsers_stream_from_storage():
         return _redirect(session, store, user, readable, addr, case)
     return _serve(request, session, store, user, readable, addr, case)
 

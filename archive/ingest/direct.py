@@ -71,6 +71,9 @@ class DirectGrant:
     part_size: int
     expires_at: datetime
     parts: list[PartGrant]
+    # Headers each part PUT carries beside its URL: the SSE-C key of this one object when
+    # encryption at rest is on (S3 refuses a part of an SSE-C upload without it), else none.
+    headers: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -189,7 +192,8 @@ def grant_parts(
         )
         for n in numbers
     ]
-    return DirectGrant(upload.part_size, expires_at, grants)
+    headers = store.upload_part_headers(store.originals, upload.object_key)
+    return DirectGrant(upload.part_size, expires_at, grants, headers)
 
 
 def _check_against_storage(

@@ -1,5 +1,7 @@
 """Reviewers stream at storage speed: ``?via=storage`` answers a redirect to a presigned S3 URL
-(real RGW) for that one object, expiring in minutes, and the access is logged like any stream."""
+(real RGW) for that one object, expiring in minutes, and the access is logged like any stream.
+With encryption at rest (SSE-C, the default) a browser cannot read objects on a URL: the API streams
+them, and the timeline hands out API URLs."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import httpx
+import pytest
 from sqlmodel import Session, col, select
 
 from archive.config import get_settings
@@ -18,7 +21,17 @@ from tests.archive.audit.test_audit import archived, ctx, samples  # noqa: F401 
 from tests.conftest import LiveAPI
 
 
+@pytest.fixture
+def clear_storage(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Encryption at rest off (allowed in the test profile on loopback), before anything is stored
+    and before the live API starts."""
+    env["CUSTODY_STORAGE_ENCRYPTION"] = "false"
+    monkeypatch.setenv("CUSTODY_STORAGE_ENCRYPTION", "false")
+    get_settings.cache_clear()
+
+
 def test_proxy_via_storage_is_a_logged_presigned_url_for_one_object(
+    clear_storage: None,
     archived: list[Media],  # noqa: F811
     ctx: pipeline.Context,  # noqa: F811
     live_api: LiveAPI,
@@ -58,3 +71,28 @@ def test_proxy_via_storage_is_a_logged_presigned_url_for_one_object(
     # No URL for those who may not see the item.
     assert httpx.get(f"{url}/api/v1/media/{video.id}/proxy?via=storage", headers=other).status_code == 404
     assert httpx.get(f"{url}/api/v1/media/{video.id}/proxy?via=storage").status_code == 401
+
+
+def test_encrypted_objects_stream_through_the_api_even_via_storage(
+    archived: list[Media],  # noqa: F811
+    ctx: pipeline.Context,  # noqa: F811
+    live_api: LiveAPI,
+) -> None:
+    assert get_settings().storage_encryption and not get_settings().browsers_stream_from_storage()
+    url = live_api.url
+    video = archived[0]
+    owner = {"Authorization": "Bearer 0815"}
+    with Session(ctx.engine) as s:
+        proxy = s.exec(
+            select(Derivative).where(Derivative.media_id == video.id, Derivative.kind == DerivativeKind.PROXY)
+        ).one()
+    # An SSE-C object cannot be read on a presigned URL: no redirect, the API streams it (decrypted).
+    whole = httpx.get(f"{url}/api/v1/media/{video.id}/proxy?via=storage&case=c1", headers=owner)
+    assert whole.status_code == 200 and hashlib.sha256(whole.content).hexdigest() == proxy.sha256
+    part = httpx.get(
+        f"{url}/api/v1/media/{video.id}/proxy?via=storage", headers={**owner, "Range": "bytes=100-199"}
+    )
+    assert part.status_code == 206 and part.content == whole.content[100:200]
+    with Session(ctx.engine) as s:
+        evs = list(s.exec(select(Event).where(Event.action == "media.stream").order_by(col(Event.id))))
+    assert evs and all(e.details.get("via") != "storage" for e in evs)

@@ -202,6 +202,14 @@ def test_parts_count_only_as_storage_lists_them(
     assert r.status_code == 200, r.text
     grants = {g["number"]: g for g in r.json()["parts"]}
     assert grants[1]["size"] == PART and grants[2]["size"] == 1234
+    # Encryption at rest (SSE-C): the answer carries this object's key, which every PUT must send.
+    sse = r.json()["headers"]
+    assert set(sse) == {
+        "X-Amz-Server-Side-Encryption-Customer-Algorithm",
+        "X-Amz-Server-Side-Encryption-Customer-Key",
+        "X-Amz-Server-Side-Encryption-Customer-Key-MD5",
+    }
+    assert httpx.put(grants[1]["url"], content=data[:PART]).status_code == 400  # without the key
     assert urlparse(grants[1]["url"]).netloc == proxy.endpoint  # the docks' endpoint, not the workers'
     # The URL is for that part only: another part number breaks its signature.
     u = urlparse(grants[1]["url"])
@@ -209,7 +217,7 @@ def test_parts_count_only_as_storage_lists_them(
     forged = urlunparse(u._replace(query=urlencode({**q, "partNumber": "2"})))
     assert httpx.put(forged, content=data[PART:]).status_code == 403
 
-    put = httpx.put(grants[1]["url"], content=data[:PART])
+    put = httpx.put(grants[1]["url"], content=data[:PART], headers=sse)
     assert put.status_code == 200
     etag = put.headers["etag"].strip('"')
     # Not counted unless storage holds exactly what is reported.
@@ -242,7 +250,7 @@ def test_parts_count_only_as_storage_lists_them(
     assert httpx.post(f"{url}/parts/urls", json={"parts": [2]}).status_code == 401
 
     grant = httpx.post(f"{url}/parts/urls", json={"parts": [2]}, headers=auth).json()["parts"][0]
-    put = httpx.put(grant["url"], content=data[PART:])
+    put = httpx.put(grant["url"], content=data[PART:], headers=sse)
     assert put.status_code == 200
     r = httpx.post(
         f"{url}/parts",
@@ -256,7 +264,7 @@ def test_parts_count_only_as_storage_lists_them(
     # un-acknowledges it, and asks for it again.
     def put_part_2(body: bytes) -> str:
         g = httpx.post(f"{url}/parts/urls", json={"parts": [2]}, headers=auth).json()["parts"][0]
-        resp = httpx.put(g["url"], content=body)
+        resp = httpx.put(g["url"], content=body, headers=sse)
         assert resp.status_code == 200
         return str(resp.headers["etag"])
 
