@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import redis
+import swagger_ui_bundle
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlmodel import Session
@@ -20,7 +24,23 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api import metrics
 from api.deps import ClientAddr, CurrentUser, SessionDep, bearer_token, client_addr
 from api.i18n import LanguageMiddleware, request_language
-from api.routers import audit, cases, direct, legal, media, public, publicity, retention, uploads
+from api.routers import (
+    audit,
+    cases,
+    copyout,
+    coverage,
+    direct,
+    legal,
+    media,
+    oversight,
+    parties,
+    public,
+    publicity,
+    restricted,
+    retention,
+    signatures,
+    uploads,
+)
 from archive import i18n, logs, vocabulary
 from archive.accounts import services as accounts
 from archive.config import get_settings
@@ -75,6 +95,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 # The largest JSON body any endpoint takes (a text record of record_body_max_chars, every character
 # escaped, is about 1.2 MB). Upload and attachment routes set their own limits.
 MAX_JSON_BODY = 4 * 1024**2
+_LONG_WORD = re.compile(r"[^\s,;:'\"]{65,}")
 
 
 def create_app() -> FastAPI:
@@ -85,7 +106,22 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
         # Bodies sent without Content-Length (chunked) are otherwise read whole before any check.
         max_body_size=MAX_JSON_BODY,
+        # Swagger UI from this origin (below), never from a CDN; ReDoc has no local copy: off.
+        docs_url=None,
+        redoc_url=None,
     )
+    app.mount("/docs-static", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Custody API",
+            swagger_js_url="/docs-static/swagger-ui-bundle.js",
+            swagger_css_url="/docs-static/swagger-ui.css",
+            swagger_favicon_url="/docs-static/favicon-32x32.png",
+        )
+
     app.include_router(uploads.router)
     app.include_router(direct.router)
     app.include_router(media.router)
@@ -97,6 +133,13 @@ def create_app() -> FastAPI:
     app.include_router(legal.router)
     app.include_router(publicity.router)
     app.include_router(public.router)
+    app.include_router(coverage.router)
+    app.include_router(parties.router)
+    app.include_router(signatures.router)
+    app.include_router(oversight.router)
+    app.include_router(oversight.pages)
+    app.include_router(restricted.router)
+    app.include_router(copyout.router)
     app.add_middleware(LanguageMiddleware)
     app.include_router(metrics.router)
     app.add_middleware(metrics.RequestContext)
@@ -116,7 +159,8 @@ def create_app() -> FastAPI:
             headers["WWW-Authenticate"] = "Bearer"
         if exc.http_status == 423:
             headers["Retry-After"] = "5"
-        detail = str(exc)
+        # An id of 10 KB is not echoed back: long words are cut (issue 10).
+        detail = _LONG_WORD.sub(lambda m: m.group()[:64] + "...", str(exc))[:2000]
         if isinstance(exc, StorageError):
             # Bucket names and object keys stay on the server (they map the archive's layout).
             log.error("storage error on %s %s: %s", request.method, request.url.path, exc)

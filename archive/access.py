@@ -29,6 +29,8 @@ class Permission(StrEnum):
     CASE_ADMIN = "case.admin"  # open cases, assign reviewers, move stage and status
     CASE_WRITE_ASSIGNED = "case.write.assigned"  # write records/links in cases assigned to you
     EXPORT = "case.export"
+    CASE_OFFICERS_MANAGE = "case.officers.manage"  # put officers on a case (the auto-link rule's scope)
+    CASE_LINK_CONFIRM = "case.link.confirm"  # confirm a pending auto-link (needs to see the media)
     # retention
     RETENTION_FLAG = "retention.flag"
     RETENTION_HOLD = "retention.hold"
@@ -55,12 +57,33 @@ class Permission(StrEnum):
     PUBLICITY_READ = "publicity.read"  # decisions, drafts, due lists, deliveries, qualification flags
     PUBLICITY_REGISTER = "publicity.decision.register"  # give a case's decision its category and date
     PUBLISH = "publicity.publish"  # redact, approve, publish, withdraw, documents, reports
+    # whole-process recording (issue 13)
+    RECORDING_LIST_READ = "recording.list.read"
+    RECORDING_LIST_SET = "recording.list.set"
+    PARTY_WRITE = "party.write"  # name parties of a case (case writers also need case write rights)
+    PARTY_READ = "party.read"  # the party view: every case, record and recording of one party
+    PARTY_ID_READ = "party.id.read"  # identity document numbers unmasked
+    SIGNING_KEY_REGISTER = "signing.key.register"  # register your own Ed25519 public key
+    OVERSIGHT = "oversight"  # warnings, statistics, who accessed what
+    RESTRICT_MANAGE = "restricted.manage"  # mark records/recordings, grant them to named users
+    RESTRICT_LIST = "restricted.list"  # see what is marked and granted (never the content)
+    COPYOUT_REQUEST = "copyout.request"  # ask to export a case or download an original
+    COPYOUT_APPROVE = "copyout.approve"  # approve someone else's request (调取审批)
 
 
-_READERS = {Permission.MEDIA_READ}
+_READERS = {Permission.MEDIA_READ, Permission.RECORDING_LIST_READ, Permission.SIGNING_KEY_REGISTER}
+_RECORDS_OFFICE = {
+    Permission.RECORDING_LIST_SET,
+    Permission.PARTY_WRITE,
+    Permission.PARTY_READ,
+    Permission.PARTY_ID_READ,
+    Permission.RESTRICT_MANAGE,
+    Permission.RESTRICT_LIST,
+    Permission.COPYOUT_REQUEST,
+}
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.OFFICER: frozenset({Permission.UPLOAD, Permission.MEDIA_READ, Permission.MEDIA_READ_OWN}),
+    Role.OFFICER: frozenset({Permission.UPLOAD, Permission.MEDIA_READ_OWN, *_READERS}),
     Role.REVIEWER: frozenset(
         {
             *_READERS,
@@ -70,6 +93,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.RETENTION_FLAG,
             Permission.LEGAL_READ,
             Permission.LEGAL_SUBMIT,
+            Permission.PARTY_WRITE,
+            Permission.COPYOUT_REQUEST,
         }
     ),
     Role.AUDITOR: frozenset(
@@ -83,6 +108,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.LEGAL_READ_ALL,
             Permission.ROSTER_READ,
             Permission.PUBLICITY_READ,
+            Permission.PARTY_READ,
+            Permission.OVERSIGHT,
+            Permission.RESTRICT_LIST,
         }
     ),
     Role.RECORDS_MANAGER: frozenset(
@@ -91,6 +119,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.MEDIA_READ_ALL,
             Permission.CASE_READ_ALL,
             Permission.CASE_ADMIN,
+            Permission.CASE_OFFICERS_MANAGE,
+            Permission.CASE_LINK_CONFIRM,
             Permission.EXPORT,
             Permission.RETENTION_FLAG,
             Permission.RETENTION_HOLD,
@@ -106,6 +136,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.ROSTER_READ,
             Permission.PUBLICITY_READ,
             Permission.PUBLICITY_REGISTER,
+            *_RECORDS_OFFICE,
         }
     ),
     Role.ADMIN: frozenset(
@@ -117,6 +148,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.MEDIA_READ_ALL,
             Permission.CASE_READ_ALL,
             Permission.CASE_ADMIN,
+            Permission.CASE_OFFICERS_MANAGE,
+            Permission.CASE_LINK_CONFIRM,
             Permission.EXPORT,
             Permission.RETENTION_FLAG,
             Permission.RETENTION_HOLD,
@@ -133,6 +166,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.ROSTER_MANAGE,
             Permission.PUBLICITY_READ,
             Permission.PUBLICITY_REGISTER,
+            *_RECORDS_OFFICE,
+            Permission.OVERSIGHT,
         }
     ),
     # Designated legal staff review; they never submit, so reviewing and handling stay apart.
@@ -150,6 +185,10 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.LEGAL_READ,
             Permission.LEGAL_READ_ALL,
             Permission.LEGAL_COLLECTIVE_DECIDE,
+            # 调取审批 (issue 13): approves another person's copy-out request, never their own.
+            *_READERS,
+            Permission.COPYOUT_APPROVE,
+            Permission.COPYOUT_REQUEST,
         }
     ),
     # Publishes, never changes evidence or cases; reads the decision documents it redacts.

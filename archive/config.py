@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     stream_url_ttl_s: int = Field(default=600, ge=30, le=3600)
 
     key_dir: Path | None = None  # empty: <data_dir>/keys
+    # AES-256 key (base64) for parties' identity numbers; empty: <key folder>/party-id.key (0600).
+    party_key: SecretStr | None = None
 
     # The agency's zone: legal deadlines (working days) are local calendar dates in it, and people
     # read and type times in it (archive.localtime). Validated below.
@@ -166,6 +168,9 @@ class Settings(BaseSettings):
     # Cases (issue 3). A text record links media of its officers recorded within this many seconds
     # of its window, on the corrected clock.
     autolink_buffer_s: float = 300.0
+    # Longest window (seconds) of a record that names officers (issue 10): a record spanning decades
+    # would link every recording its officers ever made. Longer windows are refused (422).
+    autolink_max_window_s: float = 86400.0
     # Longest record body accepted (characters); a whole transcript fits, a pasted disk image does not.
     record_body_max_chars: int = 200_000
     # Lifetime of the review page's HttpOnly cookie that lets <video> elements stream proxies.
@@ -193,6 +198,14 @@ class Settings(BaseSettings):
     # Prometheus scrape of /metrics must send (unset: loopback clients only).
     log_json: bool = False
     metrics_token: SecretStr | None = None
+
+    # Whole-process recording (issue 13): recordings not linked to any case after this many days are
+    # warned about; the oversight check runs on this crontab (UTC).
+    unlinked_warning_days: int = Field(default=7, ge=1, le=3650)
+    oversight_check_cron: str = "15 3 * * *"
+    # A case export or an original's download through the API needs an approved copy-out request
+    # (调取审批). Only a test harness that exercises other things switches this off.
+    copyout_required: bool = True
 
     def on_loopback(self) -> bool:
         """Whether S3, Redis and the database are all on this machine's loopback interface."""

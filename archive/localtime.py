@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator
 
+from archive.clock import checked_utc
 from archive.i18n import _, current_language
 
 # Zones whose clocks are Beijing time; Chinese readers call it 北京时间, not by its abbreviation.
@@ -108,7 +109,8 @@ def assume_local(value: datetime, zone: tzinfo | str | None = None) -> datetime:
     """A typed datetime as UTC: one without an offset was meant in the agency's zone."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=_zone(zone))
-    return value.astimezone(UTC)
+    # At the calendar's edge (9999-12-31T23:59:59-14:00) the UTC instant does not exist: 400, not 500.
+    return checked_utc(value, "time")
 
 
 _CJK = str.maketrans(

@@ -97,7 +97,9 @@ def users() -> None:
 @click.option(
     "--role",
     required=True,
-    type=click.Choice(["officer", "reviewer", "auditor", "records-manager", "admin", "publisher"]),
+    type=click.Choice(
+        ["officer", "reviewer", "auditor", "records-manager", "admin", "approver", "publisher"]
+    ),
 )
 def users_add(name: str, role: str) -> None:
     """Create a user; prints the bearer token alone on the last line (it is not stored, keep it)."""
@@ -703,12 +705,16 @@ def retention_policy(new_file: Path | None, reason: str) -> None:
 
 from cli.legal import calendar_group, legal_group  # noqa: E402  (issue 12: legal review, calendar)
 from cli.publicity import publicity_group, report_group, roster_group  # noqa: E402  (issue 14)
+from cli.recording import oversight as oversight_command  # noqa: E402  (issue 13: whole-process recording)
+from cli.recording import records as records_group  # noqa: E402
 
 main.add_command(legal_group)
 main.add_command(calendar_group)
 main.add_command(publicity_group)
 main.add_command(report_group)
 main.add_command(roster_group)
+main.add_command(records_group)
+main.add_command(oversight_command)
 
 if __name__ == "__main__":
     main()

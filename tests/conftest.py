@@ -137,6 +137,9 @@ def make_env(
         "CUSTODY_UPLOAD_PART_BYTES": str(PART),
         "CUSTODY_RECONCILE_INTERVAL_S": "5",
         "CUSTODY_RECONCILE_STALE_AFTER_S": "20",
+        # Copy-out approval (issue 13) is tested in tests/api/test_copyout_api.py; elsewhere exports
+        # and original downloads test other things.
+        "CUSTODY_COPYOUT_REQUIRED": "false",
     }
     for k, v in values.items():
         monkeypatch.setenv(k, v)

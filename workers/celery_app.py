@@ -90,6 +90,11 @@ def make_celery() -> Celery:
                 "schedule": sweep_schedule(s.retention_sweep_cron),
             },
             **publicity_beat(s),
+            # Early warning over the whole archive (issue 13): daily, results read by the API.
+            "oversight-check": {
+                "task": "custody.oversight_check",
+                "schedule": sweep_schedule(s.oversight_check_cron),
+            },
         },
         timezone="UTC",
     )

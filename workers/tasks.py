@@ -23,6 +23,7 @@ from archive.errors import MediaToolFailed, StorageError
 from archive.ingest import housekeeping, pipeline
 from archive.ledger import publish
 from archive.ledger import services as ledger
+from archive.oversight import check as oversight
 from retention import services as retention
 from workers.celery_app import CeleryDispatcher, app
 
@@ -148,6 +149,19 @@ def retention_sweep() -> int:
     metrics.SWEEP_DELETED.inc(len(result.deleted))
     metrics.SWEEP_REFUSED.inc(len(result.kept))
     return len(result.deleted)
+
+
+@app.task(name="custody.oversight_check", acks_late=True)
+def oversight_check() -> int:
+    """The early-warning check (archive.oversight.check): one run, its warnings and statistics.
+    Running twice only adds a run; the API shows the latest finished one."""
+    ctx = context()
+    with session_scope(ctx.engine) as session:
+        run = oversight.run_check(
+            session, unlinked_days=ctx.settings.unlinked_warning_days, timezone=ctx.settings.timezone
+        )
+    log.info("oversight check %s: %s", run.id, run.counts)
+    return sum(run.counts.values())
 
 
 # Liveness for /healthz: the worker's main process refreshes a key with a short TTL.

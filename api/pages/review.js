@@ -359,6 +359,55 @@ async function loadLegal() {
   document.getElementById("legal-review").dataset.ready = "1";
 }
 
+// ---------------------------------------------------------------- coverage and signatures
+
+function pct(t) {
+  const span = Math.max(1, state.t1 - state.t0);
+  return ((Math.min(Math.max(t, state.t0), state.t1) - state.t0) / span) * 100;
+}
+
+function drawCoverage(cov, sigs) {
+  const bar = document.getElementById("coverage-bar");
+  const byRecord = {};
+  for (const r of state.records) byRecord[r.li.dataset.recordId] = r;
+  const signers = {};
+  for (const s of sigs || []) {
+    (signers[s.record_id] = signers[s.record_id] || []).push(s.kind === "archive" ? `archive (v${s.version})` : `${s.signer} (v${s.version})`);
+  }
+  for (const c of cov.records) {
+    const w = el("div", `window status-${c.status}`);
+    w.style.left = `${pct(Date.parse(c.start))}%`;
+    w.style.width = `${Math.max(0, pct(Date.parse(c.end)) - pct(Date.parse(c.start)))}%`;
+    w.title = `${c.title || c.record_id}: ${c.status_zh} (${c.status})`;
+    w.dataset.recordId = c.record_id;
+    bar.append(w);
+    for (const g of c.gaps) {
+      const gap = el("div", "gap");
+      gap.style.left = `${pct(Date.parse(g.start))}%`;
+      gap.style.width = `${Math.max(0, pct(Date.parse(g.end)) - pct(Date.parse(g.start)))}%`;
+      gap.title = `gap ${fmt(Date.parse(g.start))} → ${fmt(Date.parse(g.end))} (${g.seconds} s)`;
+      gap.dataset.recordId = c.record_id;
+      gap.addEventListener("click", () => seekAll(Date.parse(g.start)));
+      bar.append(gap);
+    }
+    const r = byRecord[c.record_id];
+    if (!r) continue;
+    const badge = el("span", `coverage-badge status-${c.status}`, `${c.status_zh} ${c.status}`);
+    badge.title = c.activity ? `${c.activity_zh} (${c.activity}, ${c.mode})` : "no activity stated";
+    r.li.querySelector("h3").prepend(badge);
+    if (c.reason) r.li.append(el("p", "gaps", `no recording, reason: ${c.reason}`));
+    if (c.gaps.length) {
+      r.li.append(el("p", "gaps", "gaps: " + c.gaps.map((g) => `${fmt(Date.parse(g.start))} → ${fmt(Date.parse(g.end))}`).join("; ")));
+    }
+    if (signers[c.record_id]) r.li.append(el("p", "signed", "signed by " + signers[c.record_id].join(", ")));
+  }
+  const n = cov.counts;
+  document.getElementById("coverage-counts").textContent =
+    `coverage (item list v${cov.item_list_version}, tolerance ${cov.tolerance_s} s): ` +
+    Object.entries(n).map(([k, v]) => `${k} ${v}`).join(" · ");
+  document.getElementById("coverage").hidden = false;
+}
+
 async function start() {
   state.token = takeToken();
   if (!state.token) {
@@ -386,6 +435,13 @@ async function start() {
     const tl = await api(`/api/v1/cases/${encodeURIComponent(state.caseId)}/timeline?via=page`);
     build(tl);
     await loadLegal();
+    try {
+      const id = encodeURIComponent(state.caseId);
+      const [cov, sigs] = await Promise.all([api(`/api/v1/cases/${id}/coverage`), api(`/api/v1/cases/${id}/signatures`)]);
+      drawCoverage(cov, sigs);
+    } catch (e) {
+      // Roles without access to the case's coverage simply do not see the bar.
+    }
     document.body.dataset.ready = "1";
   } catch (e) {
     showError(t("cannot_open", { error: e.message }));

@@ -21,6 +21,7 @@ from starlette.background import BackgroundTask
 from api.deps import ClientAddr, ContextDep, CurrentUser, KeyringDep, SessionDep, StoreDep
 from archive.access import actor
 from archive.audit import services as audit
+from archive.copyout import services as copyout
 from archive.export import services as export
 from archive.ledger import services as ledger
 from archive.ledger.models import CheckpointPublic
@@ -106,6 +107,7 @@ class ExportIn(BaseModel):
     case: str  # the case id, or its number
     agency: str | None = None  # when the number exists in several agencies
     media: list[str] | None = None  # a subset of the case's linked media (default: all of them)
+    copyout: int | None = None  # the approved copy-out request (调取审批) this export uses
 
 
 def _remove(path: Path) -> None:
@@ -122,6 +124,9 @@ async def create_export(
     its records and media with inclusion proofs, the public keys and ``verify_export.py``.
     Reviewers export only the cases assigned to them. Logged as ``export.create``, ``case.export``
     and ``media.export``."""
+    copy_out = await run_in_threadpool(
+        copyout.approve_export, ctx.engine, user, body.case, body.agency, body.copyout, addr
+    )
     out = Path(tempfile.mkdtemp(prefix="custody-export-")) / "export.zip"
     try:
         res = await run_in_threadpool(
@@ -137,6 +142,7 @@ async def create_export(
                 agency=body.agency,
                 media_ids=body.media,
                 client_addr=addr,
+                copy_out=copy_out,
             )
         )
     except BaseException:

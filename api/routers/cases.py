@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import BaseModel, Field
 
 from api import viewsession
-from api.deps import ClientAddr, CurrentUser, DispatcherDep, SessionDep, StoreDep
+from api.deps import ClientAddr, CurrentUser, DispatcherDep, KeyringDep, SessionDep, StoreDep
 from api.i18n import COOKIE as LANGUAGE_COOKIE
 from api.templating import PAGE_HEADERS, render_page
 from archive import vocabulary
@@ -18,6 +18,7 @@ from archive.accounts import services as accounts
 from archive.cases import services as cases
 from archive.cases.models import (
     CaseKind,
+    CaseOfficerPublic,
     CasePublic,
     CaseStatus,
     DocumentKind,
@@ -27,6 +28,7 @@ from archive.cases.models import (
     Timeline,
 )
 from archive.config import get_settings
+from archive.coverage import services as coverage
 from archive.errors import NotFound, TooLarge
 from archive.i18n import _
 from archive.ingest import attachments
@@ -86,9 +88,13 @@ class RecordCreate(BaseModel):
     occurred_to: LocalDateTime
     body: str
     attachments: list[Annotated[str, Field(max_length=36)]] = Field(default_factory=list, max_length=100)
+    # Whole-process recording (issue 13): the activity of the recording-item list this record documents,
+    # and the officer's reason for recording it in text alone where the list allows that.
+    activity: str | None = Field(default=None, max_length=64)
+    no_recording_reason: str = Field(default="", max_length=2000)
 
     def to_input(self) -> cases.RecordInput:
-        return cases.RecordInput(**self.model_dump())
+        return cases.RecordInput(**self.model_dump(exclude={"activity", "no_recording_reason"}))
 
 
 class RecordCreated(BaseModel):
@@ -171,18 +177,27 @@ def set_reviewers(
     "/cases/{case_id}/records", response_model=RecordCreated, status_code=201, dependencies=[BodyLimit]
 )
 def add_record(
-    case_id: str, body: RecordCreate, session: SessionDep, user: CurrentUser, addr: ClientAddr
+    case_id: str,
+    body: RecordCreate,
+    session: SessionDep,
+    user: CurrentUser,
+    keyring: KeyringDep,
+    addr: ClientAddr,
 ) -> RecordCreated:
     """Add a text record; media of its officers overlapping its window (+- the buffer) are linked."""
     s = get_settings()
-    rec, linked = cases.add_record(
+    rec, linked = coverage.write_record(
         session,
         user,
+        keyring,
         case_id,
         body.to_input(),
+        activity=body.activity,
+        no_recording_reason=body.no_recording_reason,
         addr=addr,
         buffer_s=s.autolink_buffer_s,
         max_body=s.record_body_max_chars,
+        max_window_s=s.autolink_max_window_s,
     )
     return RecordCreated(record=cases.record_public(rec), linked_media=linked)
 
@@ -199,19 +214,24 @@ def add_version(
     body: RecordCreate,
     session: SessionDep,
     user: CurrentUser,
+    keyring: KeyringDep,
     addr: ClientAddr,
 ) -> RecordCreated:
     """Edit a record: stores the next version; every earlier version stays readable."""
     s = get_settings()
-    rec, linked = cases.add_record(
+    rec, linked = coverage.write_record(
         session,
         user,
+        keyring,
         case_id,
         body.to_input(),
+        activity=body.activity,
+        no_recording_reason=body.no_recording_reason,
+        record_id=record_id,
         addr=addr,
         buffer_s=s.autolink_buffer_s,
         max_body=s.record_body_max_chars,
-        record_id=record_id,
+        max_window_s=s.autolink_max_window_s,
     )
     return RecordCreated(record=cases.record_public(rec), linked_media=linked)
 
@@ -273,10 +293,15 @@ def list_records(
 
 @router.get("/cases/{case_id}/records/{record_id}", response_model=list[RecordPublic])
 def record_versions(
-    case_id: str, record_id: str, session: SessionDep, user: CurrentUser, addr: ClientAddr
+    case_id: str,
+    record_id: str,
+    session: SessionDep,
+    user: CurrentUser,
+    addr: ClientAddr,
+    purpose: Annotated[str | None, Query(max_length=2000)] = None,
 ) -> list[RecordPublic]:
-    """Every version of one record, oldest first."""
-    return cases.read_record_versions(session, user, case_id, record_id, addr=addr)
+    """Every version of one record, oldest first. A restricted record needs a grant and ``purpose``."""
+    return cases.read_record_versions(session, user, case_id, record_id, addr=addr, purpose=purpose)
 
 
 @router.get("/cases/{case_id}/media", response_model=list[LinkPublic])
@@ -300,6 +325,42 @@ def unlink(
 ) -> LinkPublic:
     """Unlink a media item, with a reason. The auto-link rule will not link it to this case again."""
     return cases.link_public(cases.unlink_media(session, user, case_id, media_id, body.reason, addr=addr))
+
+
+@router.post("/cases/{case_id}/media/{media_id}/confirm", response_model=LinkPublic)
+def confirm_link(
+    case_id: str, media_id: str, session: SessionDep, user: CurrentUser, addr: ClientAddr
+) -> LinkPublic:
+    """Confirm a pending auto-link (records managers and admins, who may see the media): the case's
+    reviewers see the recording from now on."""
+    return cases.link_public(cases.confirm_link(session, user, case_id, media_id, addr=addr))
+
+
+class OfficerOnCase(BaseModel):
+    badge: str = Field(min_length=1, max_length=64)
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+@router.get("/cases/{case_id}/officers", response_model=list[CaseOfficerPublic])
+def list_case_officers(case_id: str, session: SessionDep, user: CurrentUser) -> list[CaseOfficerPublic]:
+    """The officers on a case: the auto-link rule links recordings of these officers only."""
+    return cases.case_officers(session, user, case_id)
+
+
+@router.post("/cases/{case_id}/officers", response_model=list[CaseOfficerPublic], status_code=201)
+def add_case_officer(
+    case_id: str, body: OfficerOnCase, session: SessionDep, user: CurrentUser, addr: ClientAddr
+) -> list[CaseOfficerPublic]:
+    """Put an officer on a case (records managers and admins)."""
+    return cases.add_case_officer(session, user, case_id, body.badge, body.reason, addr=addr)
+
+
+@router.post("/cases/{case_id}/officers/{badge}/remove", response_model=list[CaseOfficerPublic])
+def remove_case_officer(
+    case_id: str, badge: str, body: Unlink, session: SessionDep, user: CurrentUser, addr: ClientAddr
+) -> list[CaseOfficerPublic]:
+    """Take an officer off a case, with a reason (records managers and admins)."""
+    return cases.remove_case_officer(session, user, case_id, badge, body.reason, addr=addr)
 
 
 @router.post("/cases/{case_id}/autolink", response_model=Relinked)

@@ -6,20 +6,25 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
 from api.deps import ClientAddr, CurrentUser, SessionDep, StoreDep
 from api.ranges import parse_range
+from api.routers import restricted as restricted_routes
 from api.viewsession import Viewer
 from archive.accounts.models import User
 from archive.config import get_settings
+from archive.copyout import services as copyouts
 from archive.media import services as media
 from archive.media.models import DerivativeKind, MediaPublic, MediaState
 from archive.storage import ObjectStore
 
-router = APIRouter(prefix="/api/v1/media", tags=["media"])
+# Restricted items (issue 13): every /{media_id} route passes the gate first.
+router = APIRouter(
+    prefix="/api/v1/media", tags=["media"], dependencies=[Depends(restricted_routes.media_gate)]
+)
 
 
 class MediaList(BaseModel):
@@ -75,7 +80,14 @@ def _serve(
         "Accept-Ranges": "bytes",
         "Content-Length": str(length),
         "Cache-Control": "private, no-store",
-        "Content-Disposition": f'inline; filename="{readable.filename}"',
+        # An original is the uploader's bytes with the uploader's type: never rendered by the
+        # browser on this origin (an "original" that is HTML would run as the archive). Review
+        # copies (proxies, posters) are ours and play inline in the review page.
+        "Content-Disposition": (
+            f'{"attachment" if readable.what == "original" else "inline"}; filename="{readable.filename}"'
+        ),
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "sandbox; default-src 'none'",
     }
     status = 200
     if rng:
@@ -94,9 +106,19 @@ def _serve(
 
 @router.get("/{media_id}/original")
 def original(
-    media_id: str, request: Request, session: SessionDep, user: CurrentUser, store: StoreDep, addr: ClientAddr
+    media_id: str,
+    request: Request,
+    session: SessionDep,
+    user: CurrentUser,
+    store: StoreDep,
+    addr: ClientAddr,
+    copyout: int | None = None,
 ) -> StreamingResponse:
-    return _serve(request, session, store, user, media.original(session, store, user, media_id), addr, None)
+    """The original's bytes, for use outside the archive: needs an approved copy-out request
+    (``copyout=<id>``, 调取审批) unless the operator switched approval off."""
+    readable = media.original(session, store, user, media_id)
+    copyouts.approve_download(session, user, readable.item.id, copyout, addr=addr)
+    return _serve(request, session, store, user, readable, addr, None)
 
 
 @router.get("/{media_id}/proxy")

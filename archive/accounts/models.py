@@ -18,7 +18,9 @@ class Role(StrEnum):
     RECORDS_MANAGER = "records-manager"
     ADMIN = "admin"
     LEGAL_REVIEWER = "legal-reviewer"  # 法制审核人员: designated legal staff (issue 12)
-    APPROVER = "approver"  # records the outcome of collective discussion (集体讨论) (issues 12, 13)
+    # Records the outcome of collective discussion (集体讨论, issue 12); approves another person's
+    # copy-out request, never their own (调取审批, issue 13).
+    APPROVER = "approver"
     PUBLISHER = "publisher"  # enforcement publicity: redacts, approves, publishes, withdraws
 
 

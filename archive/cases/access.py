@@ -11,11 +11,12 @@ from sqlmodel import Session, col, select
 from archive import events
 from archive.access import Permission, actor, can
 from archive.accounts.models import User
-from archive.cases.errors import CaseNotFound
+from archive.cases.errors import CaseClosed, CaseNotFound
 from archive.cases.models import (
     Case,
     CaseMedia,
     CaseReviewer,
+    CaseStatus,
 )
 from archive.clock import Clock
 from archive.errors import Forbidden
@@ -54,7 +55,11 @@ def visible_media_clause(user: User) -> ColumnElement[bool]:
         linked = (
             select(CaseMedia.media_id)
             .join(CaseReviewer, col(CaseReviewer.case_id) == col(CaseMedia.case_id))
-            .where(CaseReviewer.user_name == user.name, col(CaseMedia.unlinked_at).is_(None))
+            .where(
+                CaseReviewer.user_name == user.name,
+                col(CaseMedia.unlinked_at).is_(None),
+                col(CaseMedia.pending).is_(False),  # a pending auto-link grants nothing yet
+            )
         )
         return col(Media.id).in_(linked)
     if can(user, Permission.CASE_READ_SUBMITTED):
@@ -86,7 +91,12 @@ def get_case(session: Session, user: User, case_id: str) -> Case:
 
 
 def require_writer(session: Session, user: User, case: Case) -> None:
-    """Admins, records managers and the reviewers assigned to the case add records and links."""
+    """Admins, records managers and the reviewers assigned to the case add records and links; to an
+    open case only (a closed case is read-only until reopened, which is logged as ``case.update``)."""
+    if case.status == CaseStatus.CLOSED and (
+        can(user, Permission.CASE_ADMIN) or session.get(CaseReviewer, (case.id, user.name)) is not None
+    ):
+        raise CaseClosed(_("case {case} is closed: reopen it first").format(case=case.number))
     if can(user, Permission.CASE_ADMIN):
         return
     if (

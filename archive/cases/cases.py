@@ -11,7 +11,7 @@ from sqlalchemy import func, or_
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlmodel import Session, col, select
 
-from archive.access import Permission, authorize, can
+from archive.access import Permission, actor, authorize, can
 from archive.accounts.models import User
 from archive.cases.access import get_case, log_change, visible_cases_clause
 from archive.cases.errors import DuplicateCaseNumber
@@ -19,6 +19,8 @@ from archive.cases.models import (
     Case,
     CaseKind,
     CaseMedia,
+    CaseOfficer,
+    CaseOfficerPublic,
     CasePublic,
     CaseReviewer,
     CaseStatus,
@@ -26,8 +28,8 @@ from archive.cases.models import (
     Stage,
     TextRecord,
 )
-from archive.clock import Clock, utcnow
-from archive.errors import InvalidInput
+from archive.clock import Clock, checked_utc, utcnow
+from archive.errors import InvalidInput, NotFound
 from archive.i18n import _
 from archive.media.models import Media
 
@@ -219,15 +221,105 @@ def find_cases(session: Session, user: User, q: CaseQuery) -> tuple[list[Case], 
             .where(Media.officer_badge == q.officer, col(CaseMedia.unlinked_at).is_(None))
         )
         stmt = stmt.where(or_(col(Case.id).in_(named), col(Case.id).in_(filmed)))
-    if q.since or q.until:
+    since = checked_utc(q.since, "since") if q.since else None
+    until = checked_utc(q.until, "until") if q.until else None
+    if since or until:
         window = select(TextRecord.case_id)
-        if q.since:
-            window = window.where(col(TextRecord.occurred_to) >= q.since)
-        if q.until:
-            window = window.where(col(TextRecord.occurred_from) <= q.until)
+        if since:
+            window = window.where(col(TextRecord.occurred_to) >= since)
+        if until:
+            window = window.where(col(TextRecord.occurred_from) <= until)
         stmt = stmt.where(col(Case.id).in_(window))
     total = session.exec(select(func.count()).select_from(stmt.subquery())).one()
     rows = session.exec(
         stmt.order_by(col(Case.created_at).desc(), col(Case.id)).offset(q.offset).limit(q.limit)
     ).all()
     return list(rows), int(total)
+
+
+# --------------------------------------------------------------------------- officers on a case
+
+_BADGE_MAX = 64
+
+
+def put_officer_on_case(
+    session: Session,
+    user: User,
+    case: Case,
+    badge: str,
+    reason: str,
+    *,
+    addr: str = "",
+    clock: Clock = utcnow,
+) -> CaseOfficer:
+    """Put ``badge`` on ``case`` (the caller has checked the permission), logged ``case.officer.add``."""
+    row = session.get(CaseOfficer, (case.id, badge))
+    if row is not None:
+        return row
+    row = CaseOfficer(case_id=case.id, badge=badge, reason=reason, added_by=actor(user), added_at=clock())
+    session.add(row)
+    session.flush()
+    log_change(session, user, "case.officer.add", "case", case.id, addr, clock, badge=badge, reason=reason)
+    return row
+
+
+def _officer_input(badge: str, reason: str) -> tuple[str, str]:
+    badge, reason = badge.strip(), reason.strip()
+    if not badge or len(badge) > _BADGE_MAX or not badge.isprintable():
+        raise InvalidInput(_("badge: 1 to {n} printable characters").format(n=_BADGE_MAX))
+    if not reason or len(reason) > 2000:
+        raise InvalidInput(_("a reason (at most 2000 characters) is required"))
+    return badge, reason
+
+
+def add_case_officer(
+    session: Session,
+    user: User,
+    case_id: str,
+    badge: str,
+    reason: str,
+    *,
+    addr: str = "",
+    clock: Clock = utcnow,
+) -> list[CaseOfficerPublic]:
+    """A records manager (or admin) puts an officer on a case: the auto-link rule of the case's
+    records may then link that officer's recordings (pending for writers who could not see them).
+    Returns the officers on the case."""
+    authorize(user, Permission.CASE_OFFICERS_MANAGE, _("put officers on a case"))
+    case = get_case(session, user, case_id)
+    badge, reason = _officer_input(badge, reason)
+    put_officer_on_case(session, user, case, badge, reason, addr=addr, clock=clock)
+    return case_officers(session, user, case.id)
+
+
+def remove_case_officer(
+    session: Session,
+    user: User,
+    case_id: str,
+    badge: str,
+    reason: str,
+    *,
+    addr: str = "",
+    clock: Clock = utcnow,
+) -> list[CaseOfficerPublic]:
+    """Take an officer off a case: the rule links none of their recordings to it from now on
+    (links already made stay, and are unlinked by a person if wrong). Logged ``case.officer.remove``."""
+    authorize(user, Permission.CASE_OFFICERS_MANAGE, _("take officers off a case"))
+    case = get_case(session, user, case_id)
+    badge, reason = _officer_input(badge, reason)
+    row = session.get(CaseOfficer, (case.id, badge))
+    if row is None:
+        raise NotFound(_("officer {badge} is not on case {case}").format(badge=badge, case=case.number))
+    session.delete(row)
+    session.flush()
+    log_change(session, user, "case.officer.remove", "case", case.id, addr, clock, badge=badge, reason=reason)
+    return case_officers(session, user, case.id)
+
+
+def case_officers(session: Session, user: User, case_id: str) -> list[CaseOfficerPublic]:
+    """The officers on a case, for anyone who may read the case."""
+    case = get_case(session, user, case_id)
+    rows = session.exec(
+        select(CaseOfficer).where(CaseOfficer.case_id == case.id).order_by(col(CaseOfficer.badge))
+    )
+    return [CaseOfficerPublic.model_validate(r.model_dump()) for r in rows]

@@ -15,3 +15,17 @@ class DuplicateCaseNumber(Conflict):
 
 class InvalidRecord(InvalidInput):
     code = "case.invalid_record"
+
+
+class CaseClosed(Conflict):
+    """A closed case is read-only until a records manager reopens it (issue 10); 409."""
+
+    code = "case.closed"
+
+
+class RecordOutOfBounds(InvalidRecord):
+    """A well-formed record the auto-link rule's bounds refuse (issue 10): a window longer than the
+    configured maximum, or an officer who is not on the case. 422, naming the limit."""
+
+    code = "case.record_out_of_bounds"
+    http_status = 422

@@ -10,7 +10,7 @@ from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from archive import events, vocabulary
-from archive.access import actor
+from archive.access import Permission, actor, authorize
 from archive.accounts.models import Device, User
 from archive.cases.access import (
     ATTACHMENT_DEVICE,
@@ -23,6 +23,7 @@ from archive.cases.access import (
 from archive.cases.models import (
     Case,
     CaseMedia,
+    CaseOfficer,
     LinkPublic,
     LinkSource,
     RecordOfficer,
@@ -32,6 +33,8 @@ from archive.clock import Clock, as_utc, utcnow
 from archive.errors import InvalidInput, NotFound
 from archive.i18n import _
 from archive.media.models import Media, MediaState
+from archive.restricted import services as restricted
+from archive.restricted.models import SubjectKind
 
 # --------------------------------------------------------------------------- links
 
@@ -54,9 +57,12 @@ def make_link(
     record_id: str | None,
     addr: str,
     clock: Clock,
+    *,
+    pending: bool = False,
 ) -> CaseMedia:
     """``who``: the actor as the custody log names it (``user:NAME``, or the worker for links the rule
-    makes when a recording is archived after the record was written)."""
+    makes when a recording is archived after the record was written). ``pending``: a link of the
+    auto-link rule that grants nothing until confirmed (:func:`confirm_link`)."""
     link = CaseMedia(
         case_id=case.id,
         media_id=media_id,
@@ -65,6 +71,7 @@ def make_link(
         record_id=record_id,
         linked_by=who,
         linked_at=clock(),
+        pending=pending,
     )
     session.add(link)
     session.flush()
@@ -75,7 +82,13 @@ def make_link(
         subject_type="media",
         subject_id=media_id,
         client_addr=addr,
-        details={"case": case.id, "source": source, "reason": reason, "record": record_id},
+        details={
+            "case": case.id,
+            "source": source,
+            "reason": reason,
+            "record": record_id,
+            **({"pending": True} if pending else {}),
+        },
         clock=clock,
     )
     return link
@@ -106,6 +119,7 @@ def carry_links_to_original(
             link.record_id,
             "",
             clock,
+            pending=link.pending,
         )
         made += 1
     return made
@@ -189,7 +203,9 @@ def unlink_media(
 
 def links(session: Session, user: User, case_id: str, *, include_closed: bool = False) -> list[CaseMedia]:
     case = get_case(session, user, case_id)
-    stmt = select(CaseMedia).where(CaseMedia.case_id == case.id)
+    stmt = select(CaseMedia).where(
+        CaseMedia.case_id == case.id, restricted.unmarked_clause(SubjectKind.MEDIA, CaseMedia.media_id)
+    )
     if not include_closed:
         stmt = stmt.where(col(CaseMedia.unlinked_at).is_(None))
     return list(session.exec(stmt.order_by(col(CaseMedia.linked_at), col(CaseMedia.id))))
@@ -270,12 +286,13 @@ def autolink(
     There is no time prefilter in SQL on purpose: a device clock may be off by years (a reset recorder
     says 2000-01-01), so only the corrected time decides; the officer filter keeps the set small.
     """
-    if not rec.officers:
+    officers = sorted(set(rec.officers) & on_case(session, case.id))
+    if not officers:
         return []
-    devices = select(Device.serial).where(col(Device.officer_badge).in_(rec.officers))
+    devices = select(Device.serial).where(col(Device.officer_badge).in_(officers))
     candidates = session.exec(
         select(Media).where(
-            or_(col(Media.officer_badge).in_(rec.officers), col(Media.device_serial).in_(devices)),
+            or_(col(Media.officer_badge).in_(officers), col(Media.device_serial).in_(devices)),
             col(Media.recorded_at).is_not(None),
             col(Media.state).not_in(list(UNLINKABLE | {MediaState.DELETED})),
         )
@@ -300,6 +317,7 @@ def autolink(
             rec.record_id,
             addr,
             clock,
+            pending=not media_visible(session, user, m),
         )
         made.append(m.id)
     return made
@@ -343,7 +361,7 @@ def autolink_media(
             latest[r.record_id] = r
     hits: dict[str, TextRecord] = {}
     for r in sorted(latest.values(), key=lambda r: (r.occurred_from, r.record_id)):
-        if badges & set(r.officers) and overlaps(
+        if badges & set(r.officers) & on_case(session, r.case_id) and overlaps(
             span, as_utc(r.occurred_from), as_utc(r.occurred_to), buffer_s
         ):
             hits.setdefault(r.case_id, r)  # the earliest matching record of each case names the link
@@ -354,6 +372,8 @@ def autolink_media(
         case = session.get(Case, case_id)
         if case is None:
             continue
+        # Confirmed only if the record's writer could already see the recording; else pending.
+        writer = session.exec(select(User).where(User.name == rec.created_by)).first()
         make_link(
             session,
             who,
@@ -365,6 +385,7 @@ def autolink_media(
             rec.record_id,
             "",
             clock,
+            pending=writer is None or writer.disabled or not media_visible(session, writer, item),
         )
         made.append(case_id)
     return made
@@ -377,3 +398,43 @@ def read_links(
     rows = links(session, user, case_id, include_closed=include_closed)
     log_change(session, user, "case.links", "case", case_id, addr, utcnow)
     return [link_public(x) for x in rows]
+
+
+# --------------------------------------------------------------------------- pending links
+
+
+def on_case(session: Session, case_id: str) -> set[str]:
+    """The badges of the officers on a case: the auto-link rule links recordings of these only."""
+    return set(session.exec(select(CaseOfficer.badge).where(CaseOfficer.case_id == case_id)))
+
+
+def confirm_link(
+    session: Session, user: User, case_id: str, media_id: str, *, addr: str = "", clock: Clock = utcnow
+) -> CaseMedia:
+    """A person who may see the media confirms a pending auto-link: from now on the case's reviewers
+    see the recording through it. Logged as ``case.link.confirm``."""
+    authorize(user, Permission.CASE_LINK_CONFIRM, _("confirm links"))
+    case = get_case(session, user, case_id)
+    link = find_open_link(session, case.id, media_id)
+    item = session.get(Media, media_id)
+    if link is None or not link.pending or item is None or not media_visible(session, user, item):
+        raise NotFound(
+            _("no pending link of media {media} in case {case}").format(media=media_id[:64], case=case.number)
+        )
+    link.pending = False
+    link.confirmed_by = actor(user)
+    link.confirmed_at = clock()
+    session.add(link)
+    session.flush()
+    log_change(
+        session,
+        user,
+        "case.link.confirm",
+        "media",
+        media_id,
+        addr,
+        clock,
+        case=case.id,
+        record=link.record_id,
+    )
+    return link

@@ -150,6 +150,32 @@ class CaseMedia(SQLModel, table=True):
     unlinked_at: datetime | None = None
     unlinked_by: str | None = Field(default=None, max_length=160)
     unlink_reason: str | None = Field(default=None, max_length=2000)
+    # A link the auto-link rule made for someone who could not already see the media (issue 10):
+    # it grants nothing (the media stays unseen through this case) until a person who may see the
+    # media confirms it.
+    pending: bool = Field(default=False, sa_column_kwargs={"server_default": text("false")})
+    confirmed_by: str | None = Field(default=None, max_length=160)
+    confirmed_at: datetime | None = None
+
+
+class CaseOfficer(SQLModel, table=True):
+    """An officer on a case: the auto-link rule links only recordings of these officers. Records
+    managers and admins put officers on a case (a reviewer cannot name an officer into it)."""
+
+    __tablename__ = "case_officers"
+    case_id: str = Field(foreign_key="cases.id", primary_key=True, max_length=36)
+    badge: str = Field(primary_key=True, max_length=64, index=True)
+    reason: str = Field(max_length=2000)
+    added_by: str = Field(max_length=160)
+    added_at: datetime = Field(default_factory=utcnow)
+
+
+class CaseOfficerPublic(SQLModel):
+    case_id: str
+    badge: str
+    reason: str
+    added_by: str
+    added_at: datetime
 
 
 # Public shapes -----------------------------------------------------------------------------
@@ -217,6 +243,9 @@ class LinkPublic(SQLModel):
     unlinked_at: datetime | None
     unlinked_by: str | None
     unlink_reason: str | None
+    pending: bool = False
+    confirmed_by: str | None = None
+    confirmed_at: datetime | None = None
 
     @computed_field  # type: ignore[prop-decorator]
     @property

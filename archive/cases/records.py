@@ -12,7 +12,7 @@ from sqlalchemy import func
 from sqlalchemy import text as sql_text
 from sqlmodel import Session, col, select
 
-from archive.access import actor
+from archive.access import Permission, actor, can
 from archive.accounts.models import User
 from archive.cases.access import (
     UNLINKABLE,
@@ -22,8 +22,9 @@ from archive.cases.access import (
     require_writer,
     visible_cases_clause,
 )
-from archive.cases.errors import InvalidRecord
-from archive.cases.linking import autolink, find_open_link, make_link
+from archive.cases.cases import put_officer_on_case
+from archive.cases.errors import InvalidRecord, RecordOutOfBounds
+from archive.cases.linking import autolink, find_open_link, make_link, on_case
 from archive.cases.models import (
     Case,
     DocumentKind,
@@ -33,12 +34,14 @@ from archive.cases.models import (
     Stage,
     TextRecord,
 )
-from archive.clock import Clock, as_utc, utcnow
+from archive.clock import Clock, checked_utc, utcnow
 from archive.errors import InvalidInput, NotFound
 from archive.i18n import _
 from archive.media.models import Media
 from archive.publicity import roster as publicity_roster
 from archive.publicity.services import local_date
+from archive.restricted import services as restricted
+from archive.restricted.models import SubjectKind
 
 _BADGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 MAX_OFFICERS = 50
@@ -63,7 +66,8 @@ class RecordInput:
 def _check_record(data: RecordInput, max_body: int) -> tuple[datetime, datetime, list[str]]:
     if data.occurred_from.tzinfo is None or data.occurred_to.tzinfo is None:
         raise InvalidRecord(_("occurred_from and occurred_to must carry a UTC offset"))
-    start, end = as_utc(data.occurred_from), as_utc(data.occurred_to)
+    start = checked_utc(data.occurred_from, "occurred_from")
+    end = checked_utc(data.occurred_to, "occurred_to")
     if end < start:
         raise InvalidRecord(
             _("occurred_to ({end}) is before occurred_from ({start})").format(
@@ -118,16 +122,38 @@ def add_record(
     addr: str = "",
     buffer_s: float = 300.0,
     max_body: int = 200_000,
+    max_window_s: float = 86400.0,
     clock: Clock = utcnow,
     record_id: str | None = None,
 ) -> tuple[TextRecord, list[str]]:
     """Store a new record (or, with ``record_id``, its next version) and apply the auto-link rule.
-    Returns the stored version and the media ids it newly linked."""
+    Returns the stored version and the media ids it newly linked.
+
+    A record naming officers spans at most ``max_window_s``, and names only officers on the case:
+    a records manager (or admin) writing it puts the officers it names on the case; anyone else is
+    refused for an officer not yet there (issue 10: the rule must not widen the writer's access)."""
     case = get_case(session, user, case_id)
     require_writer(session, user, case)
     start, end, officers = _check_record(data, max_body)
+    if officers and (end - start).total_seconds() > max_window_s:
+        raise RecordOutOfBounds(
+            _(
+                "a record naming officers may span at most {limit:g} h (setting autolink_max_window_s); "
+                "this one spans {hours:.1f} h"
+            ).format(limit=max_window_s / 3600, hours=(end - start).total_seconds() / 3600)
+        )
     # Issue 14: "未经执法资格考试合格…一律不得从事执法活动": refuse (422) naming who and why.
     publicity_roster.check_enforcing_officers(session, officers, local_date(start))
+    missing = [b for b in officers if b not in on_case(session, case.id)]
+    if missing and can(user, Permission.CASE_OFFICERS_MANAGE):
+        for badge in missing:
+            put_officer_on_case(session, user, case, badge, _("named by a record"), addr=addr, clock=clock)
+    elif missing:
+        raise RecordOutOfBounds(
+            _("officer {badges} is not on case {case}; a records manager puts officers on a case").format(
+                badges=", ".join(missing), case=case.number
+            )
+        )
     attachments = _attachments(session, user, data.attachments)
     version = 1
     if record_id is not None:
@@ -198,13 +224,18 @@ def add_record(
     return rec, linked
 
 
-def records(session: Session, user: User, case_id: str, *, all_versions: bool = False) -> list[TextRecord]:
+def records(
+    session: Session, user: User, case_id: str, *, all_versions: bool = False, include_marked: bool = False
+) -> list[TextRecord]:
+    """A case's records. A restricted (marked) record is left out unless ``include_marked``: it is
+    read only through its own route, with a grant and a stated purpose (issue 13)."""
     case = get_case(session, user, case_id)
+    stmt = select(TextRecord).where(TextRecord.case_id == case.id)
+    if not include_marked:
+        stmt = stmt.where(restricted.unmarked_clause(SubjectKind.RECORD, TextRecord.record_id))
     rows = list(
         session.exec(
-            select(TextRecord)
-            .where(TextRecord.case_id == case.id)
-            .order_by(col(TextRecord.occurred_from), col(TextRecord.record_id), col(TextRecord.version))
+            stmt.order_by(col(TextRecord.occurred_from), col(TextRecord.record_id), col(TextRecord.version))
         )
     )
     if all_versions:
@@ -216,7 +247,16 @@ def records(session: Session, user: User, case_id: str, *, all_versions: bool = 
     return sorted(latest.values(), key=lambda r: (r.occurred_from, r.record_id))
 
 
-def record_versions(session: Session, user: User, case_id: str, record_id: str) -> list[TextRecord]:
+def record_versions(
+    session: Session,
+    user: User,
+    case_id: str,
+    record_id: str,
+    *,
+    purpose: str | None = None,
+    addr: str = "",
+) -> list[TextRecord]:
+    """Every version of a record; a restricted one only with a grant (else 404) and a purpose."""
     case = get_case(session, user, case_id)
     rows = list(
         session.exec(
@@ -229,6 +269,7 @@ def record_versions(session: Session, user: User, case_id: str, record_id: str) 
         raise NotFound(
             _("no record {record_id} in case {number}").format(record_id=record_id, number=case.number)
         )
+    restricted.check_read(session, user, SubjectKind.RECORD, record_id, purpose, addr=addr, action="record")
     return rows
 
 
@@ -270,7 +311,11 @@ def search_records(session: Session, user: User, q: str, *, limit: int = 50) -> 
         for r in session.exec(
             select(TextRecord)
             .join(Case, col(Case.id) == col(TextRecord.case_id))
-            .where(col(TextRecord.id).in_(ids), visible_cases_clause(user))
+            .where(
+                col(TextRecord.id).in_(ids),
+                visible_cases_clause(user),
+                restricted.unmarked_clause(SubjectKind.RECORD, TextRecord.record_id),
+            )
         )
     }
     return [found[i] for i in ids if i in found][:limit]
@@ -286,10 +331,11 @@ def read_records(
 
 
 def read_record_versions(
-    session: Session, user: User, case_id: str, record_id: str, *, addr: str = ""
+    session: Session, user: User, case_id: str, record_id: str, *, addr: str = "", purpose: str | None = None
 ) -> list[RecordPublic]:
-    """Every version of one record, oldest first; the read logged as ``case.records``."""
-    rows = record_versions(session, user, case_id, record_id)
+    """Every version of one record, oldest first; the read logged as ``case.records``. A restricted
+    record needs a grant and ``purpose``."""
+    rows = record_versions(session, user, case_id, record_id, purpose=purpose, addr=addr)
     log_change(session, user, "case.records", "case", case_id, addr, utcnow)
     return [record_public(r) for r in rows]
 
@@ -306,6 +352,6 @@ def relink_case(session: Session, user: User, case_id: str, *, buffer_s: float, 
     case = get_case(session, user, case_id)
     require_writer(session, user, case)
     made: list[str] = []
-    for rec in records(session, user, case.id):
+    for rec in records(session, user, case.id, include_marked=True):
         made += autolink(session, user, case, rec, buffer_s=buffer_s, addr=addr)
     return made

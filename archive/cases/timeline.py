@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from sqlmodel import Session, col, select
 
+from archive.access import Permission, can
 from archive.accounts.models import User
 from archive.cases.access import get_case, log_change
 from archive.cases.cases import case_public
@@ -42,6 +43,8 @@ def timeline(
     open_links = links(session, user, case.id)
     by_media: dict[str, list[CaseMedia]] = {}
     for ln in open_links:
+        if ln.pending and not can(user, Permission.MEDIA_READ_ALL):
+            continue  # a pending auto-link shows nothing of the recording until confirmed
         by_media.setdefault(ln.media_id, []).append(ln)
     media_rows = (
         list(session.exec(select(Media).where(col(Media.id).in_(list(by_media))))) if by_media else []

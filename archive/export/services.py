@@ -44,6 +44,7 @@ from archive.accounts.models import User
 from archive.cases import services as cases
 from archive.cases.models import Case, CaseMedia, CaseReviewer, TextRecord
 from archive.clock import Clock, as_utc, utcnow
+from archive.coverage import export as whole_process
 from archive.db import session_scope
 from archive.errors import Concealed, InvalidInput, NotFound
 from archive.i18n import _
@@ -239,6 +240,7 @@ def build_export(
     media_ids: list[str] | None = None,
     client_addr: str = "",
     clock: Clock = utcnow,
+    copy_out: dict[str, Any] | None = None,
 ) -> ExportResult:
     """Export one case: its linked media (or the ``media_ids`` subset of them), every version of
     its text records, and the custody events of the case, its records and those media. With
@@ -254,12 +256,19 @@ def build_export(
         got = session.get(Case, case_id)
         assert got is not None
         case = got
-        all_links = list(
-            session.exec(
+        # Restricted items the exporter holds no grant for are left out as if absent (issue 13).
+        hidden = whole_process.hidden_for(session, user)
+        all_links = [
+            lk
+            for lk in session.exec(
                 select(CaseMedia).where(CaseMedia.case_id == case_id).order_by(col(CaseMedia.linked_at))
             )
+            if lk.media_id not in hidden.media
+        ]
+        # A pending auto-link (issue 10) exports nothing until a person who may see it confirms it.
+        open_ids = list(
+            dict.fromkeys(lk.media_id for lk in all_links if lk.unlinked_at is None and not lk.pending)
         )
-        open_ids = list(dict.fromkeys(lk.media_id for lk in all_links if lk.unlinked_at is None))
         wanted = list(dict.fromkeys(media_ids)) if media_ids else open_ids
         outside = [mid for mid in wanted if mid not in open_ids]
         if outside:
@@ -288,13 +297,15 @@ def build_export(
                 continue
             ders = list(session.exec(select(Derivative).where(Derivative.media_id == mid)))
             items.append((m, ders, mf))
-        record_rows = list(
-            session.exec(
+        record_rows = [
+            r
+            for r in session.exec(
                 select(TextRecord)
                 .where(TextRecord.case_id == case_id)
                 .order_by(col(TextRecord.occurred_from), col(TextRecord.record_id), col(TextRecord.version))
             )
-        )
+            if r.record_id not in hidden.records
+        ]
         reviewers = sorted(
             session.exec(select(CaseReviewer.user_name).where(CaseReviewer.case_id == case_id))
         )
@@ -303,6 +314,7 @@ def build_export(
             "reviewers": reviewers,
             "links": [_link_json(lk) for lk in all_links],
             "omitted_media": omitted,
+            "copy_out": copy_out,  # the approved request behind this export: who asked, why, who approved
         }
         item_ids = [m.id for m, _, _ in items]
         closed_only = {lk.media_id for lk in all_links} - set(item_ids)
@@ -324,13 +336,17 @@ def build_export(
                 .order_by(col(LogLeaf.idx))
             )
             # Media no longer in the case: only this case's links and unlinks of them.
-            if ev.subject_id not in closed_only or ev.details.get("case") == case_id
+            if (ev.subject_id not in closed_only or ev.details.get("case") == case_id)
+            # Events of these media in another case (a link there, a stream watched through it)
+            # name that case: they are not this case's to give out (issue 10).
+            and (ev.details or {}).get("case") in (None, case_id)
         ]
         proofs = [ledger.inclusion(session, ev.id or 0, cp.tree_size).to_json() for ev in evs]
         case_number = case.number
         html_doc = records_html(case, record_rows)
         records_doc = [_record_json(r) for r in record_rows]
         legal_files = legal_export.export_files(session, case)  # the legal review (issue 12)
+        parts = whole_process.export_parts(session, user, case_id, record_rows, item_ids, hidden)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part")
     with zipfile.ZipFile(tmp, "w", allowZip64=True) as zf:
@@ -359,6 +375,8 @@ def build_export(
             listing.append({"media_id": m.id, "file_name": m.file_name, "files": files})
         w.add_json("case.json", case_doc)
         w.add_json("records/records.json", records_doc)
+        for name, doc in parts.files.items():
+            w.add_json(name, doc)
         w.add_bytes("records/records.html", html_doc)
         for name, data in legal_files.items():
             w.add_bytes(name, data)

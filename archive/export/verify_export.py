@@ -18,7 +18,12 @@ What it checks, printing one line per check (OK / FAIL) and exiting 1 if anythin
      SHA-256 it was submitted and logged with; each opinion binds the digest of the version it
      answers and is in the log; an approval has no failed checklist point; every passage of the
      case to a decision (legal.gate.pass in the log) was on a version that needed no review or
-     carries an approval binding its digest; every voided approval is logged as voided.
+     carries an approval binding its digest; every voided approval is logged as voided;
+  7. whole-process recording: each recording's corrected span (device start minus clock offset, plus
+     duration) and each record's coverage status and gaps are recomputed from records/coverage.json
+     and must equal what the archive stated; every signature on a record version in
+     records/signatures.json verifies: the archive's countersignature with the export's keys, an
+     author's with the author's registered public key, over the version as records.json holds it.
 The public keys inside the export prove consistency, not origin: compare the printed key ids with
 the ones the agency publishes (its /api/v1/keys), or pass them with --trusted-keys.
 
@@ -36,6 +41,7 @@ import json
 import math
 import sys
 import zipfile
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -224,6 +230,140 @@ def _digest(zf: zipfile.ZipFile, name: str) -> tuple[str, int]:
     return h.hexdigest(), n
 
 
+# --------------------------------------------------------------------------- whole-process recording
+# Repeats archive.coverage.logic.measure and archive.signatures.document.record_document on purpose.
+
+
+def _when(value: str) -> datetime:
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    utc = timezone.utc  # noqa: UP017 - this file runs on Python 3.9, which has no datetime.UTC
+    return moment.replace(tzinfo=utc) if moment.tzinfo is None else moment.astimezone(utc)
+
+
+def _merge(spans: list[tuple[datetime, datetime]]) -> list[list[datetime]]:
+    out: list[list[datetime]] = []
+    for a, b in sorted(s for s in spans if s[1] > s[0]):
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return out
+
+
+def _coverage(
+    start: datetime,
+    end: datetime,
+    merged: list[list[datetime]],
+    mode: str | None,
+    tol_s: float,
+    reason: str,
+    required: list[str],
+) -> tuple[str, list[tuple[datetime, datetime]]]:
+    if start == end:
+        inside = [(start, start)] if any(a <= start <= b for a, b in merged) else []
+    else:
+        inside = [(max(a, start), min(b, end)) for a, b in merged if a < end and b > start]
+    tol = timedelta(seconds=tol_s)
+    gaps: list[tuple[datetime, datetime]] = []
+    if inside:
+        cursor = start
+        for a, b in inside:
+            if a - cursor > tol:
+                gaps.append((cursor, a))
+            cursor = max(cursor, b)
+        if end - cursor > tol:
+            gaps.append((cursor, end))
+    elif (end - start).total_seconds() > tol_s:
+        gaps.append((start, end))
+    if mode not in required:
+        return "not-required", gaps
+    if not inside:
+        return ("missing-with-reason" if reason.strip() and mode == "av" else "missing"), gaps
+    return ("gaps" if gaps else "covered"), gaps
+
+
+def _record_document(r: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "purpose": "custody.record-version.v1",
+        "case_id": str(r["case_id"]),
+        "record_id": str(r["record_id"]),
+        "version": int(r["version"]),
+        "stage": str(r["stage"]),
+        "doc_kind": str(r["doc_kind"]),
+        "title": str(r["title"]),
+        "author": str(r["author"]),
+        "officers": sorted(str(o) for o in r["officers"]),
+        "occurred_from": _when(r["occurred_from"]).isoformat(),
+        "occurred_to": _when(r["occurred_to"]).isoformat(),
+        "attachments": [str(a) for a in r["attachments"]],
+        "body_sha256": hashlib.sha256(str(r["body"]).encode()).hexdigest(),
+    }
+
+
+def _check_whole_process(
+    c: Checker,
+    zf: zipfile.ZipFile,
+    listed: dict[str, Any],
+    keys: dict[str, Ed25519PublicKey],
+    records: list[dict[str, Any]] | None,
+) -> None:
+    if "records/coverage.json" in listed:
+        cov = _read_json(c, zf, "records/coverage.json") or {}
+        spans = []
+        for m in cov.get("recordings", []):
+            start = _when(m["device_start"]) - timedelta(seconds=float(m["clock_offset_s"]))
+            span = (start, start + timedelta(seconds=float(m["duration_s"] or 0)))
+            stated = (_when(m["span"][0]), _when(m["span"][1]))
+            c.check(
+                span == stated,
+                f"recording {m['media_id']}: corrected span {span[0].isoformat()} .. {span[1].isoformat()}",
+                f"recording {m['media_id']}: corrected span is {span}, the export states {stated}",
+            )
+            spans.append(span)
+        merged = _merge(spans)
+        required = list(cov.get("required_modes", ["av", "whole-process"]))
+        for r in cov.get("records", []):
+            status, gaps = _coverage(
+                _when(r["start"]),
+                _when(r["end"]),
+                merged,
+                r["mode"],
+                float(r["tolerance_s"]),
+                r["reason"],
+                required,
+            )
+            stated_gaps = [(_when(a), _when(b)) for a, b in r["gaps"]]
+            c.check(
+                (status, gaps) == (r["status"], stated_gaps),
+                f"record {r['record_id']} v{r['version']}: coverage recomputed: {status}"
+                + (f", {len(gaps)} gap(s)" if gaps else ""),
+                f"record {r['record_id']}: coverage recomputes to {status} with {len(gaps)} gap(s), "
+                f"the export states {r['status']} with {len(stated_gaps)}",
+            )
+    if "records/signatures.json" in listed and records is not None:
+        doc = _read_json(c, zf, "records/signatures.json") or {}
+        authors: dict[str, Ed25519PublicKey] = {}
+        for k in doc.get("author_keys", []):
+            pub = serialization.load_pem_public_key(k["public_key_pem"].encode("ascii"))
+            if isinstance(pub, Ed25519PublicKey) and _key_id(pub) == k["key_id"]:
+                authors[k["key_id"]] = pub
+            else:
+                c.fail(f"author key {k['key_id']} of {k['user_name']} is not the Ed25519 key its id names")
+        versions = {(r["record_id"], r["version"]): r for r in records}
+        for s in doc.get("signatures", []):
+            rec = versions.get((s["record_id"], s["version"]))
+            label = f"record {s['record_id']} v{s['version']}"
+            if rec is None:
+                c.fail(f"{label}: signed by {s['signer']}, but that version is not in records/records.json")
+                continue
+            pool = keys if s["kind"] == "archive" else authors
+            c.check(
+                _sig_ok(pool, s["key_id"], s["signature"], _record_document(rec)),
+                f"{label}: {s['kind']} signature by {s['signer']} verifies (key {s['key_id']})",
+                f"{label}: {s['kind']} signature by {s['signer']} does NOT verify: the text was changed",
+            )
+
+
 def verify(path: str, trusted_keys: str | None = None) -> int:
     c = Checker()
     print(f"Checking {path}")
@@ -356,6 +496,7 @@ def verify(path: str, trusted_keys: str | None = None) -> int:
                     f"the signed index says {want}",
                 )
             _check_legal(c, zf, index, evs, case, label)
+            _check_whole_process(c, zf, listed, keys, records)
         logged = {e["leaf"]["subject_id"] for e in evs if e["leaf"]["subject_type"] == "media"}
         for mid in media_ids:
             c.check(

@@ -65,7 +65,7 @@ def check_version(value: str | None) -> None:
 
 
 def int_header(name: str, value: str | None) -> int:
-    if value is None or not value.isdigit():
+    if value is None or not (value.isascii() and value.isdigit()):  # "²" is a digit to str
         raise InvalidInput(_("{name} must be a non-negative integer").format(name=name))
     return int(value)
 

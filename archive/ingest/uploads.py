@@ -16,7 +16,7 @@ import contextlib
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, select
@@ -24,7 +24,7 @@ from sqlmodel import Session, select
 from archive import events, logs, metrics
 from archive.access import Permission, actor, authorize, can
 from archive.accounts.models import Device, Officer, User
-from archive.clock import as_utc, utcnow
+from archive.clock import as_utc, checked_utc, utcnow
 from archive.errors import Conflict, Forbidden, InvalidInput, NotFound, ObjectMissing, StorageError, TooLarge
 from archive.hashing import parse_sha256
 from archive.i18n import _
@@ -40,6 +40,7 @@ __all__ = ["DEFERRED", "encode_metadata", "parse_metadata"]
 # case attachment.
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$")
 MAX_NAME_BYTES = 255
+_SPOOFING = frozenset({"Cf", "Zl", "Zp"})  # format characters (bidi controls, zero-width), separators
 
 
 def check_file_name(name: str) -> str:
@@ -48,6 +49,10 @@ def check_file_name(name: str) -> str:
         raise InvalidInput(_("filename is required"))
     if any(unicodedata.category(c) == "Cc" for c in name):
         raise InvalidInput(_("filename contains control characters"))
+    if any(unicodedata.category(c) in _SPOOFING for c in name):
+        # Bidirectional overrides and isolates, zero-width characters, line separators: a name
+        # shown as "clipexe.png" that is "clip<RLO>gnp.exe" (issue 10).
+        raise InvalidInput(_("filename contains invisible or bidirectional formatting characters"))
     if "/" in name or "\\" in name:
         raise InvalidInput(_("filename must be a bare name without path separators (use 'path' for folders)"))
     if name in {".", ".."}:
@@ -106,7 +111,7 @@ class DockMetadata:
                 raise InvalidInput(_("recorded_at must be an ISO 8601 time")) from exc
             if recorded_at.tzinfo is None:
                 raise InvalidInput(_("recorded_at must carry a UTC offset"))
-            recorded_at = recorded_at.astimezone(UTC)
+            recorded_at = checked_utc(recorded_at, "recorded_at")
         offset = 0.0
         if meta.get("clock_offset_s"):
             try:

@@ -18,6 +18,7 @@ from archive import events
 from archive.access import actor
 from archive.accounts.models import User
 from archive.cases import services as cases
+from archive.clock import checked_utc
 from archive.errors import Concealed, NotFound
 from archive.i18n import _
 from archive.media.models import (
@@ -30,6 +31,8 @@ from archive.media.models import (
     MediaState,
     derivative_bucket,
 )
+from archive.restricted import services as restricted
+from archive.restricted.models import SubjectKind
 from archive.storage import ObjectStore
 
 
@@ -69,13 +72,15 @@ def list_media(
     session: Session, user: User, where: MediaFilter, *, limit: int = 100, offset: int = 0
 ) -> tuple[list[MediaPublic], int]:
     """The items ``user`` may see that match, newest first, and how many match in all."""
-    q = select(Media).where(cases.visible_media_clause(user))
+    # A restricted (marked) item is absent from lists; it is read through its own route (issue 13).
+    unmarked = restricted.unmarked_clause(SubjectKind.MEDIA, Media.id)
+    q = select(Media).where(cases.visible_media_clause(user), unmarked)
     if where.linked is not None:
         q = q.where(cases.linked_clause(where.linked))
     if where.since:
-        q = q.where(col(Media.recorded_at) >= where.since)
+        q = q.where(col(Media.recorded_at) >= checked_utc(where.since, "since"))
     if where.until:
-        q = q.where(col(Media.recorded_at) <= where.until)
+        q = q.where(col(Media.recorded_at) <= checked_utc(where.until, "until"))
     if where.officer:
         q = q.where(Media.officer_badge == where.officer)
     if where.device:
@@ -187,7 +192,17 @@ def record_read(
     if via:
         details["via"] = via
     if case:
-        details["case"] = case[:36]
+        # The log says through which case the item was watched: only a case the viewer may see that
+        # links this item, else a viewer could write any case's id into the custody log (issue 10).
+        try:
+            shown = cases.get_case(session, user, case)
+        except NotFound:
+            shown = None
+        if shown is None or cases.find_open_link(session, shown.id, readable.item.id) is None:
+            raise NotFound(
+                _("no case {case} linking media {media}").format(case=case[:36], media=readable.item.id)
+            )
+        details["case"] = shown.id
     action = f"media.{'download' if readable.what == 'original' else 'stream'}"
     _log_read(session, user, readable.item, action, client_addr, details)
 

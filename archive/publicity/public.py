@@ -33,6 +33,7 @@ from archive.publicity.models import (
     WithdrawalGround,
 )
 from archive.publicity.services import is_restricted, local_date
+from archive.restricted.models import Mark
 
 MAX_PAGE = 100
 Reader = Session  # what the public face reads through (routers name it without importing sqlmodel)
@@ -45,12 +46,15 @@ def reading(engine: Engine) -> Iterator[Session]:
         yield session
 
 
-def generation(session: Session) -> tuple[int, str]:
-    """Changes whenever any decision is registered, published, corrected or withdrawn: what a cache
-    of rendered public answers is keyed by. (Issue 13's restriction marks must join it when they land,
-    since they hide a published decision without changing its row.)"""
+def generation(session: Session) -> tuple[int, str, int, str, str]:
+    """Changes whenever any decision is registered, published, corrected or withdrawn, and whenever a
+    restriction mark is placed or lifted (issue 13: a mark hides a published decision without
+    changing its row): what a cache of rendered public answers is keyed by."""
     count, newest = session.exec(select(func.count(), func.max(Decision.updated_at))).one()
-    return int(count), str(newest)
+    marks, marked, lifted = session.exec(
+        select(func.count(), func.max(Mark.marked_at), func.max(Mark.lifted_at))
+    ).one()
+    return int(count), str(newest), int(marks), str(marked), str(lifted)
 
 
 def decision_entry(d: Decision, r: Redaction | None) -> dict[str, Any]:

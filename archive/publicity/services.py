@@ -29,6 +29,8 @@ from archive.access import actor
 from archive.accounts.models import User
 from archive.clock import Clock, as_utc, utcnow
 from archive.config import get_settings
+from archive.restricted.models import SubjectKind
+from archive.restricted.services import active_mark
 from archive.signing import canonical_json
 
 
@@ -42,15 +44,14 @@ def today(clock: Clock = utcnow, timezone: str | None = None) -> date:
 
 
 def is_restricted(session: Session, *, case_id: str, record_id: str | None = None) -> bool:
-    """Whether the case or record is marked state secret, trade secret or personal privacy
-    (国家秘密、商业秘密、个人隐私), which is never published.
+    """Whether the decision document is marked state secret, trade secret or personal privacy
+    (国家秘密、商业秘密、个人隐私, issue 13's marks), which is never published.
 
-    Issue 13 adds the sensitivity marks; until it lands nothing carries a mark, so this returns
-    False. Every publication path calls it (approval refuses a restricted decision, the public face
-    hides one that became restricted after publication), so the marks take effect where they are
-    added without another change here."""
-    del session, case_id, record_id
-    return False
+    Every publication path calls it (approval refuses a restricted decision, the public face hides
+    one that became restricted after publication). Marks sit on records and recordings; a case
+    carries grants only, so the decision's own record is what is asked about."""
+    del case_id
+    return record_id is not None and active_mark(session, SubjectKind.RECORD, record_id) is not None
 
 
 def sha256_text(value: str) -> str:

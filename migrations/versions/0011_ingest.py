@@ -1,7 +1,7 @@
 """ingest: verification checkpoints
 
 Revision ID: 0011_ingest
-Revises: 0001
+Revises: 0010_i18n
 """
 
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0011_ingest"
-down_revision: str | None = "0001"
+down_revision: str | None = "0010_i18n"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

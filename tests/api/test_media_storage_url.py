@@ -18,6 +18,7 @@ from archive.ingest import pipeline
 from archive.media.models import Derivative, DerivativeKind, Media
 from archive.models import Event
 from tests.archive.audit.test_audit import archived, ctx, samples  # noqa: F401  (fixtures)
+from tests.case_factories import auth, new_case
 from tests.conftest import LiveAPI
 
 
@@ -41,12 +42,21 @@ def test_proxy_via_storage_is_a_logged_presigned_url_for_one_object(
     video = archived[0]
     owner = {"Authorization": "Bearer 0815"}
     other = {"Authorization": f"Bearer {make_user('0816', 'officer')}"}
+    clerk = make_user("clerk", "records-manager")
     with Session(ctx.engine) as s:
         proxy = s.exec(
             select(Derivative).where(Derivative.media_id == video.id, Derivative.kind == DerivativeKind.PROXY)
         ).one()
+    # The review page names the case it plays through: one the viewer sees that links the item.
+    case = new_case(url, clerk, number="VIA-1")
+    r = httpx.post(
+        f"{url}/api/v1/cases/{case['id']}/media",
+        json={"media_id": video.id, "reason": "seen"},
+        headers=auth(clerk),
+    )
+    assert r.status_code == 201, r.text
 
-    r = httpx.get(f"{url}/api/v1/media/{video.id}/proxy?via=storage&case=c1", headers=owner)
+    r = httpx.get(f"{url}/api/v1/media/{video.id}/proxy?via=storage&case={case['id']}", headers=auth(clerk))
     assert r.status_code == 307 and r.headers["cache-control"] == "no-store"
     location = r.headers["location"]
     u = urlparse(location)
@@ -66,8 +76,15 @@ def test_proxy_via_storage_is_a_logged_presigned_url_for_one_object(
     with Session(ctx.engine) as s:
         evs = list(s.exec(select(Event).where(Event.action == "media.stream").order_by(col(Event.id))))
     assert [(e.actor, e.subject_id, e.details["via"], e.details["case"]) for e in evs] == [
-        ("user:0815", video.id, "storage", "c1")
+        ("user:clerk", video.id, "storage", case["id"])
     ]
+    # The owner gets one too (no case named); a case that does not link the item is refused.
+    assert httpx.get(f"{url}/api/v1/media/{video.id}/proxy?via=storage", headers=owner).status_code == 307
+    other_case = new_case(url, clerk, number="VIA-2")
+    r = httpx.get(
+        f"{url}/api/v1/media/{video.id}/proxy?via=storage&case={other_case['id']}", headers=auth(clerk)
+    )
+    assert r.status_code == 404
     # No URL for those who may not see the item.
     assert httpx.get(f"{url}/api/v1/media/{video.id}/proxy?via=storage", headers=other).status_code == 404
     assert httpx.get(f"{url}/api/v1/media/{video.id}/proxy?via=storage").status_code == 401
@@ -87,7 +104,7 @@ def test_encrypted_objects_stream_through_the_api_even_via_storage(
             select(Derivative).where(Derivative.media_id == video.id, Derivative.kind == DerivativeKind.PROXY)
         ).one()
     # An SSE-C object cannot be read on a presigned URL: no redirect, the API streams it (decrypted).
-    whole = httpx.get(f"{url}/api/v1/media/{video.id}/proxy?via=storage&case=c1", headers=owner)
+    whole = httpx.get(f"{url}/api/v1/media/{video.id}/proxy?via=storage", headers=owner)
     assert whole.status_code == 200 and hashlib.sha256(whole.content).hexdigest() == proxy.sha256
     part = httpx.get(
         f"{url}/api/v1/media/{video.id}/proxy?via=storage", headers={**owner, "Range": "bytes=100-199"}

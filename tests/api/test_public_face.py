@@ -90,7 +90,12 @@ def seeded(engine: Engine, env: dict[str, str]) -> dict[str, Any]:
             __import__("hashlib").sha256(canonical_json(row.body)).hexdigest(),
             keyring,
         )
-    return {"secret": secret, "published_ref": published.ref, "withdrawn_ref": withdrawn.ref}
+    return {
+        "secret": secret,
+        "published_ref": published.ref,
+        "published_record": published.record_id,
+        "withdrawn_ref": withdrawn.ref,
+    }
 
 
 @pytest.fixture
@@ -189,3 +194,30 @@ def test_published_report_verifies_with_the_public_key(public_api: LiveAPI) -> N
     key.verify(base64.b64decode(signed["signature"]["signature"]), canonical_json(signed["body"]))  # type: ignore[union-attr]
     page = httpx.get(f"{public_api.url}/public/reports/2025").text
     assert "2025年度行政执法总体情况" in page and signed["signature"]["key_id"] in page
+
+
+def test_a_decision_marked_restricted_after_publication_leaves_the_public_face_at_once(
+    public_api: LiveAPI, seeded: dict[str, Any], engine: Engine
+) -> None:
+    """Issue 13's marks hide a published decision without changing its row: the cached answers of
+    the public face must not keep serving it."""
+    from archive.restricted import services as restricted
+    from archive.restricted.models import MarkCreate, Sensitivity, SubjectKind
+
+    feed = public_api.url + "/public/api/decisions"
+    page = public_api.url + "/public/decisions"
+    ref = seeded["published_ref"]
+    assert ref in httpx.get(feed).text and ref in httpx.get(page).text  # rendered and cached now
+    etag = httpx.get(feed).headers["etag"]
+    with session_scope(engine) as s:
+        rm = user(s, "rm2", Role.RECORDS_MANAGER)
+        data = MarkCreate(
+            subject_kind=SubjectKind.RECORD,
+            subject_id=seeded["published_record"],
+            sensitivity=Sensitivity.TRADE_SECRET,
+            reason="商业秘密",
+        )
+        restricted.mark(s, rm, data)
+    again = httpx.get(feed, headers={"If-None-Match": etag})
+    assert again.status_code == 200 and ref not in again.text
+    assert ref not in httpx.get(page).text

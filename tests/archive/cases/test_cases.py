@@ -135,12 +135,23 @@ def test_links_access_and_media_visibility(live_api: LiveAPI, make_user: Any, en
     in_window = media_row(engine, recorded_at=T + timedelta(minutes=2))
     loose = media_row(engine, recorded_at=T + timedelta(days=3))
 
+    # Issue 10: a records manager puts the officer on the case; the reviewer's record then links
+    # the officer's recording pending, and the reviewer sees it once the records manager confirms.
+    on_case = httpx.post(
+        f"{url}/api/v1/cases/{a['id']}/officers",
+        json={"badge": "0815", "reason": "made the stop"},
+        headers=auth(clerk),
+    )
+    assert on_case.status_code == 201, on_case.text
     created = httpx.post(
         f"{url}/api/v1/cases/{a['id']}/records",
         json=record_body(T, T + timedelta(minutes=10), ["0815"]),
         headers=auth(rev1),  # an assigned reviewer may add records
     )
     assert created.status_code == 201 and created.json()["linked_media"] == [in_window]
+    assert httpx.get(f"{url}/api/v1/media/{in_window}", headers=auth(rev1)).status_code == 404
+    confirmed = httpx.post(f"{url}/api/v1/cases/{a['id']}/media/{in_window}/confirm", headers=auth(clerk))
+    assert confirmed.status_code == 200, confirmed.text
 
     def media_ids(token: str, **params: str) -> set[str]:
         r = httpx.get(f"{url}/api/v1/media", headers=auth(token), params=params)

@@ -299,3 +299,28 @@ def test_reviewer_exports_an_assigned_case_through_the_api(
     assert f"media {archived[1].id}: custody history included" in v.stdout
     assert f"media {archived[0].id}" not in v.stdout  # only the item asked for
     assert "2 text record versions" in v.stdout
+
+
+def test_the_log_file_holds_only_this_cases_events(
+    archived: list[Media],  # noqa: F811
+    ctx: pipeline.Context,  # noqa: F811
+    case_id: str,
+    env: dict[str, str],
+    clean_python: Path,
+    tmp_path: Path,
+) -> None:
+    """Issue 10: the export's log named other cases (the same recording linked and watched there)."""
+    with session_scope(ctx.engine) as s:
+        clerk = s.exec(select(User).where(User.name == "clerk")).one()
+        other = cases.create_case(s, clerk, cases.CaseInput("OTHER-9", "Unrelated", CaseKind.CRIMINAL))
+        cases.link_media(s, clerk, other.id, archived[0].id, "same car", addr="10.9.9.9")
+        other_id = other.id
+    out = tmp_path / "case.zip"
+    made = export_cli(env, out, CASE)
+    assert made.returncode == 0, made.stderr
+    with zipfile.ZipFile(out) as zf:
+        evs = json.loads(zf.read("log/events.json"))
+    assert evs and all((e["leaf"]["details"] or {}).get("case") in (None, case_id) for e in evs)
+    assert other_id not in json.dumps(evs)
+    ok = run_verifier(clean_python, out, tmp_path)
+    assert ok.returncode == 0 and "RESULT: OK" in ok.stdout, ok.stdout + ok.stderr

@@ -311,6 +311,7 @@ def test_no_decision_without_approval_of_the_version_decided(engine: Engine) -> 
         Gate,
         settings=settings(
             max_examples=25,
+            derandomize=True,  # the same sequences every run: the non-vacuity check below cannot flake
             stateful_step_count=20,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],

@@ -531,9 +531,12 @@ def test_reconcile_finds_deliveries_whose_task_was_lost(engine: Engine, settings
         assert webhooks.due_for_resend(s, t0 + timedelta(seconds=90), grace_s=60) == [lost.id]
 
 
-def test_restricted_content_is_never_published(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Issue 13's marks arrive through is_restricted(); every publication path asks it."""
+def test_restricted_content_is_never_published(engine: Engine) -> None:
+    """Issue 13's marks: a decision document marked restricted is never published, and one marked
+    after publication leaves the public face."""
     from archive.publicity import public as public_face
+    from archive.restricted import services as restricted
+    from archive.restricted.models import MarkCreate, Sensitivity, SubjectKind
 
     u = users(engine)
     pub = u["publisher"]
@@ -545,15 +548,21 @@ def test_restricted_content_is_never_published(engine: Engine, monkeypatch: pyte
         r_secret = decisions.draft_redaction(s, pub, secret.id)
         r_shown = decisions.draft_redaction(s, pub, shown.id)
         decisions.approve(s, pub, shown.id, r_shown.version, r_shown.sha256)
-    marked = {a}
+        secret_record, shown_record = secret.record_id, shown.record_id
 
-    def is_restricted(session: Session, *, case_id: str, record_id: str | None = None) -> bool:
-        return case_id in marked
+    def mark(record_id: str) -> None:
+        data = MarkCreate(
+            subject_kind=SubjectKind.RECORD,
+            subject_id=record_id,
+            sensitivity=Sensitivity.PRIVACY,
+            reason="个人隐私",
+        )
+        with session_scope(engine) as s:
+            restricted.mark(s, u["records"], data)
 
-    monkeypatch.setattr(decisions, "is_restricted", is_restricted)
-    monkeypatch.setattr(public_face, "is_restricted", is_restricted)
+    mark(secret_record)
     with pytest.raises(Restricted), session_scope(engine) as s:
         decisions.approve(s, pub, secret.id, r_secret.version, r_secret.sha256)
-    marked.add(b)  # marked after it was published: it leaves the public face
+    mark(shown_record)  # marked after it was published: it leaves the public face
     with Session(engine) as s:
         assert public_face.decisions(s)[0] == [] and public_face.decision(s, shown.ref) is None

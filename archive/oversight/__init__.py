@@ -1,0 +1,1 @@
+"""Oversight of whole-process recording: early warnings, statistics, who accessed what."""

@@ -1,0 +1,75 @@
+"""Coverage on the review page in a real browser (Debian's Chromium, headless, Playwright): each record
+carries its status, gaps are drawn on the case clock, and who signed what is shown."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.engine import Engine
+
+from tests.case_factories import T, auth, media_row, new_case, record_body
+from tests.conftest import ROOT, LiveAPI
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+M = timedelta(minutes=1)
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (deploy/install.sh)"),
+]
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield b
+        b.close()
+
+
+def test_review_page_draws_gaps_on_the_case_clock(
+    live_api: LiveAPI, make_user: Any, engine: Engine, browser: Any
+) -> None:
+    url = live_api.url
+    clerk = make_user("clerk", "records-manager")
+    rev = make_user("rev1", "reviewer")
+    media_row(engine, recorded_at=T, duration_s=4 * 60)
+    media_row(engine, device="BC-2", recorded_at=T + 7 * M, duration_s=3 * 60)
+    case = new_case(url, clerk, number="PAGE-COV", reviewers=["rev1"])
+    cid = case["id"]
+    recs = f"{url}/api/v1/cases/{cid}/records"
+    gapped = httpx.post(recs, json=record_body(T, T + 10 * M, ["0815"], title="询问"), headers=auth(clerk))
+    missing = httpx.post(
+        recs, json=record_body(T + 60 * M, T + 70 * M, [], title="听证"), headers=auth(clerk)
+    )
+    g_id, m_id = gapped.json()["record"]["record_id"], missing.json()["record"]["record_id"]
+    for rid, act in ((g_id, "questioning-suspect"), (m_id, "hearing")):
+        r = httpx.put(f"{recs}/{rid}/activity", json={"activity": act}, headers=auth(clerk))
+        assert r.status_code == 200
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{url}/cases/{cid}#token={rev}")
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.is_visible("#coverage")
+    gaps = page.query_selector_all("#coverage-bar .gap")
+    # One gap inside the questioning (10:04-10:07) and the whole hearing window.
+    assert sorted(g.get_attribute("data-record-id") for g in gaps) == sorted([g_id, m_id])
+    first = next(g for g in gaps if g.get_attribute("data-record-id") == g_id)
+    assert "(180 s)" in (first.get_attribute("title") or "")
+    box = first.bounding_box()
+    bar = page.query_selector("#coverage-bar").bounding_box()
+    assert box is not None and bar is not None and box["x"] > bar["x"] and box["width"] > 0
+    li = page.inner_text(f"li[data-record-id='{g_id}']")
+    assert "有间断" in li and "gaps:" in li and "signed by archive (v1)" in li
+    assert "缺少音像记录" in page.inner_text(f"li[data-record-id='{m_id}']")
+    assert "missing 1" in page.inner_text("#coverage-counts")
+    page.screenshot(path=str(ROOT / "tests" / "artifacts" / "review_coverage.png"), full_page=True)
+    assert errors == []
