@@ -570,6 +570,8 @@ def dock_cmd(stack: Stack, folder: Path, state_file: Path) -> list[str]:
         sys.executable,
         "-m",
         "cli.main",
+        "--lang",
+        "en",  # the summary lines are parsed (SAFE ...); messages are zh-CN by default
         "dock",
         str(folder),
         "--officer",

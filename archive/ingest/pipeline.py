@@ -10,10 +10,12 @@ can never overwrite each other's bytes with different ones.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import logging
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -270,7 +272,20 @@ def derive(ctx: Context, media_id: str, sha256: str) -> Step | None:
         facts = ffmpeg.ProbeFacts.from_json(item.probe)
         source = _source_url(ctx, item)
         s = ctx.settings
-        with tempfile.TemporaryDirectory(prefix="custody-derive-") as tmp:
+        with (
+            tempfile.TemporaryDirectory(prefix="custody-derive-") as tmp,
+            ThreadPoolExecutor(1, thread_name_prefix="poster") as side,
+        ):
+            # The poster (one frame) is made while the proxy is: both read the original. In this
+            # thread's context (the language its messages are written in).
+            poster_job = side.submit(
+                contextvars.copy_context().run,
+                ffmpeg.make_poster,
+                source,
+                facts,
+                Path(tmp),
+                width=s.poster_width,
+            )
             try:
                 proxy = ffmpeg.make_proxy(
                     source,
@@ -297,7 +312,7 @@ def derive(ctx: Context, media_id: str, sha256: str) -> Step | None:
                 else:
                     made.append(_store_derived(ctx, item, DerivativeKind.PROXY, proxy_profile(s), proxy))
                     proxy.path.unlink()
-                poster = ffmpeg.make_poster(source, facts, Path(tmp), width=s.poster_width)
+                poster = poster_job.result()
                 if poster is not None:
                     made.append(
                         _store_derived(ctx, item, DerivativeKind.POSTER, f"jpeg-{s.poster_width}", poster)
