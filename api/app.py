@@ -31,6 +31,7 @@ from api.routers import (
     copyout,
     coverage,
     devices,
+    direct,
     legal,
     media,
     oversight,
@@ -124,6 +125,7 @@ def create_app() -> FastAPI:
         )
 
     app.include_router(uploads.router)
+    app.include_router(direct.router)
     app.include_router(media.router)
     app.include_router(cases.router)
     app.include_router(cases.pages)

@@ -76,6 +76,14 @@ class Settings(BaseSettings):
     s3_region: str = "us-east-1"
     bucket_originals: str = "custody-originals"
     bucket_derived: str = "custody-derived"
+    # The S3 endpoint the docks reach (host:port), when it differs from the one the API and workers
+    # use (a station network, a load balancer in front of the gateways). Empty: ``s3_endpoint``.
+    # Presigned part URLs are signed for this host.
+    s3_public_endpoint: str = ""
+    s3_public_secure: bool | None = None  # None: as ``s3_secure``
+    # Reviewers' browsers read proxies and posters straight from S3 on a presigned URL per access
+    # (logged like any stream), valid this long, for one object.
+    stream_url_ttl_s: int = Field(default=600, ge=30, le=3600)
 
     key_dir: Path | None = None  # empty: <data_dir>/keys
     # AES-256 key (base64) for parties' identity numbers; empty: <key folder>/party-id.key (0600).
@@ -112,6 +120,24 @@ class Settings(BaseSettings):
     # One PATCH at a time per upload. Short, renewed while bytes flow: after an API crash the
     # upload is writable again within this many seconds.
     upload_lock_ttl_s: int = 30
+    # Direct uploads (the dock PUTs parts to S3 itself): lifetime of one presigned part URL, and how
+    # many URLs one request may ask for.
+    direct_part_url_ttl_s: int = Field(default=600, ge=60, le=3600)
+    direct_max_urls_per_request: int = 32
+    # An open upload untouched for this long is abandoned: the housekeeping task aborts its S3
+    # multipart upload (whose parts otherwise occupy storage forever) and removes its tail object.
+    upload_resume_window_s: float = 7 * 86400.0
+    upload_sweep_interval_s: float = 3600.0
+
+    # The ingest worker (verify, probe, sign, upload digests): I/O-bound (S3 reads, ffprobe runs in a
+    # subprocess, hashing releases the GIL), so threads in one process by default: a prefork pool
+    # costs a whole interpreter per slot, idle or not. Transcodes keep their own prefork process.
+    ingest_worker_pool: str = Field(default="threads", pattern="^(threads|prefork|solo)$")
+    ingest_worker_concurrency: int = Field(default=2, ge=1, le=16)
+
+    # Verification re-reads each original from S3; its hash state is saved this often, so a worker
+    # killed half way through a large file resumes from there.
+    verify_checkpoint_bytes: int = 256 * 1024**2
 
     # Celery. The visibility timeout must exceed the longest task or Redis redelivers it mid-run.
     transcode_time_limit_s: int = 6 * 3600
@@ -267,6 +293,18 @@ class Settings(BaseSettings):
         if self.publicity_webhook_url and len(self.publicity_webhook_secret.get_secret_value()) < 16:
             raise ValueError("CUSTODY_PUBLICITY_WEBHOOK_SECRET must have at least 16 characters")
         return self
+
+    def public_s3_origin(self) -> str:
+        """The origin (scheme://host:port) browsers and docks reach S3 at."""
+        secure = self.s3_secure if self.s3_public_secure is None else self.s3_public_secure
+        return f"{'https' if secure else 'http'}://{self.s3_public_endpoint or self.s3_endpoint}"
+
+    def browsers_stream_from_storage(self) -> bool:
+        """Whether reviewers' browsers can read proxies and posters on a presigned S3 URL
+        (media ``?via=storage``). Not with encryption at rest: an SSE-C object is readable only with
+        its key in request headers, which a <video> element cannot send (and the key must not reach
+        the browser); the API streams them instead."""
+        return not self.storage_encryption
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -19,7 +19,8 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
     from archive.object_proxy import ObjectProxy
 
 READ_CHUNK = 1024 * 1024
+PUT_PART_BYTES = 16 * 1024 * 1024  # put_file: larger files go as multipart uploads of this part size
+PUT_PARALLEL = 2
 KEY_ID_META = "custody-key-id"  # user metadata naming the master key an object was written with
 SSE_ALGORITHM_HEADER = "x-amz-server-side-encryption-customer-algorithm"
 _T = TypeVar("_T")
@@ -62,11 +65,30 @@ def _parse_s3_time(value: str) -> datetime:
 
 
 @dataclass(frozen=True)
+class PartInfo:
+    """One part of an S3 multipart upload as the server lists it (ListParts)."""
+
+    number: int
+    etag: str
+    size: int
+
+
+@dataclass(frozen=True)
+class PendingMultipart:
+    """An S3 multipart upload not yet completed or aborted (ListMultipartUploads)."""
+
+    key: str
+    upload_id: str
+    initiated: datetime | None
+
+
+@dataclass(frozen=True)
 class ObjectInfo:
     bucket: str
     key: str
     size: int
     content_type: str | None
+    etag: str = ""
 
 
 class ObjectStore(Protocol):
@@ -99,6 +121,18 @@ class ObjectStore(Protocol):
         self, bucket: str, key: str, upload_id: str, parts: list[tuple[int, str]]
     ) -> None: ...
     def abort_multipart(self, bucket: str, key: str, upload_id: str) -> None: ...
+    def presign_upload_part(
+        self, bucket: str, key: str, upload_id: str, number: int, expires: timedelta
+    ) -> str: ...
+    def list_parts(
+        self, bucket: str, key: str, upload_id: str, first: int = 1, last: int | None = None
+    ) -> list[PartInfo]: ...
+    def upload_part_headers(self, bucket: str, key: str) -> dict[str, str]: ...
+    def list_multipart_uploads(self, bucket: str, prefix: str) -> list[PendingMultipart]: ...
+    def list_keys_modified(self, bucket: str, prefix: str) -> list[tuple[str, datetime]]: ...
+    def presigned_get_public(
+        self, bucket: str, key: str, expires: timedelta, content_type: str, filename: str
+    ) -> str: ...
 
 
 _MISSING = {"NoSuchKey", "NoSuchUpload", "NoSuchBucket", "NoSuchVersion"}
@@ -135,6 +169,17 @@ class MinioStore:
             access_key=settings.s3_access_key,
             secret_key=settings.s3_secret_key.get_secret_value(),
             secure=settings.s3_secure,
+            region=settings.s3_region,
+            http_client=http,
+        )
+        # Signs URLs for the docks, for the endpoint they reach; never sends a request itself
+        # (the region is given, so presigning needs no round trip).
+        public_secure = settings.s3_public_secure
+        self.public_client = Minio(
+            settings.s3_public_endpoint or settings.s3_endpoint,
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key.get_secret_value(),
+            secure=settings.s3_secure if public_secure is None else public_secure,
             region=settings.s3_region,
             http_client=http,
         )
@@ -247,18 +292,53 @@ class MinioStore:
             raise _translate(exc, f"put {bucket}/{key}") from exc
 
     def put_file(self, bucket: str, key: str, path: Path, content_type: str) -> None:
+        if path.stat().st_size > PUT_PART_BYTES:
+            self._put_file_parts(bucket, key, path, content_type)
+            return
         sse, meta = self._write_sse(bucket, key)
         try:
             self.client.fput_object(bucket, key, str(path), content_type=content_type, sse=sse, metadata=meta)
         except (MinioException, urllib3.exceptions.HTTPError) as exc:
             raise _translate(exc, f"put {bucket}/{key}") from exc
 
+    def _put_file_parts(self, bucket: str, key: str, path: Path, content_type: str) -> None:
+        """A large file (a proxy) as a multipart upload of UNSIGNED-PAYLOAD parts, two in flight.
+
+        minio's fput_object SHA-256-hashes every part to sign it over plain HTTP: for a 616 MB
+        proxy that was a third of the transcode worker's time (bench/profile_ready.py). Integrity
+        rests on our own digest of the file (computed by the caller) and the audit's re-reads.
+        Memory: at most PUT_PARALLEL + 1 parts."""
+        upload_id = self.start_multipart(bucket, key, content_type)
+        try:
+            parts: list[tuple[int, str]] = []
+            with ThreadPoolExecutor(PUT_PARALLEL, thread_name_prefix="put-part") as pool:
+                pending: list[tuple[int, Future[str]]] = []
+                with path.open("rb") as fh:
+                    number = 0
+                    while data := fh.read(PUT_PART_BYTES):
+                        number += 1
+                        pending.append(
+                            (number, pool.submit(self.upload_part, bucket, key, upload_id, number, data))
+                        )
+                        del data
+                        running = [f for _n, f in pending if not f.done()]
+                        if len(running) >= PUT_PARALLEL:
+                            finished, _running = wait(running, return_when=FIRST_COMPLETED)
+                            for f in finished:
+                                f.result()  # a refused part stops the upload now, not at the end
+                parts = [(n, f.result()) for n, f in pending]
+            self.complete_multipart(bucket, key, upload_id, parts)
+        except BaseException:
+            with suppress(StorageError, ObjectMissing):
+                self.abort_multipart(bucket, key, upload_id)
+            raise
+
     def stat(self, bucket: str, key: str) -> ObjectInfo:
         try:
             st = self._stat_object(bucket, key)
         except (MinioException, urllib3.exceptions.HTTPError) as exc:
             raise _translate(exc, f"stat {bucket}/{key}") from exc
-        return ObjectInfo(bucket, key, int(st.size or 0), st.content_type)
+        return ObjectInfo(bucket, key, int(st.size or 0), st.content_type, (st.etag or "").strip('"'))
 
     def exists(self, bucket: str, key: str) -> bool:
         try:
@@ -458,3 +538,100 @@ class MinioStore:
             self.client._abort_multipart_upload(bucket, key, upload_id)
         except (MinioException, urllib3.exceptions.HTTPError) as exc:
             raise _translate(exc, f"abort multipart {bucket}/{key}") from exc
+
+    def presign_upload_part(
+        self, bucket: str, key: str, upload_id: str, number: int, expires: timedelta
+    ) -> str:
+        """A URL for one UploadPart (this part number of this multipart upload, nothing else),
+        signed for the endpoint the docks reach, valid for ``expires``."""
+        return self.public_client.get_presigned_url(
+            "PUT",
+            bucket,
+            key,
+            expires=expires,
+            extra_query_params={"partNumber": str(number), "uploadId": upload_id},
+        )
+
+    def upload_part_headers(self, bucket: str, key: str) -> dict[str, str]:
+        """The headers every PUT of a part of ``key``'s multipart upload must carry beside its
+        presigned URL: the SSE-C key of that one object (derived from the master key the upload was
+        started with; none when encryption at rest is off). Whoever gets them can read and write that
+        object only, and is the one sending its plaintext anyway (the dock)."""
+        if self.keys is None:
+            return {}
+        self._refresh_keys()
+        with self._key_ids_lock:
+            key_id = self._key_ids.get((bucket, key)) or self.keys.current
+        return {k: str(v) for k, v in self.keys.sse(key_id, bucket, key).headers().items()}
+
+    def list_parts(
+        self, bucket: str, key: str, upload_id: str, first: int = 1, last: int | None = None
+    ) -> list[PartInfo]:
+        """The parts S3 holds for an open multipart upload, numbers ``first``..``last``."""
+        out: list[PartInfo] = []
+        marker = first - 1
+        try:
+            while True:
+                want = 1000 if last is None else min(1000, last - marker)
+                if want <= 0:
+                    break
+                res = self.client._list_parts(
+                    bucket, key, upload_id, max_parts=want, part_number_marker=str(marker)
+                )
+                out.extend(
+                    PartInfo(part.part_number, part.etag, int(part.size or 0))
+                    for part in res.parts
+                    if last is None or part.part_number <= last
+                )
+                if not res.is_truncated or not res.parts:
+                    break
+                marker = res.parts[-1].part_number
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            raise _translate(exc, f"list parts of {bucket}/{key}") from exc
+        return out
+
+    def list_multipart_uploads(self, bucket: str, prefix: str) -> list[PendingMultipart]:
+        out: list[PendingMultipart] = []
+        key_marker: str | None = None
+        upload_marker: str | None = None
+        try:
+            while True:
+                res = self.client._list_multipart_uploads(
+                    bucket, prefix=prefix, key_marker=key_marker, upload_id_marker=upload_marker
+                )
+                for u in res.uploads:
+                    out.append(PendingMultipart(u.object_name, u.upload_id or "", u.initiated_time))
+                if not res.is_truncated or not res.uploads:
+                    break
+                # minio 7.2 stores NextUploadIdMarker under a wrong attribute name: page by the last row.
+                key_marker, upload_marker = res.uploads[-1].object_name, res.uploads[-1].upload_id
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            raise _translate(exc, f"list multipart uploads in {bucket}") from exc
+        return out
+
+    def list_keys_modified(self, bucket: str, prefix: str) -> list[tuple[str, datetime]]:
+        """Current objects under ``prefix``: key and last-modified time."""
+        try:
+            return [
+                (o.object_name or "", o.last_modified or datetime.now(UTC))
+                for o in self.client.list_objects(bucket, prefix=prefix, recursive=True)
+                if not o.is_delete_marker
+            ]
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            raise _translate(exc, f"list {bucket}/{prefix}") from exc
+
+    def presigned_get_public(
+        self, bucket: str, key: str, expires: timedelta, content_type: str, filename: str
+    ) -> str:
+        """A GET URL for one object, signed for the public endpoint (browsers), with the response's
+        Content-Type and Content-Disposition fixed by the signature."""
+        return self.public_client.presigned_get_object(
+            bucket,
+            key,
+            expires=expires,
+            response_headers={
+                "response-content-type": content_type,
+                "response-content-disposition": f'inline; filename="{filename}"',
+                "response-cache-control": "private, no-store",
+            },
+        )

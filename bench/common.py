@@ -8,7 +8,7 @@ What ``Stack`` gives a benchmark, all its own so a bench never disturbs a test r
 - its own buckets (originals with Object Lock, as the API makes them; derived);
 - its own data folder (signing keys) under bench/out/;
 - the API (uvicorn) and the workers (Celery) as subprocesses, laid out as ``custody serve`` lays them
-  out in production: one ingest worker (-c 2) and one transcode worker (-c 1);
+  out in production: one ingest worker (threads, -c 2) and one transcode worker (-c 1);
 - an officer account and its token.
 
 Also here: sample files (seeded, generated at run time, cached in bench/out/cache), a peak-RSS sampler
@@ -255,8 +255,15 @@ class Stack:
     def _start_workers(self) -> None:
         import redis
 
+        from archive.config import get_settings
+
+        s = get_settings()
         celery = [sys.executable, "-m", "celery", "-A", "workers.celery_app"]
-        for name, queue, conc in (("ingest", "ingest", "2"), ("transcode", "transcode", "1")):
+        layout = (
+            ("ingest", "ingest", s.ingest_worker_pool, str(s.ingest_worker_concurrency)),
+            ("transcode", "transcode", "prefork", "1"),
+        )
+        for name, queue, pool, conc in layout:
             self.procs[name] = spawn(
                 name,
                 [
@@ -264,6 +271,8 @@ class Stack:
                     "worker",
                     "-Q",
                     queue,
+                    "--pool",
+                    pool,
                     "-c",
                     conc,
                     "-n",
@@ -561,6 +570,8 @@ def dock_cmd(stack: Stack, folder: Path, state_file: Path) -> list[str]:
         sys.executable,
         "-m",
         "cli.main",
+        "--lang",
+        "en",  # the summary lines are parsed (SAFE ...); messages are zh-CN by default
         "dock",
         str(folder),
         "--officer",

@@ -3,8 +3,10 @@
 Clock starts when ``custody dock FOLDER`` is spawned and stops when ``GET /api/v1/media/{id}`` (polled
 every 0.1 s once the dock has printed the media id) says ``ready``: upload, verification (re-read from
 S3 and SHA-256), probe, proxy (a remux for this clip), poster, signature. The server's own records
-split the time by step. There is no baseline for the whole chain; for scale, the same run also times
-what the bytes minimally need: SHA-256 of the file plus the bare remux command.
+split the time by step. Baselines in the same run: the upload time alone, as the dock's own time
+until it printed SAFE (bytes stored and their SHA-256 verified: the issue's figure) and as a bare
+``minio.fput_object`` of the file; for scale, SHA-256 of the file plus the bare remux command.
+Goal: dock-to-ready / upload time (dock until SAFE) <= 1.3.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from typing import Any
 from common import (
     OUT,
     Stack,
+    empty_bucket,
     log,
     long_h264_clip,
     machine,
+    minio_client,
     run_dock,
     server_timings,
     wait_state,
@@ -67,9 +71,21 @@ def main() -> dict[str, Any]:
             ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(clip), *remux], check=True
         )
         remux_s = time.monotonic() - t
+    c = minio_client()
+    bucket = f"bench-fput-{int(time.time())}"
+    c.make_bucket(bucket)
+    try:
+        t = time.monotonic()
+        c.fput_object(bucket, clip.name, str(clip), part_size=16 * 1024 * 1024)
+        fput_s = time.monotonic() - t
+    finally:
+        empty_bucket(bucket, remove=True)
     res = {
         "machine": machine(),
         "bytes": size,
+        "fput_s": fput_s,
+        "ratio_ready_over_safe": total / safe[0]["t"],
+        "ratio_ready_over_fput": total / fput_s,
         "state": state,
         "dock_to_ready_s": total,
         "dock_safe_s": safe[0]["t"],
@@ -87,6 +103,11 @@ def main() -> dict[str, Any]:
         + f"; tus upload phase {steps.get('upload_s', 0):.2f} s"
     )
     print(f"  for scale: SHA-256 of the file {hash_s:.2f} s, bare local remux {remux_s:.2f} s")
+    print(f"  baseline: fput_object of the file alone {fput_s:.2f} s")
+    print(
+        f"  ratio dock-to-ready / dock-until-SAFE: {res['ratio_ready_over_safe']:.2f} (goal <= 1.3);"
+        f" / fput_object alone: {res['ratio_ready_over_fput']:.2f}"
+    )
     write_result("dock_to_ready", res)
     return res
 

@@ -31,6 +31,106 @@ def load(name: str) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+
+
+def print_goals() -> None:
+    """The rows of issue 15's table, each beside its baseline from the same run."""
+    rows: list[tuple[str, ...]] = []
+    missing = "not run"
+    if r := load("ingest_throughput"):
+        rows.append(
+            (
+                "dock throughput / (minio fput + hashlib)",
+                f"{r['ours_MBps']:.0f} MB/s",
+                f"{r['baseline_MBps']:.0f} MB/s",
+                f"{r['ratio']:.2f}",
+                ">= 0.85",
+            )
+        )
+    else:
+        rows.append(("dock throughput / (minio fput + hashlib)", missing, "", "", ">= 0.85"))
+    if r := load("dock_to_ready"):
+        rows.append(
+            (
+                "dock-to-ready 10-min 1080p / upload time",
+                f"{r['dock_to_ready_s']:.1f} s ({r['state']})",
+                f"{r['dock_safe_s']:.1f} s dock SAFE; fput alone {r.get('fput_s', 0):.1f} s",
+                f"{r['dock_to_ready_s'] / r['dock_safe_s']:.2f}",
+                "<= 1.3",
+            )
+        )
+    else:
+        rows.append(("dock-to-ready 10-min 1080p / upload time", missing, "", "", "<= 1.3"))
+    if r := load("timeline_latency"):
+        st = r["stream"]
+        sealed = "SSE-C" if st.get("encrypted") else "clear"
+        rows.append(
+            (
+                f"proxy through API / direct S3 ({sealed})",
+                f"{st['api_MBps']:.0f} MB/s",
+                f"{st['direct_s3_MBps']:.0f} MB/s",
+                f"{st['ratio_api_over_s3']:.2f}",
+                ">= 0.9",
+            )
+        )
+        if "clear_s3_MBps" in st:
+            rows.append(
+                (
+                    "proxy through API / clear copy read direct",
+                    f"{st['api_MBps']:.0f} MB/s",
+                    f"{st['clear_s3_MBps']:.0f} MB/s",
+                    f"{st['ratio_api_over_clear_s3']:.2f}",
+                    "-",
+                )
+            )
+        if "presigned_MBps" in st:
+            rows.append(
+                (
+                    "proxy on presigned URL / direct S3",
+                    f"{st['presigned_MBps']:.0f} MB/s (API hop {st.get('presigned_hop_ms', 0):.0f} ms, "
+                    f"then {st.get('presigned_bytes_MBps', 0):.0f} MB/s)",
+                    f"{st['direct_s3_MBps']:.0f} MB/s",
+                    f"{st['ratio_presigned_over_s3']:.2f}",
+                    ">= 0.9",
+                )
+            )
+    else:
+        rows.append(("proxy through API / direct S3", missing, "", "", ">= 0.9"))
+    if (r := load("ingest_throughput")) and "api_cpu_s_per_GB" in r["ours"]:
+        o = r["ours"]
+        rows.append(
+            (
+                "API CPU per GB docked",
+                f"{o['api_cpu_s_per_GB']:.2f} s",
+                f"{o['api_cpu_s']:.2f} s for {o['bytes'] / 1e9:.2f} GB",
+                "-",
+                "<= 0.5 s",
+            )
+        )
+    else:
+        rows.append(("API CPU per GB docked", missing, "", "", "<= 0.5 s"))
+    if r := load("memory_4gb"):
+        pk = r["peak"]["worker ingest"]
+        idle = r["idle"].get("worker ingest", {"rss": 0.0, "pss": 0.0})
+        rows.append(
+            (
+                "ingest worker tree RSS, 4 GiB file",
+                f"{pk['rss']:.0f} MiB RSS ({pk['pss']:.0f} PSS, {pk['procs']:.0f} procs)",
+                f"idle {idle['rss']:.0f} MiB RSS",
+                "-",
+                "< 300 MB",
+            )
+        )
+    else:
+        rows.append(("ingest worker tree RSS, 4 GiB file", missing, "", "", "< 300 MB"))
+    print("\n===== issue 15 goals (same run)")
+    _table(("figure", "ours", "baseline", "ratio", "goal"), rows)
+
+
 def main() -> int:
     selected = sys.argv[1:] or BENCHES
     status: dict[str, str] = {}
@@ -111,6 +211,7 @@ def main() -> int:
                 f"~{f['one_core_rps']:.0f} req/s per free core (goal 200, p95 < 50 ms)",
             )
         )
+    print_goals()
     print("\n===== summary")
     machine = next((r["machine"] for n in BENCHES if (r := load(n))), "")
     print(f"machine: {machine}")

@@ -7,9 +7,11 @@
    (uvicorn, as ``custody serve`` runs it): a few warm-up calls, then N timed calls; median and p95
    wall time as the client sees it, and the response size. The call writes its custody event too.
 2. Streaming: one 256 MiB object in the derived bucket, registered as a media item's proxy.
-   Ours: ``GET /api/v1/media/{id}/proxy`` streamed to nowhere by httpx (auth, the custody event, then
-   the bytes from S3 through the API). Baseline: ``minio.get_object`` of the same object, read to
-   nowhere, from the same machine. Rounds alternate; medians; goal ours/baseline >= 0.8.
+   Written through the archive's store (SSE-C with encryption at rest on, the default). Ours:
+   ``GET /api/v1/media/{id}/proxy`` streamed to nowhere (auth, the custody event, then the bytes from
+   S3 through the API). Baselines: ``minio.get_object`` of the same object with its SSE-C key, and of
+   a clear copy, read to nowhere from the same machine. Rounds alternate; medians; goal
+   ours/direct >= 0.9. With encryption off, the ``?via=storage`` redirect is timed too.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ def seed_case(stack: Stack, n_media: int, n_records: int) -> tuple[str, str, str
     from archive.accounts.models import Device, Officer, Role
     from archive.cases import services as cases
     from archive.cases.models import CaseKind, DocumentKind, Stage
+
+    # Records of the decision stage need a legal review first (issue 12's gate): the stages before it.
+    early = [st for st in Stage if st not in (Stage.DECISION, Stage.SERVICE, Stage.EXECUTION)]
     from archive.db import session_scope
     from archive.media.models import ClockSource, Derivative, DerivativeKind, Media, MediaState
     from archive.models import new_id
@@ -95,7 +100,7 @@ def seed_case(stack: Stack, n_media: int, n_records: int) -> tuple[str, str, str
                 clerk,
                 case.id,
                 cases.RecordInput(
-                    stage=list(Stage)[j % 7],
+                    stage=early[j % len(early)],
                     doc_kind=DocumentKind.INQUIRY_TRANSCRIPT,
                     author="4000",
                     occurred_from=start,
@@ -142,7 +147,14 @@ def timed_timeline(url: str, token: str, case_id: str, runs: int) -> dict[str, A
 
 
 def stream_ratio(stack: Stack, token: str, media_id: str, rounds: int) -> dict[str, Any]:
-    import httpx
+    """The proxy streamed through the API against the same object read straight from S3.
+
+    The object is written through the archive's own store, so with encryption at rest on (the
+    default) it is an SSE-C object and the API reads it with its key, as in production. Baselines,
+    in the same rounds: the minio client reading that object with the same SSE-C key ("direct S3",
+    what any reader of that object must pay), and a clear copy of it ("clear S3", storage without
+    encryption). With encryption off the review page's ``?via=storage`` redirect is timed too."""
+    import urllib3
     from sqlmodel import select
 
     from archive.db import session_scope
@@ -158,29 +170,51 @@ def stream_ratio(stack: Stack, token: str, media_id: str, rounds: int) -> dict[s
         key, bucket = d.object_key, stack.env["CUSTODY_BUCKET_DERIVED"]
         d.size = size
     engine.dispose()
+    store = stack.store()
+    store.put_file(bucket, key, src, "video/mp4")
+    ssec = store.keys.sse(store.keys.current, bucket, key) if store.keys else None
+    clear_key = key + ".clear"
     mc = minio_client()
-    mc.fput_object(bucket, key, str(src), content_type="video/mp4")
+    mc.fput_object(bucket, clear_key, str(src), content_type="video/mp4")
+    pool = urllib3.PoolManager()
 
-    def ours() -> float:
+    def read_all(url: str, headers: dict[str, str]) -> int:
+        # The same client and chunking as minio's get_object below: the server side is measured.
+        r = pool.request("GET", url, headers=headers, preload_content=False, redirect=False)
+        try:
+            assert r.status == 200, r.status
+            return sum(len(chunk) for chunk in r.stream(1 * MiB))
+        finally:
+            r.release_conn()
+
+    hops: list[float] = []  # the API's part of a via=storage access: check, log, presign, 307
+    bytes_only: list[float] = []
+    auth = {"Authorization": f"Bearer {token}"}
+    import httpx
+
+    probe = httpx.get(f"{stack.url}/api/v1/media/{media_id}/proxy?via=storage", headers=auth)
+    redirects = probe.status_code == 307
+
+    def ours(via: str = "api") -> float:
+        # via=api: the bytes pass through the API; via=storage (the review page with encryption off):
+        # the API logs the access and answers 307 to a presigned S3 URL, which the client then reads.
         t = time.perf_counter()
-        n = 0
-        with (
-            httpx.Client(timeout=300) as c,
-            c.stream(
-                "GET",
-                f"{stack.url}/api/v1/media/{media_id}/proxy",
-                headers={"Authorization": f"Bearer {token}"},
-            ) as r,
-        ):
-            r.raise_for_status()
-            for chunk in r.iter_raw(1 * MiB):
-                n += len(chunk)
+        target = f"{stack.url}/api/v1/media/{media_id}/proxy?via={via}"
+        if via == "storage":
+            hop = httpx.get(target, headers=auth)
+            assert hop.status_code == 307, hop.status_code
+            t_hop = time.perf_counter()
+            hops.append(t_hop - t)
+            n = read_all(hop.headers["location"], {})
+            bytes_only.append(size / (time.perf_counter() - t_hop) / MB)
+        else:
+            n = read_all(target, auth)
         assert n == size, n
         return size / (time.perf_counter() - t) / MB
 
-    def direct() -> float:
+    def s3(obj: str, key_for: Any) -> float:
         t = time.perf_counter()
-        resp = mc.get_object(bucket, key)
+        resp = mc.get_object(bucket, obj, ssec=key_for)
         n = 0
         try:
             for chunk in resp.stream(1 * MiB):
@@ -193,18 +227,41 @@ def stream_ratio(stack: Stack, token: str, media_id: str, rounds: int) -> dict[s
 
     a: list[float] = []
     b: list[float] = []
+    c: list[float] = []
+    p: list[float] = []
+    order: list[tuple[Any, list[float]]] = [
+        (ours, a),
+        (lambda: s3(key, ssec), b),
+        (lambda: s3(clear_key, None), c),
+    ]
+    if redirects:
+        order.append((lambda: ours("storage"), p))
     for i in range(rounds):
-        for f, out in ((ours, a), (direct, b)) if i % 2 == 0 else ((direct, b), (ours, a)):
+        for f, out in order if i % 2 == 0 else reversed(order):
             out.append(f())
-    return {
+    mc.remove_object(bucket, clear_key)
+    res: dict[str, Any] = {
         "object_bytes": size,
         "rounds": rounds,
+        "encrypted": ssec is not None,
         "api_MBps": statistics.median(a),
         "direct_s3_MBps": statistics.median(b),
+        "clear_s3_MBps": statistics.median(c),
         "ratio_api_over_s3": statistics.median(a) / statistics.median(b),
+        "ratio_api_over_clear_s3": statistics.median(a) / statistics.median(c),
         "api_all": a,
         "s3_all": b,
+        "clear_s3_all": c,
     }
+    if p:
+        res.update(
+            presigned_MBps=statistics.median(p),
+            ratio_presigned_over_s3=statistics.median(p) / statistics.median(b),
+            presigned_hop_ms=statistics.median(hops) * 1000,
+            presigned_bytes_MBps=statistics.median(bytes_only),
+            presigned_all=p,
+        )
+    return res
 
 
 def main() -> None:
@@ -224,10 +281,18 @@ def main() -> None:
             f"p95 {tl['p95_ms']:.0f} ms, max {tl['max_ms']:.0f} ms over {tl['runs']} calls"
         )
         st = stream_ratio(stack, token, media_id, args.rounds)
+        sealed = "SSE-C" if st["encrypted"] else "clear"
         log(
-            f"proxy 256 MiB: API {st['api_MBps']:.0f} MB/s, direct S3 {st['direct_s3_MBps']:.0f} MB/s, "
-            f"ratio {st['ratio_api_over_s3']:.2f} (goal >= 0.8)"
+            f"proxy 256 MiB ({sealed}): API {st['api_MBps']:.0f} MB/s, direct S3 {st['direct_s3_MBps']:.0f}"
+            f" MB/s, ratio {st['ratio_api_over_s3']:.2f} (goal >= 0.9); the same bytes stored in clear"
+            f" {st['clear_s3_MBps']:.0f} MB/s (API/clear {st['ratio_api_over_clear_s3']:.2f})"
         )
+        if "presigned_MBps" in st:
+            log(
+                f"presigned URL {st['presigned_MBps']:.0f} MB/s, ratio {st['ratio_presigned_over_s3']:.2f};"
+                f" of which the API hop {st['presigned_hop_ms']:.0f} ms, then the bytes at"
+                f" {st['presigned_bytes_MBps']:.0f} MB/s"
+            )
     write_result(
         "timeline_latency",
         {"machine": machine(), "media": args.media, "records": args.records, "timeline": tl, "stream": st},

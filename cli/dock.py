@@ -1,9 +1,15 @@
-"""`custody dock`: archive a recorder's folder through the tus API.
+"""`custody dock`: archive a recorder's folder.
 
-Each file is read once: the bytes are hashed as they are sent. The SHA-256 is declared on the
-final PATCH (``sha256=deferred`` in the metadata, ``Custody-Sha256`` on the last request), so
-the server can compare it with its own hash of what it stored. A file counts as safe only when
-the server reports that its hash was verified; only then may ``--clear`` remove it.
+By default the bytes go straight to S3: the dock creates the upload through the API (tus creation,
+``sha256=deferred``), asks the API for short-lived presigned URLs, one per part, PUTs several parts
+in parallel, and reports each part; the API counts a part only once S3 lists it with that size and
+ETag, and the API completes the upload with the SHA-256 the dock computed. ``--via-api`` sends the
+bytes through the API's tus endpoint instead (networks where the dock cannot reach S3).
+
+Each file is read once: the bytes are hashed in order as they are read. A file counts as safe only
+when the server reports that its hash of what S3 stored matches; only then may ``--clear`` remove it.
+An outage of the API or of S3 is ridden out: requests are retried with backoff for ``retry_for_s``
+(saying so on screen); acknowledged parts are never sent again.
 """
 
 from __future__ import annotations
@@ -11,19 +17,24 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+import urllib3
 
 from archive import i18n, localtime
 from archive.i18n import _
 from archive.ingest.tus import DEFERRED, encode_metadata
+
+T = TypeVar("T")
 
 TUS = {"Tus-Resumable": "1.0.0"}
 READ_BLOCK = 1024 * 1024
@@ -33,15 +44,79 @@ SKIP_NAMES = {".DS_Store", "Thumbs.db"}
 
 
 class DockError(Exception):
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, body: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.body = body or {}
 
     @property
     def retryable(self) -> bool:
         # 423: another PATCH holds the upload (or a crashed one's lock has not expired yet);
         # 409: our offset is stale; 5xx: the server or its storage hiccuped.
         return self.status is not None and (self.status in (409, 423) or self.status >= 500)
+
+
+RETRY_STATUS = {423, 429, 500, 502, 503, 504}
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, httpx.TransportError | urllib3.exceptions.HTTPError | ConnectionError):
+        return True
+    return isinstance(exc, DockError) and exc.status is not None and exc.status in RETRY_STATUS
+
+
+class Backoff:
+    """Retries one operation through an outage (API restart, S3 restart, dropped connection) with
+    exponential backoff, for up to ``retry_for_s`` from the first failure, saying so on screen."""
+
+    def __init__(self, retry_for_s: float, say: Callable[[str], None]) -> None:
+        self.retry_for_s = retry_for_s
+        self.say = say
+
+    def run(
+        self, what: str, fn: Callable[[], T], retry_on: Callable[[BaseException], bool] = _retryable
+    ) -> T:
+        first: float | None = None
+        delay = 0.5
+        while True:
+            try:
+                result = fn()
+            except Exception as exc:
+                if not retry_on(exc):
+                    raise
+                now = time.monotonic()
+                if first is None:
+                    first = now
+                    self.say(
+                        _("{what}: {error}; retrying for up to {seconds:.0f} s").format(
+                            what=what, error=_short(exc), seconds=self.retry_for_s
+                        )
+                    )
+                elif now - first > self.retry_for_s:
+                    raise DockError(
+                        _("{what}: still failing after {seconds:.0f} s: {error}").format(
+                            what=what, seconds=now - first, error=_short(exc)
+                        )
+                    ) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            if first is not None:
+                self.say(
+                    _("{what}: reachable again after {seconds:.0f} s").format(
+                        what=what, seconds=time.monotonic() - first
+                    )
+                )
+            return result
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) < 200 else text[:200] + "..."
+
+
+def say_on_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -131,13 +206,31 @@ class Docker:
         state: ResumeState,
         verify_timeout_s: float = 600.0,
         progress: Callable[[str, int, int], None] | None = None,
+        direct: bool = True,
+        parallel: int = 4,
+        retry_for_s: float = 300.0,
+        say: Callable[[str], None] = say_on_stderr,
     ) -> None:
         self.server = server.rstrip("/")
+        self.direct = direct
+        self.parallel = max(1, parallel)
+        self.backoff = Backoff(retry_for_s, say)
+        self.say = say
+        # Bytes PUT to S3 (direct) or sent in PATCH bodies (tus) by this run, for the summary line.
+        self.sent_bytes = 0
         self.client = httpx.Client(
             base_url=self.server,
             # The server answers errors in the officer's language too.
             headers={"Authorization": f"Bearer {token}", "Accept-Language": i18n.current_language()},
             timeout=httpx.Timeout(300, connect=10),
+        )
+        # Straight to S3 on presigned URLs: no bearer token on these requests. urllib3 hands the part
+        # to sendall() in one piece (httpcore re-slices a bytes body after every partial send, copying
+        # the rest of a 16 MiB part each time).
+        self.s3 = urllib3.PoolManager(
+            maxsize=max(1, parallel) + 2,
+            timeout=urllib3.Timeout(connect=10, read=300),
+            retries=False,
         )
         self.officer = officer
         self.device = device
@@ -159,11 +252,21 @@ class Docker:
 
     def close(self) -> None:
         self.client.close()
+        self.s3.clear()
+
+    def _api(self, method: str, url: str, what: str, **kw: Any) -> httpx.Response:
+        """One API request, retried through an API restart or a dropped connection."""
+        return self.backoff.run(
+            _("API ({what})").format(what=what),
+            lambda: self._check(self.client.request(method, url, **kw), what),
+        )
 
     def _check(self, resp: httpx.Response, what: str) -> httpx.Response:
         if resp.status_code >= 400:
+            body: dict[str, Any] = {}
             try:
-                detail = resp.json().get("detail", resp.text)
+                body = dict(resp.json())
+                detail = body.get("detail", resp.text)
             except ValueError:
                 detail = resp.text
             raise DockError(
@@ -171,6 +274,7 @@ class Docker:
                     what=what, status_code=resp.status_code, detail=detail
                 ),
                 resp.status_code,
+                body,
             )
         return resp
 
@@ -196,6 +300,10 @@ class Docker:
         url = resp.headers["location"]
         return url, int(resp.headers.get("custody-part-size", 16 * 1024 * 1024))
 
+    def _known(self, url: str) -> int | None:
+        """The upload's offset, or None if the server no longer knows it (riding out an outage)."""
+        return self.backoff.run(_("API (reading upload offset)"), lambda: self._offset(url))
+
     def _offset(self, url: str) -> int | None:
         resp = self.client.head(url, headers=TUS)
         if resp.status_code in (404, 410):
@@ -214,6 +322,7 @@ class Docker:
         }
         if sha:
             headers["Custody-Sha256"] = sha
+        self.sent_bytes += length
         resp = self._check(self.client.patch(url, content=body, headers=headers), _("sending bytes"))
         return int(resp.headers["upload-offset"])
 
@@ -272,7 +381,7 @@ class Docker:
         deadline = time.monotonic() + self.verify_timeout_s
         delay = 0.2
         while True:
-            st = self._check(self.client.get(url), _("reading the verification status")).json()
+            st = self._api("GET", url, _("reading the verification status")).json()
             state = st.get("media_state")
             if state in SAFE_STATES or state == "quarantined":
                 return dict(st)
@@ -328,16 +437,18 @@ class Docker:
         url, part, start = None, 16 * 1024 * 1024, 0
         if entry and entry.get("url"):
             url, part = entry["url"], int(entry.get("part", part))
-            got = self._offset(url)
+            got = self._known(url)
             if got is None:
                 url = None
             else:
                 start = got
         if url is None:
-            url, part = self._create(p, rel, size)
+            url, part = self.backoff.run(_("API (creating upload)"), lambda: self._create(p, rel, size))
             self.state.entries[rel] = {**fp, "url": url, "part": part}
             self.state.save()
-        if start >= size:
+        if self.direct:
+            sha = DirectSender(self, p, rel, url, size).run()
+        elif start >= size:
             sha = ""  # every byte is on the server already (completed earlier); just learn the result
         else:
             sha = self._send_resuming(p, rel, url, part, start, size)
@@ -397,3 +508,221 @@ def print_progress(rel: str, done: int, total: int) -> None:
         )
         if done >= total:
             print(file=sys.stderr)
+
+
+URL_BATCH = 32  # presigned URLs asked for per request (the API's CPU per GB is mostly requests)
+REPORT_BATCH = 16  # parts reported per request at most
+REPORT_WAIT_S = 0.5  # how long a finished part may wait for others to share its report
+URL_MARGIN_S = 60.0  # a URL closer than this to its expiry is not used for a new PUT
+
+
+class _Stop(Exception):
+    """Another thread failed: this one stops quietly."""
+
+
+class DirectSender:
+    """One file, straight to S3: a reader thread reads the parts in order and hashes them, ``parallel``
+    threads PUT the parts the archive has not acknowledged, and the calling thread reports finished
+    parts in batches and completes the upload. Memory: about (parallel + 2) parts."""
+
+    def __init__(self, docker: Docker, p: Path, rel: str, url: str, size: int, rounds: int = 0) -> None:
+        self.rounds = rounds
+        self.d = docker
+        self.p = p
+        self.rel = rel
+        self.url = url
+        self.size = size
+        self.stop = threading.Event()
+        self.work: queue.Queue[tuple[int, bytes] | None] = queue.Queue(maxsize=1)
+        self.results: queue.Queue[tuple[int, int, str] | BaseException] = queue.Queue()
+        self.url_lock = threading.Lock()
+        self.urls: dict[int, tuple[str, float]] = {}
+        # Headers the presign answer asks every part PUT to carry (SSE-C: this object's key).
+        self.put_headers: dict[str, str] = {}
+        self.todo: list[int] = []
+        self.asked: set[int] = set()
+        self.digest = ""
+
+    # -- threads ----------------------------------------------------------------------------------
+
+    def _read(self, part_size: int, count: int, send: set[int]) -> None:
+        h = hashlib.sha256()
+        try:
+            with self.p.open("rb") as fh:
+                fd = fh.fileno()
+                for n in range(1, count + 1):
+                    want = part_size if n < count else self.size - (count - 1) * part_size
+                    data = os.pread(fd, want, (n - 1) * part_size)
+                    if len(data) != want:
+                        raise DockError(_("{rel}: file shrank while uploading").format(rel=self.rel))
+                    h.update(data)
+                    if n in send:
+                        self._put_work((n, data))
+                    del data
+                if os.pread(fd, 1, self.size):
+                    raise DockError(_("{rel}: file grew while uploading").format(rel=self.rel))
+            self.digest = h.hexdigest()
+        except _Stop:
+            return
+        except BaseException as exc:  # noqa: BLE001 - handed to the reporting thread
+            self.results.put(exc)
+        finally:
+            for _i in range(self.d.parallel):
+                with_timeout_put(self.work, None, self.stop)
+
+    def _put_work(self, item: tuple[int, bytes]) -> None:
+        while True:
+            if self.stop.is_set():
+                raise _Stop
+            try:
+                self.work.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def _url_for(self, n: int) -> str:
+        with self.url_lock:
+            got = self.urls.pop(n, None)
+            if got is not None and got[1] - time.monotonic() > URL_MARGIN_S:
+                return got[0]
+            batch = [n, *[m for m in self.todo if m > n and m not in self.asked][: URL_BATCH - 1]]
+            resp = self.d._api(
+                "POST", f"{self.url}/parts/urls", _("asking for part URLs"), json={"parts": batch}
+            )
+            body = resp.json()
+            self.put_headers = {str(k): str(v) for k, v in (body.get("headers") or {}).items()}
+            ttl = (datetime.fromisoformat(body["expires_at"]) - datetime.now(UTC)).total_seconds()
+            until = time.monotonic() + ttl
+            for g in body["parts"]:
+                self.urls[int(g["number"])] = (str(g["url"]), until)
+                self.asked.add(int(g["number"]))
+            return self.urls.pop(n)[0]
+
+    def _put_once(self, n: int, data: bytes, fresh_url: bool) -> str:
+        if fresh_url:
+            with self.url_lock:
+                self.urls.pop(n, None)
+        url = self._url_for(n)
+        with self.url_lock:
+            headers = {**self.put_headers, "Content-Length": str(len(data))}
+        r = self.d.s3.request("PUT", url, body=data, headers=headers, preload_content=True)
+        status = int(r.status)
+        if status == 200:
+            etag = str(r.headers.get("etag", "")).strip('"')
+            if not etag:
+                raise DockError(_("storage answered part {n} without an ETag").format(n=n))
+            return etag
+        text = r.data[:300].decode("utf-8", "replace")
+        if status == 403:
+            raise _UrlRefused(text)
+        if status == 404:
+            raise DockError(
+                _("storage no longer knows this upload (part {n}): {text}").format(n=n, text=text)
+            )
+        raise DockError(
+            _("storage refused part {n}: HTTP {status}: {text}").format(n=n, status=status, text=text),
+            status,
+        )
+
+    def _put(self, n: int, data: bytes) -> str:
+        # A URL that expired (a long outage) is replaced once; a second refusal is real.
+        try:
+            return self.d.backoff.run(
+                _("storage (part {n})").format(n=n), lambda: self._put_once(n, data, False)
+            )
+        except _UrlRefused:
+            return self.d.backoff.run(
+                _("storage (part {n})").format(n=n), lambda: self._put_once(n, data, True)
+            )
+
+    def _upload(self) -> None:
+        try:
+            while not self.stop.is_set():
+                item = self.work.get()
+                if item is None:
+                    return
+                n, data = item
+                etag = self._put(n, data)
+                with self.url_lock:
+                    self.d.sent_bytes += len(data)
+                self.results.put((n, len(data), etag))
+                del item, data
+        except BaseException as exc:  # noqa: BLE001 - handed to the reporting thread
+            self.results.put(exc)
+
+    # -- the calling thread -----------------------------------------------------------------------
+
+    def _report(self, done: list[tuple[int, int, str]]) -> dict[str, Any]:
+        body = {"parts": [{"number": n, "size": size, "etag": etag} for n, size, etag in done]}
+        return dict(self.d._api("POST", f"{self.url}/parts", _("reporting parts"), json=body).json())
+
+    def run(self) -> str:
+        prog = self.d._api("GET", f"{self.url}/parts", _("reading acknowledged parts")).json()
+        part_size, count = int(prog["part_size"]), int(prog["part_count"])
+        acked = {int(x["number"]) for x in prog["parts"]}
+        acked_bytes = int(prog["acknowledged_bytes"])
+        self.todo = [n for n in range(1, count + 1) if n not in acked]
+        if prog["state"] == "complete":
+            self.todo = []
+        threads = [threading.Thread(target=self._read, args=(part_size, count, set(self.todo)), daemon=True)]
+        threads += [threading.Thread(target=self._upload, daemon=True) for _i in range(self.d.parallel)]
+        for t in threads:
+            t.start()
+        remaining = set(self.todo)
+        self.d.progress(self.rel, acked_bytes, self.size)
+        try:
+            while remaining:
+                # Report in batches (the API's CPU per GB is mostly requests): what finished within
+                # REPORT_WAIT_S of the first unreported part, up to REPORT_BATCH parts.
+                done: list[tuple[int, int, str]] = []
+                got = self.results.get()
+                until = time.monotonic() + REPORT_WAIT_S
+                while True:
+                    if isinstance(got, BaseException):
+                        raise got
+                    done.append(got)
+                    if len(done) >= REPORT_BATCH or len(done) == len(remaining):
+                        break
+                    try:
+                        got = self.results.get(timeout=max(0.0, until - time.monotonic()))
+                    except queue.Empty:
+                        break
+                state = self._report(done)
+                remaining -= {n for n, _s, _e in done}
+                self.d.progress(self.rel, int(state["acknowledged_bytes"]), self.size)
+            threads[0].join()
+            while not self.results.empty():  # the reader's own failure (file changed)
+                got = self.results.get()
+                if isinstance(got, BaseException):
+                    raise got
+        finally:
+            self.stop.set()
+            for t in threads:
+                t.join(timeout=30)
+        if prog["state"] == "complete":
+            return self.digest
+        if not self.digest:
+            raise DockError(_("{rel}: the file could not be read to the end").format(rel=self.rel))
+        try:
+            self.d._api("POST", f"{self.url}/complete", _("completing upload"), json={"sha256": self.digest})
+        except DockError as exc:
+            # Parts that storage holds other than as reported are un-acknowledged: send them again.
+            if exc.status != 409 or "resend" not in exc.body or self.rounds >= 3:
+                raise
+            self.d.say(_("{rel}: sending {n} part(s) again").format(rel=self.rel, n=len(exc.body["resend"])))
+            return DirectSender(self.d, self.p, self.rel, self.url, self.size, self.rounds + 1).run()
+        return self.digest
+
+
+class _UrlRefused(Exception):
+    pass
+
+
+def with_timeout_put(q: queue.Queue[Any], item: Any, stop: threading.Event) -> None:
+    """Put, unless the consumers are gone (``stop``)."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.5)
+            return
+        except queue.Full:
+            continue

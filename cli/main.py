@@ -347,8 +347,10 @@ def serve(api_only: bool, worker_only: bool, beat_only: bool, host: str | None, 
                     "worker",
                     "-Q",
                     "ingest,publicity",
+                    "--pool",
+                    s.ingest_worker_pool,
                     "-c",
-                    "2",
+                    str(s.ingest_worker_concurrency),
                     "-n",
                     "ingest@%h",
                     "--loglevel",
@@ -452,6 +454,25 @@ def _token(token: str | None) -> str:
     show_default=True,
     help="Seconds to wait for the server to verify each file.",
 )
+@click.option(
+    "--via-api",
+    is_flag=True,
+    help="Send the bytes through the API (tus) instead of straight to storage on presigned URLs.",
+)
+@click.option(
+    "--parallel",
+    type=click.IntRange(1, 16),
+    default=4,
+    show_default=True,
+    help="Parts PUT to storage at once.",
+)
+@click.option(
+    "--retry-for",
+    type=float,
+    default=300.0,
+    show_default=True,
+    help="Seconds to keep retrying while the API or storage is unreachable (a restart) before giving up.",
+)
 def dock(
     path: Path,
     officer: str,
@@ -463,6 +484,9 @@ def dock(
     clear: bool,
     state_file: Path | None,
     verify_timeout: float,
+    via_api: bool,
+    parallel: int,
+    retry_for: float,
 ) -> None:
     """Archive every file of a recorder's folder. Exit 0 only if every file is verified safe."""
     import httpx
@@ -507,6 +531,9 @@ def dock(
         state=state,
         verify_timeout_s=verify_timeout,
         progress=print_progress,
+        direct=not via_api,
+        parallel=parallel,
+        retry_for_s=retry_for,
     )
     results = []
     try:
@@ -559,6 +586,7 @@ def dock(
     if bad:
         summary += _("; {bad} NOT safe").format(bad=len(bad))
     click.echo(summary)
+    click.echo(_("sent {n} bytes").format(n=d.sent_bytes), err=True)
     if bad:
         sys.exit(1)
 

@@ -16,7 +16,7 @@ from archive import events
 from archive.clock import Clock, as_utc, utcnow
 from archive.db import session_scope
 from archive.errors import ObjectMissing
-from archive.media.models import Derivative, Media, MediaState
+from archive.media.models import ORIGINAL_AS_PROXY, Derivative, Media, MediaState
 from archive.models import Tombstone
 from archive.signing import Keyring
 from archive.storage import ObjectStore
@@ -172,7 +172,8 @@ def sweep(
                     )
                     continue
                 for d in session.exec(select(Derivative).where(Derivative.media_id == media.id)):
-                    store.delete(store.derived, d.object_key)
+                    if d.method != ORIGINAL_AS_PROXY:  # that one is the original, deleted below
+                        store.delete(store.derived, d.object_key)
                 store.delete(store.originals, media.object_key)
                 stone = _tombstone(session, keyring, media, status, now, actor, already_gone)
                 status.deleted_at = now

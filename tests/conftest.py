@@ -150,9 +150,24 @@ def make_env(
         monkeypatch.setenv(k, v)
     get_settings.cache_clear()
     redis.Redis.from_url(values["CUSTODY_REDIS_URL"]).flushdb()
-    MinioStore(get_settings()).ensure_buckets()
+    store = MinioStore(get_settings())
+    store.ensure_buckets()
     yield values
     get_settings.cache_clear()
+    # The S3 user may own 1,000 buckets: a test's buckets go with it (objects under COMPLIANCE
+    # retention cannot be deleted; such a bucket stays).
+    for bucket in (values["CUSTODY_BUCKET_ORIGINALS"], values["CUSTODY_BUCKET_DERIVED"]):
+        remove_bucket(store, bucket)
+
+
+def remove_bucket(store: MinioStore, bucket: str) -> None:
+    c = store.client
+    with contextlib.suppress(Exception):
+        for u in store.list_multipart_uploads(bucket, ""):
+            store.abort_multipart(bucket, u.key, u.upload_id)
+        for o in c.list_objects(bucket, recursive=True, include_version=True):
+            c.remove_object(bucket, o.object_name or "", version_id=o.version_id)
+        c.remove_bucket(bucket)
 
 
 @pytest.fixture
@@ -261,9 +276,17 @@ def live_api(env: dict[str, str], tmp_path: Path) -> Iterator[LiveAPI]:
     api.stop()
 
 
-def start_worker(env: dict[str, str], log: Path, *extra_env: tuple[str, str]) -> Proc:
-    """A real Celery worker on both queues; returns once it has sent its first heartbeat."""
+def start_worker(
+    env: dict[str, str],
+    log: Path,
+    *extra_env: tuple[str, str],
+    queues: str = "ingest,transcode",
+    pool: str = "prefork",
+    concurrency: int = 2,
+) -> Proc:
+    """A real Celery worker (both queues by default); returns once it has sent its first heartbeat."""
     worker_env = {**env, **dict(extra_env)}
+    name = f"test-{uuid.uuid4().hex[:6]}"
     proc = _spawn(
         [
             sys.executable,
@@ -273,13 +296,15 @@ def start_worker(env: dict[str, str], log: Path, *extra_env: tuple[str, str]) ->
             "workers.celery_app",
             "worker",
             "-Q",
-            "ingest,transcode",
+            queues,
+            "--pool",
+            pool,
             "-c",
-            "2",
+            str(concurrency),
             "--loglevel",
             "INFO",
             "-n",
-            f"test-{uuid.uuid4().hex[:6]}@%h",
+            f"{name}@%h",
         ],
         worker_env,
         log,
@@ -287,7 +312,7 @@ def start_worker(env: dict[str, str], log: Path, *extra_env: tuple[str, str]) ->
     r = redis.Redis.from_url(env["CUSTODY_REDIS_URL"])
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if next(r.scan_iter("custody:worker-heartbeat:*"), None):
+        if next(r.scan_iter(f"custody:worker-heartbeat:{name}@*"), None):
             return proc
         if proc.popen.poll() is not None:
             break
@@ -301,3 +326,22 @@ def worker(env: dict[str, str], tmp_path: Path) -> Iterator[Proc]:
     proc = start_worker(env, tmp_path / "worker.log")
     yield proc
     proc.stop()
+
+
+@pytest.fixture
+def serve_workers(env: dict[str, str], tmp_path: Path) -> Iterator[tuple[Proc, Proc]]:
+    """The workers as `custody serve` lays them out: ingest on a thread pool, transcode prefork -c 1."""
+    s = get_settings()
+    ingest = start_worker(
+        env,
+        tmp_path / "ingest.log",
+        queues="ingest",
+        pool=s.ingest_worker_pool,
+        concurrency=s.ingest_worker_concurrency,
+    )
+    transcode = start_worker(
+        env, tmp_path / "transcode.log", queues="transcode", pool="prefork", concurrency=1
+    )
+    yield ingest, transcode
+    transcode.stop()
+    ingest.stop()

@@ -65,6 +65,11 @@ def make_celery() -> Celery:
                 "task": "custody.reconcile",
                 "schedule": timedelta(seconds=s.reconcile_interval_s),
             },
+            # Uploads abandoned longer than the resume window: abort their S3 multipart uploads.
+            "upload-sweep": {
+                "task": "custody.upload_sweep",
+                "schedule": timedelta(seconds=s.upload_sweep_interval_s),
+            },
             # Custody log: sequence new events and sign a checkpoint when the log grew.
             "sign-log-checkpoint": {
                 "task": "custody.checkpoint",

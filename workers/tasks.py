@@ -20,7 +20,7 @@ from archive.config import get_settings
 from archive.context import Context
 from archive.db import session_scope
 from archive.errors import MediaToolFailed, StorageError
-from archive.ingest import pipeline
+from archive.ingest import housekeeping, pipeline
 from archive.ledger import publish
 from archive.ledger import services as ledger
 from archive.oversight import check as oversight
@@ -84,6 +84,16 @@ def reconcile() -> int:
         log.warning("reconcile: re-driving %s for media %s", step, media_id)
         ctx.dispatcher.send(step, media_id, sha)
     return len(items)
+
+
+@app.task(name="custody.upload_sweep")
+def upload_sweep() -> int:
+    """Abort S3 multipart uploads abandoned for longer than the resume window; remove their tails."""
+    ctx = context()
+    report = housekeeping.sweep_abandoned_uploads(
+        ctx.engine, ctx.store, window=timedelta(seconds=ctx.settings.upload_resume_window_s), clock=ctx.clock
+    )
+    return len(report.abandoned) + len(report.orphan_multiparts)
 
 
 @app.task(name="custody.checkpoint")

@@ -179,6 +179,20 @@ function mediaBox(item) {
     node.preload = "metadata";
     if (item.poster_url && item.kind === "video") node.poster = item.poster_url;
     node.src = item.proxy_url;
+    // proxy_url redirects to a storage URL that expires after minutes: when a later range request
+    // fails, ask the API again (a new, logged access) and carry on where playback was.
+    let reloads = 0;
+    node.addEventListener("error", () => {
+      if (reloads >= 3) return;
+      reloads += 1;
+      const at = node.currentTime, playing = !node.paused;
+      node.src = item.proxy_url;
+      node.addEventListener("loadedmetadata", () => {
+        node.currentTime = at;
+        if (playing) node.play().catch(() => {});
+      }, { once: true });
+    });
+    node.addEventListener("playing", () => { reloads = 0; });
   }
   box.append(node);
   const meta = el("figcaption", "meta");

@@ -436,7 +436,18 @@ def open_session(
 
 # The page holds no data: it is a shell whose script asks the API (with the bearer token) for the
 # timeline. Scripts only from this origin, nothing inline, so text that slipped past escaping cannot run.
-_PAGE_HEADERS = PAGE_HEADERS
+def _page_headers() -> dict[str, str]:
+    # Videos and posters stream from S3 on presigned URLs (media ?via=storage): the one S3 origin
+    # the browsers reach is the only other source media may come from.
+    s3 = get_settings().public_s3_origin()
+    return {
+        **PAGE_HEADERS,
+        "Content-Security-Policy": (
+            f"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' {s3}; "
+            f"media-src 'self' {s3}; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+            "frame-ancestors 'none'"
+        ),
+    }
 
 
 def _review_texts() -> dict[str, str]:
@@ -467,7 +478,9 @@ def review_page(case_id: str) -> HTMLResponse:
     """The review page (its view is logged when its script reads the timeline: case.timeline via=page),
     served in the reader's language with times in the agency's zone."""
     labels = {d: vocabulary.labels(d) for d in ("stage", "doc_kind", "case_kind", "case_status")}
-    return render_page("case.html", texts=_review_texts(), labels=labels)
+    response = render_page("case.html", texts=_review_texts(), labels=labels)
+    response.headers["Content-Security-Policy"] = _page_headers()["Content-Security-Policy"]
+    return response
 
 
 @pages.get("/pages/{name}", include_in_schema=False)
@@ -475,4 +488,4 @@ def page_asset(name: str) -> FileResponse:
     assets = {"review.js": "text/javascript", "review.css": "text/css"}
     if name not in assets:
         raise NotFound(_("no page asset {name}").format(name=name))
-    return FileResponse(PAGES / name, media_type=assets[name], headers=_PAGE_HEADERS)
+    return FileResponse(PAGES / name, media_type=assets[name], headers=_page_headers())

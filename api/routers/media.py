@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
-from typing import Annotated, Any
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
 from api.deps import ClientAddr, CurrentUser, SessionDep, StoreDep
@@ -15,6 +15,7 @@ from api.ranges import parse_range
 from api.routers import restricted as restricted_routes
 from api.viewsession import Viewer
 from archive.accounts.models import User
+from archive.config import get_settings
 from archive.copyout import services as copyouts
 from archive.media import services as media
 from archive.media.models import DerivativeKind, MediaPublic, MediaState
@@ -129,11 +130,26 @@ def proxy(
     store: StoreDep,
     addr: ClientAddr,
     case: Annotated[str | None, Query(max_length=36)] = None,
-) -> StreamingResponse:
+    via: Annotated[Literal["api", "storage"], Query()] = "api",
+) -> Response:
     """The browser-playable review copy (MP4, M4A for audio, JPEG for photos), with HTTP Range.
-    Takes the bearer token or the review page's streaming cookie."""
+    Takes the bearer token or the review page's streaming cookie. ``via=storage``: a redirect to a
+    presigned S3 URL for this object alone, valid ``stream_url_ttl_s`` (the review page uses it, so
+    bytes go from storage to the browser at storage speed); the access is logged either way. With
+    encryption at rest on (SSE-C objects, which a browser cannot read on a URL) ``via=storage`` is
+    served through the API like ``via=api``."""
     readable = media.derivative(session, store, user, media_id, DerivativeKind.PROXY)
+    if via == "storage" and get_settings().browsers_stream_from_storage():
+        return _redirect(session, store, user, readable, addr, case)
     return _serve(request, session, store, user, readable, addr, case)
+
+
+def _redirect(
+    session: SessionDep, store: ObjectStore, user: User, readable: media.Readable, addr: str, case: str | None
+) -> RedirectResponse:
+    ttl = timedelta(seconds=get_settings().stream_url_ttl_s)
+    url = media.storage_url(session, store, user, readable, ttl, case=case, client_addr=addr)
+    return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/{media_id}/poster")
@@ -145,9 +161,13 @@ def poster(
     store: StoreDep,
     addr: ClientAddr,
     case: Annotated[str | None, Query(max_length=36)] = None,
-) -> StreamingResponse:
-    """A still frame (JPEG) for lists and players, with HTTP Range. Bearer token or streaming cookie."""
+    via: Annotated[Literal["api", "storage"], Query()] = "api",
+) -> Response:
+    """A still frame (JPEG) for lists and players, with HTTP Range. Bearer token or streaming cookie.
+    ``via=storage`` as for the proxy."""
     readable = media.derivative(session, store, user, media_id, DerivativeKind.POSTER)
+    if via == "storage" and get_settings().browsers_stream_from_storage():
+        return _redirect(session, store, user, readable, addr, case)
     return _serve(request, session, store, user, readable, addr, case)
 
 

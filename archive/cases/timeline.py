@@ -20,6 +20,7 @@ from archive.cases.models import (
 )
 from archive.cases.records import records
 from archive.clock import Clock, as_utc, utcnow
+from archive.config import get_settings
 from archive.media.models import Derivative, DerivativeKind, Media
 
 # --------------------------------------------------------------------------- timeline
@@ -73,6 +74,8 @@ def timeline(
                 ),
             )
         )
+    # Straight from storage when browsers can read it there (not SSE-C objects: then the API streams).
+    via_storage = "&via=storage" if get_settings().browsers_stream_from_storage() else ""
     for m in media_rows:
         span = corrected_span(m)
         proxy = ders.get((m.id, DerivativeKind.PROXY))
@@ -97,7 +100,7 @@ def timeline(
                     clock_offset_s=m.clock_offset_s,
                     clock_source=m.clock_source,
                     correction=correction_note(m),
-                    proxy_url=f"/api/v1/media/{m.id}/proxy?case={case.id}" if proxy else None,
+                    proxy_url=f"/api/v1/media/{m.id}/proxy?case={case.id}{via_storage}" if proxy else None,
                     poster_url=f"/api/v1/media/{m.id}/poster?case={case.id}" if poster else None,
                     proxy_type=proxy.content_type if proxy else None,
                     links=[

@@ -51,7 +51,7 @@ from archive.i18n import _
 from archive.ledger import services as ledger
 from archive.ledger.models import Checkpoint, LogLeaf
 from archive.legal import export as legal_export
-from archive.media.models import Derivative, Manifest, Media, MediaState
+from archive.media.models import Derivative, Manifest, Media, MediaState, derivative_bucket
 from archive.models import Event
 from archive.signing import Keyring, canonical_json
 from archive.storage import ObjectStore
@@ -366,7 +366,7 @@ def build_export(
             for d in sorted(ders, key=lambda d: d.kind):
                 p = f"{base}/{d.kind.value}{PurePosixPath(d.object_key).suffix}"
                 files.append({"role": d.kind.value, "path": p})
-                store_files.append((store.derived, d.object_key, p))
+                store_files.append((derivative_bucket(d, store.originals, store.derived), d.object_key, p))
             for bucket, key, name in store_files:
                 w.add_object(store, bucket, key, name)
             w.add_json(

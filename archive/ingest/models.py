@@ -51,3 +51,16 @@ class UploadStatusPublic(SQLModel):
     media_state: str | None
     media_reason: str | None
     duplicate_of: str | None
+
+
+class VerifyCheckpoint(SQLModel, table=True):
+    """How far the verification of one stored original has hashed, and the hash state there
+    (archive.ingest.sha256state), so a verification killed half way resumes instead of restarting.
+    Valid only for the object it was taken on (its ETag): a replaced object is read again in full."""
+
+    __tablename__ = "verify_checkpoints"
+    media_id: str = Field(primary_key=True, max_length=36, foreign_key="media.id")
+    object_etag: str = Field(max_length=128)
+    offset: int = Field(sa_column=Column(BigInteger, nullable=False))
+    state: str = Field(max_length=512)  # base64 of the SHA256_CTX bytes
+    updated_at: datetime = Field(default_factory=utcnow)

@@ -10,10 +10,12 @@ can never overwrite each other's bytes with different ones.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import logging
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -28,10 +30,12 @@ from archive.config import Settings
 from archive.context import Context
 from archive.db import after_commit, session_scope
 from archive.errors import NotFound, ObjectMissing, UndecodableMedia
-from archive.hashing import digest_chunks, digest_file
+from archive.hashing import digest_file
 from archive.i18n import _
+from archive.ingest import verify as ingest_verify
+from archive.ingest.models import Upload
 from archive.media import ffmpeg
-from archive.media.models import Derivative, DerivativeKind, Manifest, Media, MediaState
+from archive.media.models import ORIGINAL_AS_PROXY, Derivative, DerivativeKind, Manifest, Media, MediaState
 from archive.models import Outcome
 from archive.signing import ALGORITHM, canonical_json
 
@@ -117,15 +121,34 @@ def verify(ctx: Context, media_id: str, sha256: str) -> Step | None:
     if item is None:
         return None
     bucket = ctx.store.originals
+    stored: ingest_verify.StoredDigest | None
     try:
-        with ctx.store.open_stream(bucket, item.object_key) as chunks:
-            actual = digest_chunks(chunks)
+        stored = ingest_verify.digest_stored(
+            ctx.engine,
+            ctx.store,
+            media_id,
+            bucket,
+            item.object_key,
+            checkpoint_bytes=ctx.settings.verify_checkpoint_bytes,
+            clock=ctx.clock,
+        )
     except ObjectMissing:
-        actual = None
+        stored = None
+    actual = stored.digest if stored else None
     with session_scope(ctx.engine) as session:
         item = _lock(session, media_id)
         if item.state is not MediaState.RECEIVED:
             return None
+        ingest_verify.forget(session, media_id)
+        read_facts: dict[str, Any] = {}
+        if stored is not None:
+            read_facts = {"resumed_from": stored.resumed_from}
+            upload = session.get(Upload, item.upload_id) if item.upload_id else None
+            if upload is not None and upload.parts and "-" in stored.etag:
+                # The object is made of exactly the parts the archive acknowledged, or the re-read
+                # above (always in full, never trusting ETags) and its SHA-256 decide.
+                expected = ingest_verify.multipart_etag(upload.parts)
+                read_facts["parts_as_acknowledged"] = stored.etag == expected
         if actual is None or actual.hex != item.sha256 or actual.size != item.size:
             found = "object missing" if actual is None else f"sha256 {actual.hex}, {actual.size} bytes"
             item.state_reason = (
@@ -172,7 +195,14 @@ def verify(ctx: Context, media_id: str, sha256: str) -> Step | None:
         else:
             item.archived_sha256 = actual.hex
             _advance(
-                session, ctx, item, MediaState.VERIFIED, "media.verify", sha256=actual.hex, size=actual.size
+                session,
+                ctx,
+                item,
+                MediaState.VERIFIED,
+                "media.verify",
+                sha256=actual.hex,
+                size=actual.size,
+                **read_facts,
             )
             next_step = Step.PROBE
     return next_step
@@ -210,6 +240,7 @@ def probe(ctx: Context, media_id: str, sha256: str) -> Step | None:
 def _store_derived(
     ctx: Context, item: Media, kind: DerivativeKind, profile: str, out: ffmpeg.DerivedFile
 ) -> Derivative:
+    assert out.path is not None
     with out.path.open("rb") as fh:
         dg = digest_file(fh)
     ext = out.path.suffix
@@ -241,7 +272,20 @@ def derive(ctx: Context, media_id: str, sha256: str) -> Step | None:
         facts = ffmpeg.ProbeFacts.from_json(item.probe)
         source = _source_url(ctx, item)
         s = ctx.settings
-        with tempfile.TemporaryDirectory(prefix="custody-derive-") as tmp:
+        with (
+            tempfile.TemporaryDirectory(prefix="custody-derive-") as tmp,
+            ThreadPoolExecutor(1, thread_name_prefix="poster") as side,
+        ):
+            # The poster (one frame) is made while the proxy is: both read the original. In this
+            # thread's context (the language its messages are written in).
+            poster_job = side.submit(
+                contextvars.copy_context().run,
+                ffmpeg.make_poster,
+                source,
+                facts,
+                Path(tmp),
+                width=s.poster_width,
+            )
             try:
                 proxy = ffmpeg.make_proxy(
                     source,
@@ -251,9 +295,24 @@ def derive(ctx: Context, media_id: str, sha256: str) -> Step | None:
                     stall_s=s.ffmpeg_stall_s,
                     timeout_s=s.transcode_time_limit_s,
                 )
-                made.append(_store_derived(ctx, item, DerivativeKind.PROXY, proxy_profile(s), proxy))
-                proxy.path.unlink()
-                poster = ffmpeg.make_poster(source, facts, Path(tmp), width=s.poster_width)
+                if proxy.path is None:
+                    # The original is its own proxy: nothing stored twice; the manifest says so.
+                    made.append(
+                        Derivative(
+                            media_id=item.id,
+                            kind=DerivativeKind.PROXY,
+                            profile=proxy_profile(s),
+                            object_key=item.object_key,
+                            sha256=item.archived_sha256 or item.sha256,
+                            size=item.size,
+                            content_type=proxy.content_type,
+                            method=ORIGINAL_AS_PROXY,
+                        )
+                    )
+                else:
+                    made.append(_store_derived(ctx, item, DerivativeKind.PROXY, proxy_profile(s), proxy))
+                    proxy.path.unlink()
+                poster = poster_job.result()
                 if poster is not None:
                     made.append(
                         _store_derived(ctx, item, DerivativeKind.POSTER, f"jpeg-{s.poster_width}", poster)

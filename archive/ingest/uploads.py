@@ -275,6 +275,9 @@ class PartWriter:
         self.part_size = upload.part_size
         self.length = upload.length
         self.parts: list[dict[str, Any]] = [dict(p) for p in upload.parts]
+        if [int(p["n"]) for p in self.parts] != list(range(1, len(self.parts) + 1)):
+            # Parts acknowledged out of order by a direct upload (archive.ingest.direct).
+            raise Conflict("this upload's parts are being sent directly to storage: continue it that way")
         # Kept as a running total: offset is read for every network chunk of a PATCH.
         self.parts_bytes = sum(int(p["size"]) for p in self.parts)
         self.start_offset = upload.offset

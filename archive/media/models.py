@@ -138,3 +138,13 @@ class MediaPublic(MediaBase):
     # Issue 10, finding 3: why the recording is flagged for its device ("unregistered-device",
     # "other-officers-device", "retired-device") while the flag is open; it links nothing until then.
     device_flag: str | None = None
+
+
+# Derivative.method of a proxy that is the original itself (H.264/AAC MP4 with its index at the
+# front): no second copy exists; the row's object_key is the original's, in the originals bucket.
+ORIGINAL_AS_PROXY = "original"
+
+
+def derivative_bucket(d: Derivative, originals: str, derived: str) -> str:
+    """The bucket a derivative's bytes are in."""
+    return originals if d.method == ORIGINAL_AS_PROXY else derived

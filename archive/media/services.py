@@ -8,7 +8,7 @@ An item a user may not see is answered as if it did not exist (404), and logged 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -29,6 +29,7 @@ from archive.media.models import (
     Media,
     MediaPublic,
     MediaState,
+    derivative_bucket,
 )
 from archive.restricted import services as restricted
 from archive.restricted.models import SubjectKind
@@ -156,7 +157,8 @@ def derivative(
         reason = f": {item.state_reason}" if item.state_reason else f" (state {item.state})"
         raise NotFound(_("media {id} has no {kind}{reason}").format(id=item.id, kind=kind, reason=reason))
     name = f"{item.id}-{kind}{PurePosixPath(d.object_key).suffix}"
-    return Readable(item, kind, store.derived, d.object_key, d.size, d.content_type, name)
+    bucket = derivative_bucket(d, store.originals, store.derived)
+    return Readable(item, kind, bucket, d.object_key, d.size, d.content_type, name)
 
 
 def _log_read(
@@ -186,10 +188,14 @@ def record_read(
     *,
     case: str | None = None,
     client_addr: str = "",
+    via: str | None = None,
 ) -> None:
     """A download (original) or a stream (proxy, poster), with the range asked for and the case the
-    review page was showing. On record before the first byte leaves (the caller commits first)."""
+    review page was showing. On record before the first byte leaves (the caller commits first).
+    ``via="storage"``: the bytes go from S3 to the client on a presigned URL handed out for this access."""
     details: dict[str, Any] = {"what": readable.what, "range": list(byte_range) if byte_range else None}
+    if via:
+        details["via"] = via
     if case:
         # The log says through which case the item was watched: only a case the viewer may see that
         # links this item, else a viewer could write any case's id into the custody log (issue 10).
@@ -227,3 +233,20 @@ def manifest(session: Session, user: User, media_id: str, *, client_addr: str = 
         )
     _log_read(session, user, item, "media.manifest", client_addr)
     return ManifestAnswer(manifest=m.body, signature=m.signature, key_id=m.key_id)
+
+
+def storage_url(
+    session: Session,
+    store: ObjectStore,
+    user: User,
+    readable: Readable,
+    ttl: timedelta,
+    *,
+    case: str | None = None,
+    client_addr: str = "",
+) -> str:
+    """A presigned URL for exactly this object, valid ``ttl``; the access is logged like a stream."""
+    record_read(session, user, readable, None, case=case, client_addr=client_addr, via="storage")
+    return store.presigned_get_public(
+        readable.bucket, readable.key, ttl, readable.content_type, readable.filename
+    )

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from archive.config import Settings
+from archive.config import Settings, get_settings
 from archive.db import session_scope
 from archive.ingest import pipeline
 from archive.media.models import ClockSource, Media
@@ -212,6 +212,15 @@ def test_click_a_record_seeks_every_player(
         e.subject_id for e in evs if e.action == "media.stream" and e.details.get("case") == case["id"]
     }
     assert {cam_a, cam_b, audio, photo} <= streamed
+    # The players read from storage on presigned URLs handed out per access (logged above), unless
+    # objects are encrypted at rest (SSE-C, the default): a browser cannot read those on a URL, and
+    # the API streams them.
+    via = "storage" if get_settings().browsers_stream_from_storage() else None
+    assert all(
+        e.details.get("via") == via
+        for e in evs
+        if e.action == "media.stream" and e.details.get("what") == "proxy"
+    )
     assert all(e.client_addr == "127.0.0.1" for e in evs)
 
     # The streaming cookie is HttpOnly, SameSite=Strict and only sent to the media routes.
@@ -222,6 +231,7 @@ def test_click_a_record_seeks_every_player(
     assert httpx.get(f"{url}/api/v1/media/{cam_a}/proxy").status_code == 401
     csp = httpx.get(f"{url}/cases/{case['id']}").headers["content-security-policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert f"media-src 'self' {get_settings().public_s3_origin()};" in csp  # the one S3 origin
     other = browser.new_page()
     other.goto(f"{url}/cases/{case['id']}#token={outsider}")
     other.wait_for_selector("#error:not([hidden])", timeout=10_000)

@@ -31,7 +31,7 @@ def _judge(
     outcome: ToolRun,
     source: str,
     facts: ProbeFacts,
-    output: Path,
+    output: Path | None,
     *,
     what: str,
     copied: bool,
@@ -65,7 +65,7 @@ def _judge(
             sig = -outcome.returncode
             raise MediaToolFailed(f"{what}: ffmpeg was killed by signal {sig} (out of memory?)")
         raise MediaToolFailed(f"{what}: ffmpeg failed (exit {outcome.returncode}): {outcome.summary()}")
-    if not output.is_file() or output.stat().st_size == 0:
+    if output is not None and (not output.is_file() or output.stat().st_size == 0):
         raise MediaToolFailed(f"{what}: ffmpeg exited 0 but wrote nothing ({outcome.summary()})")
     if outcome.media_error_count:
         logger.warning(

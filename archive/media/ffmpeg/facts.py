@@ -40,6 +40,9 @@ class ProbeFacts:
     # Not in the original API sketch, but the remux decision needs it: 10-bit or 4:2:2 H.264 is "h264"
     # too, and browsers will not play it.
     pixel_format: str | None = None
+    # MP4/MOV: the index (moov) comes before the media data (mdat), so a browser can start playing
+    # after the first range request. None: not an ISO BMFF file, or not known (probed before issue 15).
+    index_at_front: bool | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -58,6 +61,7 @@ class ProbeFacts:
             "bit_rate": self.bit_rate,
             "make": self.make,
             "model": self.model,
+            "index_at_front": self.index_at_front,
         }
 
     @classmethod
@@ -81,14 +85,20 @@ class ProbeFacts:
             bit_rate=_opt_int(data.get("bit_rate")),
             make=_opt_str(data.get("make")),
             model=_opt_str(data.get("model")),
+            index_at_front=_opt_bool(data.get("index_at_front")),
         )
 
 
 @dataclass(frozen=True)
 class DerivedFile:
-    path: Path
+    # None for method "original": the original's own bytes serve as the proxy, no file is written.
+    path: Path | None
     content_type: str
-    method: str  # "remux" | "transcode" | "image"
+    method: str  # "original" | "remux" | "copy-video" | "transcode" | "image"
+
+
+def _opt_bool(value: object) -> bool | None:
+    return value if isinstance(value, bool) else None
 
 
 def _iso_utc(value: datetime) -> str:

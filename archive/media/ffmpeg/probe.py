@@ -18,7 +18,14 @@ from archive.media.ffmpeg.exif import (
     _merged_tags,
 )
 from archive.media.ffmpeg.facts import MediaKind, ProbeFacts, _opt_float, _opt_int, _opt_str
-from archive.media.ffmpeg.run import _IMAGE_CODECS, _PROBE_ENTRIES, _ffprobe_json, _is_url, _redactor
+from archive.media.ffmpeg.run import (
+    _IMAGE_CODECS,
+    _PROBE_ENTRIES,
+    _ffprobe_json,
+    _is_url,
+    _redactor,
+    index_at_front,
+)
 
 # --------------------------------------------------------------------------------------------------
 # probe
@@ -71,9 +78,11 @@ def probe(source: str, *, timeout_s: float = 60) -> ProbeFacts:
     width = _opt_int(video.get("width")) if video else None
     height = _opt_int(video.get("height")) if video else None
     duration = None if kind is MediaKind.IMAGE else _duration(fmt, video, audio)
+    container = _container(format_name, tags, video)
+    at_front = index_at_front(source, timeout_s=timeout_s) if format_name.startswith("mov,") else None
     return ProbeFacts(
         kind=kind,
-        container=_container(format_name, tags, video),
+        container=container,
         duration_s=duration,
         width=width,
         height=height,
@@ -89,6 +98,7 @@ def probe(source: str, *, timeout_s: float = 60) -> ProbeFacts:
         or _clean(exif.get("Make")),
         model=_first_text(tags, ("com.apple.quicktime.model", "model", "com.android.model"))
         or _clean(exif.get("Model")),
+        index_at_front=at_front,
     )
 
 

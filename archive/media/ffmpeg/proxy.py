@@ -45,12 +45,23 @@ def _plan(facts: ProbeFacts) -> _Plan:
     if facts.kind is MediaKind.AUDIO:
         method = "remux" if facts.audio_codec == "aac" else "transcode"
         return _Plan(method, ".m4a", "audio/mp4", "ipod")
-    browser_ready = (
-        facts.video_codec == "h264"
-        and facts.pixel_format in _H264_REMUXABLE_PIX_FMTS
-        and facts.audio_codec in (None, "aac")
-    )
-    return _Plan("remux" if browser_ready else "transcode", ".mp4", "video/mp4", "mp4")
+    h264 = facts.video_codec == "h264" and facts.pixel_format in _H264_REMUXABLE_PIX_FMTS
+    if h264 and facts.audio_codec in (None, "aac"):
+        if facts.container == "mp4" and facts.index_at_front:
+            # Already what a browser plays, index first: the original's bytes are the proxy (no second
+            # copy, nothing written; the manifest says so). ffmpeg still reads it through once, to the
+            # null muxer, so a damaged file is judged exactly as a remux would judge it.
+            return _Plan("original", ".mp4", "video/mp4", "null")
+        return _Plan("remux", ".mp4", "video/mp4", "mp4")
+    if h264:
+        # PCM (or other non-AAC) audio beside browser-ready video: copy the video, encode the audio.
+        return _Plan("copy-video", ".mp4", "video/mp4", "mp4")
+    return _Plan("transcode", ".mp4", "video/mp4", "mp4")
+
+
+def proxy_is_original(facts: ProbeFacts) -> bool:
+    """Whether :func:`make_proxy` serves the original itself as the proxy."""
+    return _plan(facts).method == "original"
 
 
 def proxy_command(source: str, facts: ProbeFacts, out_path: Path, *, height: int = 720) -> list[str]:
@@ -72,6 +83,16 @@ def proxy_command(source: str, facts: ProbeFacts, out_path: Path, *, height: int
         )
         streams = [picture]
         out_opts.update({"frames:v": 1, "c:v": "mjpeg", "q:v": 3, "pix_fmt": "yuvj420p", "update": 1})
+    elif plan.method == "original":
+        streams = [inp["V:0"]]
+        if facts.audio_codec:
+            streams.append(inp["a:0"])
+        out_opts.update(c="copy")
+        return _compile(ffmpeg.output(*streams, "-", **out_opts))
+    elif plan.method == "copy-video":
+        # The picture bit for bit (and its display matrix); only the audio is encoded.
+        streams = [inp["V:0"], inp["a:0"].filter("aformat", channel_layouts="mono|stereo")]
+        out_opts.update({"c:v": "copy", "c:a": "aac", "b:a": "128k", "movflags": "+faststart"})
     elif plan.method == "remux":
         # Bit-for-bit copy: no generation loss, ~400x real time; the display matrix is copied along,
         # and browsers honour it. V:0 skips cover art and thumbnails stored as video streams.
@@ -130,21 +151,33 @@ def make_proxy(
 ) -> DerivedFile:
     """Write a browser-playable review copy of ``source`` into ``out_dir``.
 
-    H.264 (8-bit 4:2:0) with AAC or no audio is remuxed to faststart MP4; other video is transcoded to
-    H.264/AAC at most ``height`` lines; audio becomes AAC in .m4a; an image becomes a JPEG preview.
+    H.264 (8-bit 4:2:0) with AAC or no audio in an MP4 whose index is at the front is its own proxy
+    (method "original": checked, nothing written, ``path`` None); elsewhere it is remuxed to
+    faststart MP4; H.264 with other audio keeps its video and gets AAC audio ("copy-video"); other
+    video is transcoded to H.264/AAC at most ``height`` lines; audio becomes AAC in .m4a; an image
+    becomes a JPEG preview.
     Raises UndecodableMedia when ffmpeg reports the source damaged, MediaToolFailed when ffmpeg fails,
     stalls or runs out of time (retryable).
     """
     plan = _plan(facts)
     redact = _redactor(source)
     final = out_dir / f"proxy{plan.suffix}"
+    copied = plan.method in ("remux", "copy-video", "original")
+    if plan.method == "original":
+        argv = proxy_command(source, facts, final, height=height)
+        outcome = _run(
+            argv, what="proxy", redact=redact, timeout_s=timeout_s, stall_s=stall_s,
+            abort_after_errors=_ABORT_AFTER_ERRORS,
+        )  # fmt: skip
+        _judge(outcome, source, facts, None, what="proxy", copied=True, timeout_s=timeout_s)
+        return DerivedFile(None, plan.content_type, plan.method)
     with _scratch(out_dir, "proxy", plan.suffix) as tmp:
         argv = proxy_command(source, facts, tmp, height=height)
         outcome = _run(
             argv, what="proxy", redact=redact, timeout_s=timeout_s, stall_s=stall_s,
             abort_after_errors=_ABORT_AFTER_ERRORS,
         )  # fmt: skip
-        _judge(outcome, source, facts, tmp, what="proxy", copied=plan.method == "remux", timeout_s=timeout_s)
+        _judge(outcome, source, facts, tmp, what="proxy", copied=copied, timeout_s=timeout_s)
         tmp.replace(final)
     return DerivedFile(final, plan.content_type, plan.method)
 

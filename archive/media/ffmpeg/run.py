@@ -493,6 +493,50 @@ def _sniff(source: str, *, timeout_s: float) -> tuple[int | None, bytes]:
         return None, b""
 
 
+def _read_at(source: str, offset: int, n: int, *, timeout_s: float) -> bytes:
+    """Up to ``n`` bytes of a source at ``offset`` (one HTTP range request for a URL)."""
+    if not _is_url(source):
+        with Path(source).open("rb") as f:
+            f.seek(offset)
+            return f.read(n)
+    request = Request(source, headers={"Range": f"bytes={offset}-{offset + n - 1}"})  # noqa: S310 - http(s) only
+    try:
+        with urlopen(request, timeout=min(timeout_s, 30)) as response:  # noqa: S310 - as above
+            data: bytes = response.read(n)
+            return data
+    except HTTPError as exc:
+        exc.close()
+        return b""
+
+
+def index_at_front(source: str, *, timeout_s: float = 30, max_boxes: int = 64) -> bool | None:
+    """For an ISO BMFF (MP4/MOV) source: does the index box ('moov') come before the media data
+    ('mdat')? Walks the top-level box headers only (a few 16-byte range reads). None if neither is
+    found among the first ``max_boxes`` boxes or the source cannot be read."""
+    pos = 0
+    try:
+        for _ in range(max_boxes):
+            head = _read_at(source, pos, 16, timeout_s=timeout_s)
+            if len(head) < 8:
+                return None
+            size = int.from_bytes(head[:4], "big")
+            kind = head[4:8]
+            if kind == b"moov":
+                return True
+            if kind == b"mdat":
+                return False
+            if size == 1:
+                if len(head) < 16:
+                    return None
+                size = int.from_bytes(head[8:16], "big")
+            if size < 8:
+                return None  # 0 (to the end of the file) or damaged: neither index found before it
+            pos += size
+    except (URLError, OSError, ValueError):
+        return None
+    return None
+
+
 def _show_bytes(head: bytes) -> str:
     if not head:
         return "nothing"

@@ -119,6 +119,31 @@ def ffprobe(path: Path) -> dict[str, Any]:
     return dict(json.loads(out.stdout))
 
 
+def test_browser_ready_original_is_its_own_proxy_stated_in_the_manifest(
+    ctx: pipeline.Context, samples: dict[str, Path]
+) -> None:
+    media = receive(ctx, samples["h264"])  # H.264/AAC MP4, index at the front
+    drive(ctx, media)
+    m = reload(ctx.engine, media.id)
+    assert m.state is MediaState.READY
+    with Session(ctx.engine) as s:
+        ders = {d.kind: d for d in s.exec(select(Derivative).where(Derivative.media_id == m.id))}
+        man = s.exec(select(Manifest).where(Manifest.media_id == m.id)).one()
+    proxy = ders[DerivativeKind.PROXY]
+    assert (proxy.method, proxy.object_key, proxy.sha256, proxy.size) == (
+        "original",
+        m.object_key,
+        m.sha256,
+        m.size,
+    )
+    # No second copy: the derived bucket holds the poster only.
+    assert [k for k, _ in ctx.store.list_keys_modified(ctx.store.derived, "")] == [
+        ders[DerivativeKind.POSTER].object_key
+    ]
+    signed = {d["kind"]: d for d in man.body["derivatives"]}
+    assert signed["proxy"]["method"] == "original" and signed["proxy"]["sha256"] == m.sha256
+
+
 def test_h264_clip_becomes_ready_with_playable_proxy_poster_and_valid_signature(
     ctx: pipeline.Context, samples: dict[str, Path], tmp_path: Path
 ) -> None:

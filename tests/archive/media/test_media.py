@@ -228,10 +228,47 @@ def test_facts_json_round_trip(samples: dict[str, Path]) -> None:
 # -- proxies -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["h264", "moov_at_end", "mov_rotate"])
+def test_h264_aac_mp4_with_its_index_first_is_its_own_proxy(samples: dict[str, Path], tmp_path: Path) -> None:
+    facts = probe(str(samples["h264"]))
+    assert facts.index_at_front is True and facts.container == "mp4"
+    proxy = make_proxy(str(samples["h264"]), facts, tmp_path / "out")
+    assert (proxy.method, proxy.content_type, proxy.path) == ("original", "video/mp4", None)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())  # nothing written
+    assert probe(str(samples["moov_at_end"])).index_at_front is False
+
+
+def test_h264_with_pcm_audio_keeps_its_video_and_gets_aac(tmp_path: Path) -> None:
+    src = tmp_path / "pcm.mov"
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+         "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=2",
+         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=2",
+         "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "pcm_s16le", str(src)],
+        check=True,
+    )  # fmt: skip
+    facts = probe(str(src))
+    assert (facts.video_codec, facts.audio_codec) == ("h264", "pcm_s16le")
+    proxy = make_proxy(str(src), facts, tmp_path / "out")
+    assert proxy.method == "copy-video" and proxy.path is not None
+    info = assert_playable_mp4(proxy.path, facts.duration_s or 0)
+    assert {s["codec_name"] for s in info["streams"]} == {"h264", "aac"}
+
+    def video_packets(path: Path) -> str:
+        out = subprocess.run(
+            ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(path),
+             "-map", "0:v:0", "-c", "copy", "-f", "md5", "-"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        return out.stdout.strip()
+
+    assert video_packets(proxy.path) == video_packets(src)  # the picture bit for bit: not re-encoded
+
+
+@pytest.mark.parametrize("name", ["moov_at_end", "mov_rotate"])
 def test_h264_sources_are_remuxed(samples: dict[str, Path], tmp_path: Path, name: str) -> None:
     facts = probe(str(samples[name]))
     proxy = make_proxy(str(samples[name]), facts, tmp_path)
+    assert proxy.path is not None
     assert (proxy.method, proxy.content_type, proxy.path.suffix) == ("remux", "video/mp4", ".mp4")
     info = assert_playable_mp4(proxy.path, facts.duration_s or 0)
     # No re-encode: the same pixels at the same size, rotation flag carried along for the player.
@@ -307,10 +344,10 @@ def test_photo_preview_is_bounded_and_upright(samples: dict[str, Path], tmp_path
 
 
 def test_proxy_command_is_what_make_proxy_runs(samples: dict[str, Path], tmp_path: Path) -> None:
-    facts = probe(str(samples["h264"]))
-    proxy = make_proxy(str(samples["h264"]), facts, tmp_path / "a")
+    facts = probe(str(samples["moov_at_end"]))
+    proxy = make_proxy(str(samples["moov_at_end"]), facts, tmp_path / "a")
     by_hand = tmp_path / "by_hand.mp4"
-    argv = proxy_command(str(samples["h264"]), facts, by_hand)
+    argv = proxy_command(str(samples["moov_at_end"]), facts, by_hand)
     assert argv[0] == "ffmpeg" and "copy" in argv and "+faststart" in argv
     subprocess.run(argv, check=True, capture_output=True, timeout=60)
     assert by_hand.read_bytes() == proxy.path.read_bytes()
@@ -355,7 +392,8 @@ def test_every_good_sample_gets_a_proxy(samples: dict[str, Path], tmp_path: Path
         if name == "photo" and not have_exiftool():
             continue
         facts = probe(str(samples[name]))
-        assert make_proxy(str(samples[name]), facts, tmp_path / name).path.stat().st_size > 0
+        proxy = make_proxy(str(samples[name]), facts, tmp_path / name)
+        assert proxy.method == "original" or (proxy.path is not None and proxy.path.stat().st_size > 0)
 
 
 # -- HTTP sources --------------------------------------------------------------------------------------
