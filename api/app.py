@@ -22,8 +22,11 @@ from sqlmodel import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import metrics
-from api.deps import ClientAddr, CurrentUser, SessionDep, bearer_token, client_addr
+from api.deps import ClientAddr, CurrentUser, SessionDep, bearer_token, client_addr, make_throttle
 from api.i18n import LanguageMiddleware, request_language
+from api.routers import (
+    accounts as accounts_router,
+)
 from api.routers import (
     audit,
     cases,
@@ -45,7 +48,7 @@ from archive.accounts import services as accounts
 from archive.config import get_settings
 from archive.context import Context
 from archive.db import session_scope
-from archive.errors import Concealed, CustodyError, Forbidden, StorageError, Unauthorized
+from archive.errors import Concealed, CustodyError, Forbidden, StorageError, TooManyAttempts, Unauthorized
 from archive.i18n import N_, _
 from archive.legal import services as legal_services
 from archive.legal.errors import GateClosed
@@ -86,6 +89,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     ctx = Context.build(s, dispatcher)
     app.state.ctx = ctx
     app.state.redis = redis.Redis.from_url(s.redis_url, socket_timeout=5, socket_connect_timeout=2)
+    app.state.auth_throttle = make_throttle(app.state.redis)
     yield
     ctx.close()
     app.state.redis.close()
@@ -138,6 +142,8 @@ def create_app() -> FastAPI:
     app.include_router(oversight.pages)
     app.include_router(restricted.router)
     app.include_router(copyout.router)
+    app.include_router(accounts_router.router)
+    app.include_router(accounts_router.sso)
     app.add_middleware(LanguageMiddleware)
     app.include_router(metrics.router)
     app.add_middleware(metrics.RequestContext)
@@ -157,6 +163,8 @@ def create_app() -> FastAPI:
             headers["WWW-Authenticate"] = "Bearer"
         if exc.http_status == 423:
             headers["Retry-After"] = "5"
+        if isinstance(exc, TooManyAttempts):
+            headers["Retry-After"] = str(exc.retry_after)
         # An id of 10 KB is not echoed back: long words are cut (issue 10).
         detail = _LONG_WORD.sub(lambda m: m.group()[:64] + "...", str(exc))[:2000]
         if isinstance(exc, StorageError):
@@ -278,6 +286,8 @@ def _record_gate_refusal(request: Request, exc: GateClosed) -> None:
 
 
 def _record_denied(request: Request, exc: CustodyError) -> None:
+    if getattr(request.state, "quiet_denial", False):
+        return  # past the failure limit: the window's one auth.throttled entry stands for it (api/deps.py)
     # Set by the authentication dependencies once a token is accepted: a 403 names who was refused.
     user = getattr(request.state, "user_name", None)
     with session_scope(request.app.state.ctx.engine) as session:

@@ -69,6 +69,8 @@ class Permission(StrEnum):
     RESTRICT_LIST = "restricted.list"  # see what is marked and granted (never the content)
     COPYOUT_REQUEST = "copyout.request"  # ask to export a case or download an original
     COPYOUT_APPROVE = "copyout.approve"  # approve someone else's request (调取审批)
+    # accounts (issue 10, finding 5): disable, enable, rotate tokens, change roles of other users
+    USERS_MANAGE = "users.manage"
 
 
 _READERS = {Permission.MEDIA_READ, Permission.RECORDING_LIST_READ, Permission.SIGNING_KEY_REGISTER}
@@ -168,6 +170,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.PUBLICITY_REGISTER,
             *_RECORDS_OFFICE,
             Permission.OVERSIGHT,
+            Permission.USERS_MANAGE,
         }
     ),
     # Designated legal staff review; they never submit, so reviewing and handling stay apart.

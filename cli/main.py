@@ -98,7 +98,16 @@ def users() -> None:
     "--role",
     required=True,
     type=click.Choice(
-        ["officer", "reviewer", "auditor", "records-manager", "admin", "approver", "publisher"]
+        [
+            "officer",
+            "reviewer",
+            "auditor",
+            "records-manager",
+            "admin",
+            "legal-reviewer",
+            "approver",
+            "publisher",
+        ]
     ),
 )
 def users_add(name: str, role: str) -> None:
@@ -119,6 +128,155 @@ def users_add(name: str, role: str) -> None:
         _("created {role} {name}; bearer token:").format(role=vocabulary.label("role", role), name=name)
     )
     click.echo(token)
+
+
+_ROLES = click.Choice(
+    ["officer", "reviewer", "auditor", "records-manager", "admin", "legal-reviewer", "approver", "publisher"]
+)
+
+
+def _users_change(fn: Any, name: str, as_name: str | None, **kwargs: Any) -> Any:
+    """Run one lifecycle change in its own unit of work, as the operator (``system:cli``) or as the
+    administrator named by --as; refusals become a message and exit 1."""
+    from sqlmodel import select
+
+    from archive.accounts.models import User
+    from archive.db import session_scope
+    from archive.errors import CustodyError
+    from migrations import migrate
+
+    migrate(get_settings())
+    try:
+        with session_scope(_context().engine) as session:
+            by = None
+            if as_name:
+                by = session.exec(select(User).where(User.name == as_name)).first()
+                if by is None or by.disabled:
+                    raise click.ClickException(_("no enabled user named {name!r}").format(name=as_name))
+            return fn(session, name, by=by, **kwargs)
+    except CustodyError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+_AS = click.option(
+    "--as", "as_name", default=None, help="The administrator making the change (default: the operator)."
+)
+
+
+@users.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document (times in UTC, ISO 8601).")
+def users_list(as_json: bool) -> None:
+    """Every user: name, role, state, token expiry and last use (in the agency's time)."""
+    import json
+
+    from archive import localtime
+    from archive.accounts import services as accounts
+    from archive.db import session_scope
+    from migrations import migrate
+
+    migrate(get_settings())
+    with session_scope(_context().engine) as session:
+        rows = accounts.list_users(session)
+
+    def iso(t: Any) -> str | None:
+        return t.isoformat() if t else None
+
+    if as_json:
+        items = [
+            {
+                "name": r.name,
+                "role": r.role.value,
+                "state": "disabled" if r.disabled else ("expired" if r.token_expired else "enabled"),
+                "token_issued_at": iso(r.token_issued_at),
+                "token_expires_at": iso(r.token_expires_at),
+                "last_seen_at": iso(r.last_seen_at),
+                "open_sessions": r.open_sessions,
+            }
+            for r in rows
+        ]
+        click.echo(json.dumps({"users": items}, ensure_ascii=False, indent=2))
+        return
+    never, unseen = _("never"), _("not yet")
+    for r in rows:
+        if r.disabled:
+            state = _("disabled")
+        elif r.token_expired:
+            state = _("token expired")
+        else:
+            state = _("enabled")
+        expires = localtime.format_local(r.token_expires_at) if r.token_expires_at else never
+        seen = localtime.format_local(r.last_seen_at) if r.last_seen_at else unseen
+        click.echo(
+            _(
+                "{name}  {role}  {state}  token expires {expires}  last seen {seen}  sessions {sessions}"
+            ).format(
+                name=r.name,
+                role=vocabulary.label("role", r.role),
+                state=state,
+                expires=expires,
+                seen=seen,
+                sessions=r.open_sessions,
+            )
+        )
+    click.echo(ngettext("{n} user", "{n} users", len(rows)).format(n=len(rows)))
+
+
+@users.command("disable")
+@click.argument("name")
+@click.option("--reason", required=True, help="Why (kept in the custody log).")
+@_AS
+def users_disable(name: str, reason: str, as_name: str | None) -> None:
+    """Disable a user: every token and page session of theirs fails from the next request on."""
+    from archive.accounts import services as accounts
+
+    _users_change(accounts.disable_user, name, as_name, reason=reason)
+    click.echo(_("disabled {name}: their token and sessions no longer work").format(name=name))
+
+
+@users.command("enable")
+@click.argument("name")
+@click.option("--reason", default="", help="Why (kept in the custody log).")
+@_AS
+def users_enable(name: str, reason: str, as_name: str | None) -> None:
+    """Enable a disabled user again (their current token works again if it has not expired)."""
+    from archive.accounts import services as accounts
+
+    _users_change(accounts.enable_user, name, as_name, reason=reason)
+    click.echo(_("enabled {name}").format(name=name))
+
+
+@users.command("rotate")
+@click.argument("name")
+@click.option("--reason", default="", help="Why (kept in the custody log).")
+@_AS
+def users_rotate(name: str, reason: str, as_name: str | None) -> None:
+    """Issue a new token (printed alone on the last line, once); the old one and the user's page
+    sessions stop working at once."""
+    from archive import localtime
+    from archive.accounts import services as accounts
+
+    user, token = _users_change(accounts.rotate_token, name, as_name, reason=reason)
+    expires = accounts.token_expires_at(user)
+    click.echo(
+        _("new token for {name}, expires {expires}; the old token no longer works:").format(
+            name=name, expires=localtime.format_local(expires) if expires else _("never")
+        )
+    )
+    click.echo(token)
+
+
+@users.command("role")
+@click.argument("name")
+@click.argument("role", type=_ROLES)
+@click.option("--reason", required=True, help="Why (kept in the custody log).")
+@_AS
+def users_role(name: str, role: str, reason: str, as_name: str | None) -> None:
+    """Change a user's role (takes effect on their next request)."""
+    from archive.accounts import services as accounts
+    from archive.accounts.models import Role
+
+    _users_change(accounts.set_role, name, as_name, role=Role(role), reason=reason)
+    click.echo(_("{name} is now {role}").format(name=name, role=vocabulary.label("role", role)))
 
 
 @main.command()

@@ -403,7 +403,7 @@ def open_session(
 ) -> None:
     """Trade the bearer token for the streaming cookie the page's players need (see api/viewsession.py)."""
     ttl = get_settings().view_session_ttl_s
-    value = viewsession.create(request.app.state.redis, user.name, ttl)
+    value = viewsession.create(request.app.state.redis, user.name, ttl, request.state.credential)
     response.set_cookie(
         viewsession.COOKIE,
         value,
