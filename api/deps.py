@@ -102,9 +102,10 @@ def refuse_if_throttled(request: Request, account: str | None = None) -> None:
 
 def count_failure(request: Request, account: str | None) -> None:
     """One failed authentication from this request's address (and against ``account``). A failure
-    past the limit (requests racing the check) is answered but not logged again."""
+    past the limit (a request that raced the check) is answered 429 like those after it."""
     if not get_throttle(request).failed(client_addr(request), account):
         request.state.quiet_denial = True
+        refuse_if_throttled(request, account)
 
 
 def authenticate_request(request: Request, session: Session) -> Principal:
