@@ -160,7 +160,17 @@ def test_bad_token_flood_is_throttled_and_logged_once(
     """The issue's 300 bad tokens in 2 s: at most the limit's worth of auth.denied rows, then 429 with
     Retry-After and one auth.throttled row; other addresses and other accounts unaffected."""
     port = free_port()
-    api = LiveAPI(f"http://127.0.0.1:{port}", port, {**env, "CUSTODY_AUTH_FAIL_WINDOW_S": "120"}, tmp_path)
+    api = LiveAPI(
+        f"http://127.0.0.1:{port}",
+        port,
+        {
+            **env,
+            "CUSTODY_AUTH_FAIL_WINDOW_S": "120",
+            "CUSTODY_AUTH_FAIL_MAX_PER_ADDR": "20",  # the defaults (conftest raises them for other tests)
+            "CUSTODY_AUTH_FAIL_MAX_PER_ACCOUNT": "10",
+        },
+        tmp_path,
+    )
     api.start()
     try:
         good = make_user("rev1", "reviewer")
