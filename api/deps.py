@@ -128,6 +128,9 @@ def use_principal(request: Request, principal: Principal) -> None:
     request.state.user_name = principal.user.name
     request.state.credential = principal.credential
     request.state.session_id = principal.session_id
+    if principal.seen_due:  # its own short transaction: the request's may last long (an upload)
+        with session_scope(get_context(request).engine) as seen:
+            accounts.record_use(seen, principal)
 
 
 def current_principal(request: Request, session: SessionDep) -> Principal:

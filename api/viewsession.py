@@ -16,7 +16,14 @@ from typing import Annotated
 import redis
 from fastapi import Depends, Request
 
-from api.deps import SessionDep, authenticate_request, bearer_token, count_failure, refuse_if_throttled
+from api.deps import (
+    SessionDep,
+    authenticate_request,
+    bearer_token,
+    count_failure,
+    refuse_if_throttled,
+    use_principal,
+)
 from archive.accounts import services as accounts
 from archive.accounts.models import User
 from archive.errors import Unauthorized
@@ -58,12 +65,12 @@ def viewer(request: Request, session: SessionDep) -> User:
         return authenticate_request(request, session).user
     refuse_if_throttled(request)
     found = lookup(request.app.state.redis, request.cookies[COOKIE])
-    user = accounts.check_credential(session, *found) if found else None
-    if user is None:
+    principal = accounts.check_credential(session, *found) if found else None
+    if principal is None:
         count_failure(request, found[0] if found else None)
         raise Unauthorized(_("the review session has expired: reload the page"))
-    request.state.user_name = user.name
-    return user
+    use_principal(request, principal)  # watching keeps the page session from going idle
+    return principal.user
 
 
 Viewer = Annotated[User, Depends(viewer)]

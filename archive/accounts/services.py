@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlalchemy import or_, update
+from sqlmodel import Session, col, select
 
 from archive import events, i18n, localtime
 from archive.access import Permission, actor, authorize
@@ -70,6 +71,7 @@ class Principal:
 
     user: User
     session_id: str | None = None
+    seen_due: bool = False  # the last use should be written (record_use)
 
     @property
     def credential(self) -> str:
@@ -93,14 +95,33 @@ def token_expires_at(user: User, settings: Settings | None = None) -> datetime |
     return issued + timedelta(days=ttl_days)
 
 
-def _touch(row: User | UserSession, now: datetime, session: Session) -> None:
-    """Remember the last use, at most once a minute (a write per request would be a write per video
-    range request)."""
-    idle = get_settings().session_idle_s
-    step = timedelta(seconds=min(60, max(idle // 10, 1)))
-    if row.last_seen_at is None or now - as_utc(row.last_seen_at) >= step:
-        row.last_seen_at = now
-        session.add(row)
+def _seen_step() -> timedelta:
+    return timedelta(seconds=min(60, max(get_settings().session_idle_s // 10, 1)))
+
+
+def _due(last: datetime | None, now: datetime) -> bool:
+    return last is None or now - as_utc(last) >= _seen_step()
+
+
+def record_use(session: Session, principal: Principal, *, clock: Clock = utcnow) -> None:
+    """Remember the last use of the user (and page session), at most once a minute: a write per
+    request would be a write per video range request. Run in a short transaction of its own (the
+    API does), so no request holds the user's row locked while it runs (a long upload)."""
+    now = clock()
+    cutoff = now - _seen_step()
+    session.execute(
+        update(User)
+        .where(col(User.id) == principal.user.id)
+        .where(or_(col(User.last_seen_at).is_(None), col(User.last_seen_at) < cutoff))
+        .values(last_seen_at=now)
+    )
+    if principal.session_id is not None:
+        session.execute(
+            update(UserSession)
+            .where(col(UserSession.id) == principal.session_id)
+            .where(col(UserSession.last_seen_at) < cutoff)
+            .values(last_seen_at=now)
+        )
 
 
 def _invalid() -> AuthFailed:
@@ -148,9 +169,7 @@ def authenticate_principal(
                 account=user.name,
                 code="auth.session_idle",
             )
-        _touch(row, now, session)
-        _touch(user, now, session)
-        return Principal(user, row.id)
+        return Principal(user, row.id, _due(row.last_seen_at, now) or _due(user.last_seen_at, now))
     user = session.exec(select(User).where(User.token_hash == hash_token(token))).first()
     if user is None:
         raise _invalid()
@@ -169,15 +188,16 @@ def authenticate_principal(
             account=user.name,
             code="auth.token_expired",
         )
-    _touch(user, now, session)
-    return Principal(user)
+    return Principal(user, None, _due(user.last_seen_at, now))
 
 
 def authenticate(session: Session, token: str | None, *, client_addr: str = "") -> User:
     return authenticate_principal(session, token, client_addr=client_addr).user
 
 
-def check_credential(session: Session, name: str, credential: str, *, clock: Clock = utcnow) -> User | None:
+def check_credential(
+    session: Session, name: str, credential: str, *, clock: Clock = utcnow
+) -> Principal | None:
     """The user a streaming cookie names, if the credential it was issued under still holds (the
     token not rotated or expired, the page session not ended, idle or too old, the account enabled)."""
     user = session.exec(select(User).where(User.name == name)).first()
@@ -189,8 +209,7 @@ def check_credential(session: Session, name: str, credential: str, *, clock: Clo
         expires = token_expires_at(user)
         if ref != _fingerprint(user.token_hash) or (expires is not None and now >= expires):
             return None
-        _touch(user, now, session)
-        return user
+        return Principal(user, None, _due(user.last_seen_at, now))
     if kind == "session":
         row = session.get(UserSession, ref)
         s = get_settings()
@@ -202,9 +221,7 @@ def check_credential(session: Session, name: str, credential: str, *, clock: Clo
             or now - as_utc(row.last_seen_at) > timedelta(seconds=s.session_idle_s)
         ):
             return None
-        _touch(row, now, session)
-        _touch(user, now, session)
-        return user
+        return Principal(user, row.id, _due(row.last_seen_at, now) or _due(user.last_seen_at, now))
     return None  # a cookie from before credentials were bound to it: the page asks for a new one
 
 

@@ -26,7 +26,10 @@ def _events(engine: Engine, action: str) -> list[Event]:
 
 def _auth(engine: Engine, token: str, at: datetime | None = None) -> accounts.Principal:
     with session_scope(engine) as s:
-        p = accounts.authenticate_principal(s, token, clock=(lambda: at) if at else accounts.utcnow)
+        clock = (lambda: at) if at else accounts.utcnow
+        p = accounts.authenticate_principal(s, token, clock=clock)
+        if p.seen_due:  # as the API does, after authenticating
+            accounts.record_use(s, p, clock=clock)
         s.flush()
         s.expunge_all()
         return p
