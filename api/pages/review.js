@@ -394,8 +394,24 @@ function drawCoverage(cov, sigs) {
   document.getElementById("coverage").hidden = false;
 }
 
+// Sign out: a page session (single sign-on, "cps_") is ended on the server at once; any token is
+// forgotten by this tab.
+function offerSignOut() {
+  const button = document.getElementById("logout");
+  if (!button) return;
+  button.hidden = false;
+  button.addEventListener("click", async () => {
+    if (state.token.startsWith("cps_")) {
+      try { await api("/api/v1/logout", { method: "POST" }); } catch (e) { /* already ended */ }
+    }
+    sessionStorage.removeItem("custody_token");
+    location.replace(location.pathname);
+  });
+}
+
 async function start() {
   state.token = takeToken();
+  if (state.token) offerSignOut();
   if (!state.token) {
     const form = document.getElementById("login");
     form.hidden = false;

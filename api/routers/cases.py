@@ -463,7 +463,9 @@ def review_page(case_id: str) -> HTMLResponse:
     """The review page (its view is logged when its script reads the timeline: case.timeline via=page),
     served in the reader's language with times in the agency's zone."""
     labels = {d: vocabulary.labels(d) for d in ("stage", "doc_kind", "case_kind", "case_status")}
-    return render_page("case.html", texts=_review_texts(), labels=labels)
+    # With single sign-on configured, the token form also offers the agency's sign-in, back to this page.
+    sso_next = f"/cases/{case_id}" if get_settings().oidc_issuer else ""
+    return render_page("case.html", texts=_review_texts(), labels=labels, sso_next=sso_next)
 
 
 @pages.get("/pages/{name}", include_in_schema=False)
