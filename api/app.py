@@ -28,10 +28,12 @@ from api.routers import (
     accounts as accounts_router,
 )
 from api.routers import (
+    approvals,
     audit,
     cases,
     copyout,
     coverage,
+    devices,
     legal,
     media,
     oversight,
@@ -142,6 +144,8 @@ def create_app() -> FastAPI:
     app.include_router(oversight.pages)
     app.include_router(restricted.router)
     app.include_router(copyout.router)
+    app.include_router(devices.router)
+    app.include_router(approvals.router)
     app.include_router(accounts_router.router)
     app.include_router(accounts_router.sso)
     app.add_middleware(LanguageMiddleware)

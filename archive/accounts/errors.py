@@ -1,9 +1,23 @@
-"""Refusals of the accounts domain. A refused credential says which account it named (if any), so
-the per-account throttle can count it; the token itself is never kept."""
+"""Errors of accounts and the device registry. A refused credential says which account it named (if
+any), so the per-account throttle can count it; the token itself is never kept."""
 
 from __future__ import annotations
 
 from archive.errors import Forbidden, InvalidInput, NotFound, Unauthorized
+
+
+class InvalidSerial(InvalidInput):
+    code = "device.invalid_serial"
+    http_status = 422
+
+
+class InvalidRegistration(InvalidInput):
+    code = "device.invalid_registration"
+    http_status = 422
+
+
+class UnknownDevice(NotFound):
+    code = "device.not_found"
 
 
 class AuthFailed(Unauthorized):
