@@ -12,6 +12,7 @@ import click
 
 from archive.config import get_settings
 from archive.i18n import _
+from cli.i18n import Group
 
 
 def _engine() -> Any:
@@ -38,7 +39,7 @@ def _account(session: Any, name: str) -> Any:
     return user
 
 
-@click.group(name="legal-review")
+@click.group(name="legal-review", cls=Group)
 def legal_group() -> None:
     """Legal review of major enforcement decisions (重大执法决定法制审核)."""
 
@@ -120,7 +121,7 @@ def catalogue(new_file: Path | None, reason: str, as_name: str | None) -> None:
     click.echo(_("legal review catalogue version {v} in force").format(v=version))
 
 
-@click.group(name="calendar")
+@click.group(name="calendar", cls=Group)
 def calendar_group() -> None:
     """China's working-day calendar: statutory holidays, make-up days, the operator's overrides."""
 

@@ -16,14 +16,25 @@ from pydantic import ValidationError
 from archive import i18n, vocabulary
 from archive.config import InsecureSettings, get_settings
 from archive.i18n import _, ngettext
+from cli import i18n as cli_i18n
 
 if TYPE_CHECKING:
     from archive.context import Context
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
+cli_i18n.install()
 
 
-class _Main(click.Group):
+class _Main(cli_i18n.Group):
+    """The root: its commands and groups show their help in the chosen language (cli/i18n.py)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # The language first: --lang, else the locale; --help may be processed before --lang is.
+        # (Subgroups are of this class too: only the root chooses.)
+        if ctx.parent is None:
+            i18n.set_language(cli_i18n.early_language(args) or i18n.from_environment())
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from archive.config import get_settings
+from cli.i18n import Group
 
 
 def _engine() -> Any:
@@ -31,7 +32,7 @@ def _user(session: Any, name: str) -> Any:
     return user
 
 
-@click.group(name="publicity")
+@click.group(name="publicity", cls=Group)
 def publicity_group() -> None:
     """Enforcement publicity (行政执法公示)."""
 
@@ -69,7 +70,7 @@ def publicity_due(soon: int | None, as_json: bool) -> None:
         raise SystemExit(1)
 
 
-@click.group(name="report")
+@click.group(name="report", cls=Group)
 def report_group() -> None:
     """Reports the archive publishes."""
 
@@ -84,7 +85,6 @@ def report_group() -> None:
 )
 def report_annual(year: int, out: Path | None) -> None:
     """Draft the yearly enforcement report (a new signed version) and write it as JSON and a page."""
-    import html
 
     from archive.db import session_scope
     from archive.errors import CustodyError
@@ -104,12 +104,7 @@ def report_annual(year: int, out: Path | None) -> None:
     (folder / f"report-{year}.json").write_text(
         json.dumps(signed, ensure_ascii=False, indent=1), encoding="utf-8"
     )
-    page = (
-        '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
-        f"<title>{year} 年度行政执法总体情况</title></head><body>"
-        f"{report.render_html(row.body)}"
-        f"<p>Ed25519 {html.escape(row.key_id)}: {html.escape(row.signature)}</p></body></html>\n"
-    )
+    page = report.page_html(row.body, row.key_id, row.signature)
     (folder / f"report-{year}.html").write_text(page, encoding="utf-8")
     t = row.body["totals"]
     click.echo(
@@ -119,7 +114,7 @@ def report_annual(year: int, out: Path | None) -> None:
     click.echo(f"wrote {folder / f'report-{year}.json'} and {folder / f'report-{year}.html'}")
 
 
-@click.group(name="roster")
+@click.group(name="roster", cls=Group)
 def roster_group() -> None:
     """The enforcement staff roster."""
 

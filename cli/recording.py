@@ -10,6 +10,7 @@ import click
 import httpx
 
 from archive.i18n import _
+from cli.i18n import Command, Group
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 
@@ -34,7 +35,7 @@ def _check(r: httpx.Response) -> None:
         raise click.ClickException(f"{r.status_code}: {detail}")
 
 
-@click.group()
+@click.group(cls=Group)
 def records() -> None:
     """Text records: sign a version with your own key."""
 
@@ -118,7 +119,7 @@ def sign(
     )
 
 
-@click.command("oversight")
+@click.command("oversight", cls=Command)
 @click.option("--run/--no-run", "run_first", default=True, show_default=True, help="Run the check first.")
 @click.option("--kind", default=None, help="Only warnings of this kind.")
 @click.option("--limit", default=50, show_default=True, help="Warnings to list.")
