@@ -31,7 +31,7 @@ import click.types
 import click.utils
 
 from archive import i18n
-from archive.i18n import N_
+from archive.i18n import N_, ngettext
 from cli.i18n_extract import help_msgid
 
 # Click's own messages a person meets at the command line (its msgids, verbatim).
@@ -54,17 +54,22 @@ CLICK_MESSAGES = (
     N_("default: {default}"),
     N_("required"),
     N_("Aborted!"),
-    N_("{value!r} is not one of {choices}."),
-    N_("{value!r} is not {choice}."),
     N_("{value!r} is not a valid {number_type}."),
     N_("{value} is not in the range {range}."),
-    N_("Option {name!r} requires an argument."),
     N_("Option {name!r} does not take a value."),
     N_("{name} {filename!r} does not exist."),
     N_("{name} {filename!r} is a directory."),
     N_("{name} {filename!r} is a file."),
     # (not "file", "directory", "path": Click names its Path types once, at import, in metavars)
 )
+
+
+def _click_plurals() -> None:  # never called: marks Click's plural messages for the catalog
+    # (not "{value!r} is not {choice}." / "... one of {choices}." and "Option {name!r} requires an
+    # argument." / "... {nargs} arguments.": their forms name different fields, which one Chinese form
+    # cannot; Click says those in English)
+    ngettext("Got unexpected extra argument ({args})", "Got unexpected extra arguments ({args})", 1)
+
 
 _CLICK_MODULES = (
     click.core,
