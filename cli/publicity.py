@@ -8,7 +8,9 @@ from typing import Any
 
 import click
 
+from archive import vocabulary
 from archive.config import get_settings
+from archive.i18n import _
 from cli.i18n import Group
 
 
@@ -28,7 +30,7 @@ def _user(session: Any, name: str) -> Any:
 
     user = session.exec(select(User).where(User.name == name, User.disabled == False)).first()  # noqa: E712
     if user is None:
-        raise click.ClickException(f"no active account {name!r}")
+        raise click.ClickException(_("no active account {name}").format(name=name))
     return user
 
 
@@ -58,14 +60,26 @@ def publicity_due(soon: int | None, as_json: bool) -> None:
     if as_json:
         click.echo(result.model_dump_json(indent=1))
     else:
-        click.echo(f"today {result.today}")
-        for title, items in (("OVERDUE", result.overdue), ("due soon", result.due_soon)):
+        click.echo(_("today {date} (agency's calendar)").format(date=result.today))
+        line = _("{title}  {deadline}  {days} working days  {category}  case {case}  decided {decided}  {id}")
+        for title, items in ((_("OVERDUE"), result.overdue), (_("due soon"), result.due_soon)):
             for i in items:
                 click.echo(
-                    f"{title:8}  {i.deadline}  {i.working_days_left:+d} wd  {i.category_label}  "
-                    f"case {i.case_number}  decided {i.decided_on}  {i.id}"
+                    line.format(
+                        title=title,
+                        deadline=i.deadline,
+                        days=f"{i.working_days_left:+d}",
+                        category=vocabulary.label("publicity_category", i.category),
+                        case=i.case_number,
+                        decided=i.decided_on,
+                        id=i.id,
+                    )
                 )
-        click.echo(f"{len(result.overdue)} overdue, {len(result.due_soon)} due soon")
+        click.echo(
+            _("{overdue} overdue, {soon} due soon").format(
+                overdue=len(result.overdue), soon=len(result.due_soon)
+            )
+        )
     if result.overdue:
         raise SystemExit(1)
 
@@ -108,10 +122,23 @@ def report_annual(year: int, out: Path | None) -> None:
     (folder / f"report-{year}.html").write_text(page, encoding="utf-8")
     t = row.body["totals"]
     click.echo(
-        f"report {year} version {row.version} drafted and signed (key {row.key_id}): "
-        f"{t['decisions']} decisions, {t['published']} published, {t['withdrawn']} withdrawn"
+        _(
+            "report {year} version {version} drafted and signed (key {key}): {decisions} decisions, "
+            "{published} published, {withdrawn} withdrawn"
+        ).format(
+            year=year,
+            version=row.version,
+            key=row.key_id,
+            decisions=t["decisions"],
+            published=t["published"],
+            withdrawn=t["withdrawn"],
+        )
     )
-    click.echo(f"wrote {folder / f'report-{year}.json'} and {folder / f'report-{year}.html'}")
+    click.echo(
+        _("wrote {json} and {html}").format(
+            json=folder / f"report-{year}.json", html=folder / f"report-{year}.html"
+        )
+    )
 
 
 @click.group(name="roster", cls=Group)
@@ -142,5 +169,7 @@ def roster_import(file: Path, as_user: str | None) -> None:
     except CustodyError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(
-        f"roster imported: {result.added} added, {result.updated} updated, {result.unchanged} unchanged"
+        _("roster imported: {added} added, {updated} updated, {unchanged} unchanged").format(
+            added=result.added, updated=result.updated, unchanged=result.unchanged
+        )
     )
