@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +14,7 @@ from api.templating import render_page
 from archive.config import get_settings
 from archive.errors import NotFound
 from archive.i18n import _
+from archive.localtime import LocalDateTime
 from archive.oversight import services as oversight
 from archive.oversight.models import LABELS_EN, AccessEventPublic, WarningKind, WarningsPublic
 
@@ -69,8 +69,8 @@ def access(
     case_id: Annotated[str | None, Query(max_length=36)] = None,
     actor: Annotated[str | None, Query(max_length=160)] = None,
     action: Annotated[str | None, Query(max_length=40)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: LocalDateTime | None = None,
+    until: LocalDateTime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> AccessList:
