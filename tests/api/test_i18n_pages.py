@@ -229,3 +229,39 @@ def test_every_role_sets_its_language_and_its_pages_follow(
     assert bad.status_code == 400 and "zh-CN" in bad.json()["detail"]
     anonymous = client.put("/api/v1/me/language", json={"language": "en"})
     assert anonymous.status_code == 401 and anonymous.json()["code"] == "unauthorized"
+
+
+# ------------------------------------------------------------------------------- guards
+
+
+def test_page_scripts_hold_no_words_of_their_own() -> None:
+    """The words a page's script writes come from the page's data blocks, in the page's language:
+    a script with Chinese (or Chinese beside English, "符合 pass") outside its comments is refused."""
+    from tests.conftest import ROOT
+
+    offenders = []
+    for script in sorted((ROOT / "api" / "pages").glob("*.js")):
+        for number, line in enumerate(script.read_text(encoding="utf-8").splitlines(), 1):
+            code = line.split("//", 1)[0]
+            if re.search(r"[\u4e00-\u9fff]", code):
+                offenders.append(f"{script.name}:{number}: {line.strip()}")
+    assert not offenders, offenders
+    # ...and every key a script asks for with t("...") is in the texts its page is served with.
+    from api.routers import cases, oversight
+
+    served = {"review.js": set(cases._review_texts()), "oversight.js": set(oversight._texts())}
+    for name, keys in served.items():
+        source = (ROOT / "api" / "pages" / name).read_text(encoding="utf-8")
+        asked = set(re.findall(r'\bt\("([a-z_/]+)"', source))
+        asked |= {f"answer_{a}" for a in ("pass", "fail", "n/a")} if name == "review.js" else set()
+        asked.discard("answer_")
+        assert asked <= keys, (name, sorted(asked - keys))
+
+
+def test_docs_explain_how_to_add_a_language() -> None:
+    from tests.conftest import ROOT
+
+    doc = (ROOT / "docs" / "i18n.md").read_text(encoding="utf-8")
+    section = doc.split("## Adding a language", 1)[1]
+    for step in ("archive.i18n.LANGUAGES", "pybabel init", "archive/vocabulary.json", "test_i18n.py"):
+        assert step in section, step
