@@ -404,7 +404,9 @@ def render_html(body: dict[str, Any]) -> str:
         [vocabulary.label("stage", k) if k in set(Stage) else other.get(k, k), n] for k, n in rec.items()
     ]
     withdrawn = [[vocabulary.label("withdrawal_ground", g), n] for g, n in t["withdrawn_by_ground"].items()]
-    as_of = _("{authority} · figures as of {date}").format(authority=body["authority"], date=body["as_of"])
+    as_of = _("figures as of {date}").format(date=body["as_of"])
+    if body.get("authority"):
+        as_of = f"{body['authority']} · {as_of}"
     generated = ""
     if body.get("generated_at"):
         when = datetime.fromisoformat(str(body["generated_at"]).replace("Z", "+00:00"))
