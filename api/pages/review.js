@@ -311,7 +311,7 @@ function buildLegal(lr) {
     rule = t("legal_no_rule", { version: lr.catalogue_version });
   }
   document.getElementById("legal-rule").textContent = rule;
-  if (!CHINESE) document.getElementById("legal-rule").title = lr.explanation; // the catalogue's own words
+  document.getElementById("legal-rule").title = lr.explanation; // the catalogue's own words
   document.getElementById("legal-due").textContent = lr.due
     ? t("legal_due", { date: lr.due }) + (lr.higher_authority ? " · " + t("legal_higher_authority") : "")
     : lr.higher_authority ? t("legal_higher_authority") : "";
