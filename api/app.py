@@ -10,7 +10,7 @@ from typing import Any
 
 import redis
 import swagger_ui_bundle
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -21,9 +21,10 @@ from sqlalchemy import text
 from sqlmodel import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import metrics
+from api import metrics, validation
 from api.deps import ClientAddr, CurrentUser, SessionDep, bearer_token, client_addr, make_throttle
 from api.i18n import LanguageMiddleware, request_language
+from api.i18n import remember as remember_language
 from api.routers import (
     accounts as accounts_router,
 )
@@ -179,10 +180,8 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        # pydantic's own messages are English; the field path and the frame around them are not.
-        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        detail = _("invalid request: {problems}").format(problems="; ".join(problems))
-        return JSONResponse(error_body(detail, "request.invalid"), status_code=422)
+        # pydantic's English reworded in the request's language, naming each field (api/validation.py)
+        return JSONResponse(error_body(validation.detail(exc.errors()), "request.invalid"), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -247,11 +246,18 @@ def create_app() -> FastAPI:
 
     @app.put("/api/v1/me/language", response_model=MeOut, tags=["accounts"])
     def set_my_language(
-        request: Request, body: LanguageIn, session: SessionDep, user: CurrentUser, addr: ClientAddr
+        request: Request,
+        response: Response,
+        body: LanguageIn,
+        session: SessionDep,
+        user: CurrentUser,
+        addr: ClientAddr,
     ) -> MeOut:
         """Set your own language for pages, API errors and labels (any role; logged as user.language).
-        ``null`` clears it: the browser's Accept-Language decides again."""
+        ``null`` clears it: the browser's Accept-Language decides again. The answer also carries it to
+        this browser's pages (the ``custody_lang`` cookie)."""
         accounts.set_language(session, user, body.language, client_addr=addr)
+        remember_language(request, response, user.language)
         i18n.set_language(user.language or request_language(request.scope))
         return me_out(user)
 

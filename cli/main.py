@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,14 +17,25 @@ from pydantic import ValidationError
 from archive import i18n, vocabulary
 from archive.config import InsecureSettings, get_settings
 from archive.i18n import _, ngettext
+from cli import i18n as cli_i18n
 
 if TYPE_CHECKING:
     from archive.context import Context
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
+cli_i18n.install()
 
 
-class _Main(click.Group):
+class _Main(cli_i18n.Group):
+    """The root: its commands and groups show their help in the chosen language (cli/i18n.py)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # The language first: --lang, else the locale; --help may be processed before --lang is.
+        # (Subgroups are of this class too: only the root chooses.)
+        if ctx.parent is None:
+            i18n.set_language(cli_i18n.early_language(args) or i18n.from_environment())
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -536,7 +548,7 @@ def serve(api_only: bool, worker_only: bool, beat_only: bool, host: str | None, 
     running: list[tuple[str, subprocess.Popen[bytes]]] = []
     for name, cmd in procs:
         running.append((name, subprocess.Popen(cmd)))
-        click.echo(f"started {name} (pid {running[-1][1].pid})", err=True)
+        click.echo(_("started {name} (pid {pid})").format(name=name, pid=running[-1][1].pid), err=True)
 
     stopping = False
 
@@ -551,7 +563,12 @@ def serve(api_only: bool, worker_only: bool, beat_only: bool, host: str | None, 
         while not stopping:
             for name, p in running:
                 if p.poll() is not None:
-                    click.echo(f"{name} exited with {p.returncode}; stopping the rest", err=True)
+                    click.echo(
+                        _("{name} exited with {code}; stopping the rest").format(
+                            name=name, code=p.returncode
+                        ),
+                        err=True,
+                    )
                     rc = p.returncode or 1
                     stopping = True
             time.sleep(0.5)
@@ -753,14 +770,21 @@ def sweep(dry_run: bool, batch: int | None, as_json: bool) -> None:
             jsonlib.dumps({"dry_run": dry_run, "deleted": result.deleted, "kept": result.kept}, indent=1)
         )
         return
-    verb = "would delete" if dry_run else "deleted"
+    from archive.localtime import format_local
+
+    verb = _("would delete") if dry_run else _("deleted")
+    line, kept = _("{verb}  {media}  rule {rule}  {detail}"), _("kept  {media}  {why}")
     for e in result.deleted:
-        click.echo(
-            f"{verb}  {e['media_id']}  rule {e['rule']}  {e.get('delete_after') or e.get('sha256', '')}"
-        )
+        due = e.get("delete_after")
+        detail = format_local(datetime.fromisoformat(due)) if due else e.get("sha256", "")
+        click.echo(line.format(verb=verb, media=e["media_id"], rule=e["rule"], detail=detail))
     for e in result.kept:
-        click.echo(f"kept    {e['media_id']}  {e.get('why') or 'not due'}")
-    click.echo(f"{len(result.deleted)} {verb}, {len(result.kept)} kept on re-check")
+        click.echo(kept.format(media=e["media_id"], why=e.get("why") or _("not due")))
+    click.echo(
+        _("{deleted} {verb}, {kept} kept on re-check").format(
+            deleted=len(result.deleted), verb=verb, kept=len(result.kept)
+        )
+    )
 
 
 @main.group(name="retention")
