@@ -21,6 +21,8 @@ from archive.cases.models import (
 from archive.cases.records import records
 from archive.clock import Clock, as_utc, utcnow
 from archive.media.models import Derivative, DerivativeKind, Media
+from archive.restricted import services as restricted
+from archive.restricted.models import SubjectKind
 
 # --------------------------------------------------------------------------- timeline
 
@@ -33,13 +35,21 @@ class _Row:
 
 
 def timeline(
-    session: Session, user: User, case_id: str, *, addr: str = "", via: str = "api", clock: Clock = utcnow
+    session: Session,
+    user: User,
+    case_id: str,
+    *,
+    addr: str = "",
+    via: str = "api",
+    clock: Clock = utcnow,
+    purpose: str | None = None,
 ) -> Timeline:
-    """Text records (latest versions) and linked media in time order on the corrected clock."""
+    """Text records (latest versions) and linked media in time order on the corrected clock. Restricted
+    items the reader holds a grant for are on it when ``purpose`` is stated, each a logged read."""
     case = get_case(session, user, case_id)
     log_change(session, user, "case.timeline", "case", case.id, addr, clock, via=via)
-    recs = records(session, user, case.id)
-    open_links = links(session, user, case.id)
+    recs = records(session, user, case.id, purpose=purpose)
+    open_links = links(session, user, case.id, purpose=purpose)
     by_media: dict[str, list[CaseMedia]] = {}
     for ln in open_links:
         if ln.pending and not can(user, Permission.MEDIA_READ_ALL):
@@ -107,6 +117,13 @@ def timeline(
                 ),
             )
         )
+    where = f"timeline-{via}"
+    shown = (
+        (SubjectKind.RECORD, [r.record_id for r in recs]),
+        (SubjectKind.MEDIA, [m.id for m in media_rows]),
+    )
+    for kind, ids in shown:
+        restricted.log_listed(session, user, kind, ids, purpose, via=where, addr=addr, clock=clock)
     far = datetime.max.replace(tzinfo=UTC)
     rows.sort(
         key=lambda r: (r.at or far, r.order, getattr(r.item, "id", "") or getattr(r.item, "record_id", ""))
