@@ -355,7 +355,8 @@ def read_record_versions(
     """Every version of one record, oldest first; the read logged as ``case.records``. A restricted
     record needs a grant and ``purpose``."""
     rows = record_versions(session, user, case_id, record_id, purpose=purpose, addr=addr)
-    log_change(session, user, "case.records", "case", case_id, addr, utcnow)
+    # The record rides along, so access oversight answers who read this record (not only its case).
+    log_change(session, user, "case.records", "case", case_id, addr, utcnow, record=record_id)
     return [record_public(r) for r in rows]
 
 

@@ -124,9 +124,12 @@ FROM (
     LEFT JOIN record_activities a ON a.record_id = r.record_id
          AND NOT EXISTS (SELECT 1 FROM record_activities a2 WHERE a2.record_id = a.record_id AND a2.id > a.id)
     LEFT JOIN ov_mode md ON md.activity = a.activity
-    WHERE NOT EXISTS (
-        SELECT 1 FROM case_records r2 WHERE r2.record_id = r.record_id AND r2.version > r.version
-    )
+    -- Versions count up from 1 (an edit inserts version n+1): a record with no row above version 1 is
+    -- current at version 1, so only the few edited records are grouped.
+    LEFT JOIN (
+        SELECT record_id, max(version) AS latest FROM case_records WHERE version > 1 GROUP BY record_id
+    ) lv ON lv.record_id = r.record_id
+    WHERE r.version = COALESCE(lv.latest, 1)
 ) rec LEFT JOIN ov_cover cv ON cv.case_id = rec.case_id
 """  # noqa: S608 (constants only)
 
