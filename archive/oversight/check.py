@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -21,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import DateTime, String, and_, exists, insert, select, type_coerce
 from sqlalchemy import cast as cast_
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
@@ -37,6 +39,7 @@ from archive.oversight import check_sql
 from archive.oversight.models import OversightRun, OversightWarning, WarningKind
 
 SYSTEM_OVERSIGHT = "system:oversight"
+log = logging.getLogger("custody.oversight")
 STREAM_ROWS = 20000
 INSERT_BATCH = 20000
 # Plain DateTime: the driver's value as is (as_utc settles the zone), without a per-row converter.
@@ -136,7 +139,17 @@ def run_check(
             pending.clear()
 
     if session.get_bind().dialect.name == "postgresql" and method != "python":
-        _check_cases_sql(session, items, run_id, counts, stats, officers_seen)
+        try:
+            with session.begin_nested():  # a failure leaves nothing of this path behind
+                _check_cases_sql(session, items, run_id, counts, stats, officers_seen)
+        except DBAPIError as exc:
+            # A value the SQL cannot read (a probe fact of an unexpected type, say) must not stop the
+            # check: the same rule in Python reads it (slower, and said so in the log).
+            log.warning("oversight check: SQL path failed (%s); running the Python path", exc.orig)
+            counts.clear()
+            stats.clear()
+            officers_seen.clear()
+            _check_cases(session, items, warn, stats, officers_seen)
     else:
         _check_cases(session, items, warn, stats, officers_seen)
     _check_unlinked(session, started - timedelta(days=unlinked_days), warn, stats, officers_seen)
@@ -322,8 +335,9 @@ def _span_rows(session: Session) -> Any:
             col(CaseMedia.case_id),
             col(Case.agency),
             col(Media.officer_badge),
-            probe["duration_s"].as_float(),
-            probe["creation_time"].as_string(),
+            # The JSON values themselves: corrected_span reads them as they are (a number, a string).
+            probe["duration_s"],
+            probe["creation_time"],
             type_coerce(col(Media.recorded_at), _TIME),
             col(Media.clock_offset_s),
         )

@@ -37,8 +37,14 @@ from archive.media.models import Media
 from archive.oversight.models import WarningKind
 
 # ISO 8601 with an explicit zone, every field in the range both parsers accept: read in SQL.
+# Days that exist in every year (29 February goes to Python), years 0001-9999: a value it accepts is
+# one that PostgreSQL's cast reads without error, to the same instant as Python's fromisoformat.
+_ISO_DATE = (
+    r"([1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])-"
+    r"((0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])|(0[13-9]|1[0-2])-(29|30)|(0[13578]|1[02])-31)"
+)
 ISO_ZONED = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?"
+    rf"^{_ISO_DATE}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{{1,6}})?"
     r"(Z|[+-](0[0-9]|1[0-5]):[0-5][0-9])$"
 )
 

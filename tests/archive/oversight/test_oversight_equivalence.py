@@ -47,6 +47,8 @@ CREATION = [
     "{plus8}",  # an explicit offset
     "{naive}",  # no zone: only Python reads it (as UTC)
     "yesterday",  # unreadable: the file time counts
+    "2024-02-29T10:00:30Z",  # a leap day: only Python reads it
+    "2024-02-30T10:00:00Z",  # no such day: Python cannot read it either, the file time counts
 ]
 
 
@@ -274,7 +276,7 @@ def _snapshot(s: Session, run: OversightRun) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_sql_and_python_paths_agree(engine: Engine, seed: int) -> None:
+def test_sql_and_python_paths_agree(engine: Engine, seed: int, caplog: pytest.LogCaptureFixture) -> None:
     if engine.dialect.name != "postgresql":
         pytest.skip("the set-based path is PostgreSQL's")
     _generate(engine, seed)
@@ -288,6 +290,7 @@ def test_sql_and_python_paths_agree(engine: Engine, seed: int) -> None:
         python = _snapshot(s, check.run_check(s, unlinked_days=7, certificate_check=roster, method="python"))
         sql = _snapshot(s, check.run_check(s, unlinked_days=7, certificate_check=roster))
     assert python == sql
+    assert "SQL path failed" not in caplog.text  # the SQL path ran (no fallback)
     assert badges[0] == badges[1]  # the same officers go to the certificate check
     # Not vacuous: the generated archive has every kind of coverage warning and every status.
     kinds = {w[0] for w in sql["warnings"]}
@@ -299,3 +302,26 @@ def test_sql_and_python_paths_agree(engine: Engine, seed: int) -> None:
         if v and k in {"covered", "gaps", "missing", "missing_with_reason", "not_required"}
     }
     assert statuses == {"covered", "gaps", "missing", "missing_with_reason", "not_required"}, statuses
+
+
+def test_a_value_sql_cannot_read_falls_back_to_python(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A probe fact of an unexpected type (a duration of ``true``) makes the SQL fail: the run still
+    completes, by the Python rule, with the same result as the Python path, and the log says so."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the set-based path is PostgreSQL's")
+    _generate(engine, 4)
+    with session_scope(engine) as s:
+        odd = s.exec(select(Media).where(Media.state == MediaState.READY)).first()
+        assert odd is not None
+        odd.probe = {"kind": "video", "duration_s": True}
+        s.add(odd)
+    with session_scope(engine) as s:
+        python = _snapshot(
+            s, check.run_check(s, unlinked_days=7, certificate_check=lambda *_: {}, method="python")
+        )
+        assert "SQL path failed" not in caplog.text
+        fallback = _snapshot(s, check.run_check(s, unlinked_days=7, certificate_check=lambda *_: {}))
+    assert "SQL path failed" in caplog.text
+    assert python == fallback
