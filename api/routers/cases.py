@@ -392,10 +392,12 @@ def timeline(
     addr: ClientAddr,
     via: Annotated[str, Query(pattern="^(api|page)$")] = "api",
     purpose: Annotated[str | None, Query(max_length=2000)] = None,
+    coverage: bool = False,
 ) -> Timeline:
     """Text records and linked media in time order, media on the corrected clock. Restricted items the
-    caller holds a grant for are on it with ``purpose`` (each a logged read)."""
-    return cases.timeline(session, user, case_id, addr=addr, via=via, purpose=purpose)
+    caller holds a grant for are on it with ``purpose`` (each a logged read). ``coverage=true``: each
+    record carries its coverage (status and gaps), as ``GET /cases/{id}/coverage`` answers it."""
+    return cases.timeline(session, user, case_id, addr=addr, via=via, purpose=purpose, coverage=coverage)
 
 
 @router.get("/records/search", response_model=list[RecordPublic])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -43,6 +44,7 @@ def timeline(
     via: str = "api",
     clock: Clock = utcnow,
     purpose: str | None = None,
+    coverage: bool = False,
 ) -> Timeline:
     """Text records (latest versions) and linked media in time order on the corrected clock. Restricted
     items the reader holds a grant for are on it when ``purpose`` is stated, each a logged read."""
@@ -62,6 +64,7 @@ def timeline(
     if media_rows:
         for d in session.exec(select(Derivative).where(col(Derivative.media_id).in_(list(by_media)))):
             ders[(d.media_id, d.kind)] = d
+    covered = _coverage(session, user, case.id, recs, purpose) if coverage else {}
     rows: list[_Row] = []
     for r in recs:
         rows.append(
@@ -80,6 +83,7 @@ def timeline(
                     end=as_utc(r.occurred_to),
                     body=r.body,
                     attachments=r.attachments,
+                    coverage=covered.get(r.record_id),
                 ),
             )
         )
@@ -129,3 +133,23 @@ def timeline(
         key=lambda r: (r.at or far, r.order, getattr(r.item, "id", "") or getattr(r.item, "record_id", ""))
     )
     return Timeline(case=case_public(session, case), items=[r.item for r in rows])
+
+
+def _coverage(
+    session: Session, user: User, case_id: str, recs: list[Any], purpose: str | None
+) -> dict[str, dict[str, Any]]:
+    """Each listed record's coverage by the rule of GET /cases/{id}/coverage, over the recordings the
+    reader may count (a marked one only with a grant and a purpose)."""
+    from archive.coverage import services as coverage  # coverage builds on the case services
+
+    acts = coverage.latest_activities(session, (r.record_id for r in recs))
+    recordings = coverage.case_recordings(session, case_id, user, purpose)
+    result = coverage.compute_case(coverage.current_list(session), case_id, recs, acts, recordings)
+    return {
+        c.record_id: {
+            "status": c.status,
+            "status_zh": c.status_zh,
+            "gaps": [g.model_dump(mode="json") for g in c.gaps],
+        }
+        for c in result.records
+    }
