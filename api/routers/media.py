@@ -37,6 +37,7 @@ class MediaList(BaseModel):
 def list_media(
     session: SessionDep,
     user: CurrentUser,
+    addr: ClientAddr,
     officer: str | None = None,
     device: str | None = None,
     sha256: Annotated[str | None, Query(pattern="^[0-9a-fA-F]{64}$")] = None,
@@ -46,11 +47,14 @@ def list_media(
     until: LocalDateTime | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
+    purpose: Annotated[str | None, Query(max_length=2000)] = None,
 ) -> MediaList:
     """``linked``: only media linked (or not linked) to some case; ``since``/``until``: the device's
     recording time (``recorded_at``)."""
     where = media.MediaFilter(officer, device, sha256, state, linked, since, until)
-    items, total = media.list_media(session, user, where, limit=limit, offset=offset)
+    items, total = media.list_media(
+        session, user, where, limit=limit, offset=offset, purpose=purpose, addr=addr
+    )
     return MediaList(items=items, total=total)
 
 
