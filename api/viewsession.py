@@ -33,7 +33,7 @@ def _key(value: str) -> str:
 
 def create(r: redis.Redis, user_name: str, ttl_s: int) -> str:
     value = secrets.token_urlsafe(32)
-    r.setex(_key(value), ttl_s, user_name)
+    r.set(_key(value), user_name, ex=ttl_s)
     return value
 
 

@@ -96,7 +96,7 @@ _HEADERS = {
 }
 
 
-@pages.get("/oversight", response_class=HTMLResponse, include_in_schema=False)
+@pages.get("/oversight", response_class=HTMLResponse)
 def oversight_page() -> HTMLResponse:
     """The auditors' page; its script reads the API with the auditor's token (the reads are logged)."""
     return HTMLResponse((PAGES / "oversight.html").read_text(encoding="utf-8"), headers=_HEADERS)

@@ -29,11 +29,13 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.responses import HTMLResponse
 from limits import RateLimitItem, parse
 from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
 from api.deps import client_addr, get_context
+from api.openapi import errors, header
 from archive.config import get_settings
 from archive.i18n import N_, _
 from archive.publicity import public
@@ -97,7 +99,15 @@ def _open(request: Request) -> Iterator[public.Reader]:
         yield session
 
 
-router = APIRouter(prefix="/public", tags=["public"])
+router = APIRouter(
+    prefix="/public",
+    tags=["public"],
+    responses={
+        200: {"headers": {"ETag": header("SHA-256 of the body (strong)", required=True)}},
+        304: {"description": "Not modified: `If-None-Match` named the current ETag"},
+        **errors(429),
+    },
+)
 
 
 def _etag(body: bytes) -> str:
@@ -243,7 +253,7 @@ def _decision_html(entry: dict[str, Any], full: bool) -> str:
     return head
 
 
-@router.get("/", include_in_schema=False)
+@router.get("/", response_class=HTMLResponse)
 def index(request: Request) -> Response:
     rate_limit(request)
     items = "".join(
@@ -253,7 +263,7 @@ def index(request: Request) -> Response:
     return _page(request, "行政执法公示", _("Enforcement publicity"), f'<ul class="index">{items}</ul>')
 
 
-@router.get("/decisions", include_in_schema=False)
+@router.get("/decisions", response_class=HTMLResponse)
 def decisions_page(
     request: Request,
     category: DecisionCategory | None = None,
@@ -294,7 +304,7 @@ def decisions_page(
         return _rendered.answer(request, session, key, "text/html; charset=utf-8", render) or _not_found()
 
 
-@router.get("/decisions/{ref}", include_in_schema=False)
+@router.get("/decisions/{ref}", response_class=HTMLResponse)
 def decision_page(ref: str, request: Request) -> Response:
     with _open(request) as session:
 
@@ -316,7 +326,7 @@ def _not_found() -> Response:
     raise HTTPException(status_code=404, detail=_("No such published decision."))
 
 
-@router.get("/roster", include_in_schema=False)
+@router.get("/roster", response_class=HTMLResponse)
 def roster_page(request: Request) -> Response:
     with _open(request) as session:
         rows = public.roster_entries(session, today())
@@ -335,7 +345,7 @@ def roster_page(request: Request) -> Response:
         return _page(request, "行政执法人员", _("Enforcement staff"), body)
 
 
-@router.get("/documents", include_in_schema=False)
+@router.get("/documents", response_class=HTMLResponse)
 def documents_page(request: Request) -> Response:
     with _open(request) as session:
         items = "".join(
@@ -347,7 +357,7 @@ def documents_page(request: Request) -> Response:
         return _page(request, "事前公开", _("Published in advance"), f'<ul class="documents">{items}</ul>')
 
 
-@router.get("/documents/{key}", include_in_schema=False)
+@router.get("/documents/{key}", response_class=HTMLResponse)
 def document_page(key: str, request: Request) -> Response:
     with _open(request) as session:
         found = public.document_list(session, key[:64])
@@ -361,7 +371,7 @@ def document_page(key: str, request: Request) -> Response:
         return _page(request, d["title"], _("Published in advance"), body)
 
 
-@router.get("/reports", include_in_schema=False)
+@router.get("/reports", response_class=HTMLResponse)
 def reports_page(request: Request) -> Response:
     with _open(request) as session:
         items = "".join(
@@ -371,7 +381,7 @@ def reports_page(request: Request) -> Response:
         return _page(request, "年度报告", _("Yearly reports"), f'<ul class="reports">{items}</ul>')
 
 
-@router.get("/reports/{year}", include_in_schema=False)
+@router.get("/reports/{year}", response_class=HTMLResponse)
 def report_page(year: int, request: Request) -> Response:
     with _open(request) as session:
         r = public.report(session, year)
