@@ -135,3 +135,6 @@ class MediaPublic(MediaBase):
     probe: dict[str, Any] | None
     updated_at: datetime
     derivatives: list[DerivativePublic] = []
+    # Issue 10, finding 3: why the recording is flagged for its device ("unregistered-device",
+    # "other-officers-device", "retired-device") while the flag is open; it links nothing until then.
+    device_flag: str | None = None

@@ -87,6 +87,9 @@ CHECKS = [
     response_headers_conformance,
     response_schema_conformance,
 ]
+# One worker runs the whole module (make test runs pytest-xdist with --dist loadgroup): the seeded world is
+# built once, and the input pass uses the roles the role pass saw admitted.
+pytestmark = pytest.mark.xdist_group("schema_fuzz")
 # tus PATCH bodies and CSV imports are bytes as far as generation goes.
 schemathesis.serializer.alias("application/offset+octet-stream", "application/octet-stream")
 schemathesis.serializer.alias("text/csv", "text/plain")
@@ -496,8 +499,13 @@ def test_inputs_get_documented_answers(world: World) -> None:
     failures: list[str] = []
     start = time.monotonic()
     calls = 0
+    slowest: list[tuple[float, str]] = []
     for op, strategy in world.operations:
-        role = world.admitted.get(f"{op.method.upper()} {op.path}", "admin")
-        calls += _fuzz(world, role, [(op, strategy)], EXAMPLES, failures)
+        label = f"{op.method.upper()} {op.path}"
+        t0 = time.monotonic()
+        calls += _fuzz(world, world.admitted.get(label, "admin"), [(op, strategy)], EXAMPLES, failures)
+        slowest.append((time.monotonic() - t0, label))
+    top = ", ".join(f"{label} {t:.1f} s" for t, label in sorted(slowest, reverse=True)[:5])
+    print(f"\nschema fuzz: slowest operations: {top}")  # noqa: T201 - the figures
     print(f"\nschema fuzz: inputs: {calls} requests in {time.monotonic() - start:.1f} s")  # noqa: T201 - the figures, as the benches print theirs
     assert not failures, f"{len(failures)} failures:\n" + "\n".join(failures)
