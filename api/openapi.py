@@ -185,7 +185,9 @@ def _correct_operation(op: dict[str, Any], route: Any, method: str, calls: set[A
         if not (key.isdigit() and int(key) >= 400):
             continue
         content = answer.get("content")
-        if content is None or _is_framework_422(content):
+        if method == "HEAD":  # a HEAD answer has headers only
+            answer.pop("content", None)
+        elif content is None or _is_framework_422(content):
             answer["content"] = {"application/json": {"schema": dict(_REF)}}
         if int(key) == 422 and answer.get("description") == "Validation Error":
             answer["description"] = ERROR_DESCRIPTIONS[422]
