@@ -6,10 +6,11 @@ in api/app.py), so this module rewrites the generated document once, centrally, 
 is or will be included in the app:
 
 - each operation lists the error statuses it can answer, worked out from the route itself: 401 and
-  403 where a dependency authenticates (``current_user``, the review page's ``viewer``), 404 where the
-  path names a thing (or, for a caller, any input may), 400 and 422 where there is any input, 413
-  where there is a body, 409 on writes, 503 where object storage or the signing keys are used; a
-  router or route adds what only it can answer with ``responses=errors(412, 460)`` (tus, 429 ...);
+  403 (and 429, the sign-in throttle) where a dependency authenticates (``current_user``, the review
+  page's ``viewer``), 404 where the path names a thing (or, for a caller, any input may), 400 and
+  422 where there is any input, 413 where there is a body, 409 on writes, 503 where object storage
+  or the signing keys are used; a router or route adds what only it can answer with
+  ``responses=errors(412, 460)`` (tus, 429 ...), or ``_EXTRA`` here for routers kept elsewhere;
 - every 4xx/5xx answer, and FastAPI's own 422, has the one error schema (``Error``);
 - bearer tokens (and the review page's streaming cookie) are declared as security schemes, on the
   operations that need them;
@@ -28,7 +29,7 @@ from fastapi import FastAPI, routing
 from fastapi.dependencies.models import Dependant
 from pydantic import BaseModel, Field
 
-from api.deps import current_user, get_keyring, get_store
+from api.deps import current_principal, current_user, get_keyring, get_store
 from api.viewsession import COOKIE, viewer
 
 
@@ -59,7 +60,7 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     422: "The request does not match the schema (the fields are named in `detail`), or bytes do not "
     "match their digest",
     423: "Locked: another request is writing to this upload (`Retry-After`)",
-    429: "Too many requests from this address (`Retry-After`)",
+    429: "Too many requests, or too many failed sign-ins, from this address or account (`Retry-After`)",
     460: "Checksum mismatch: the PATCH's `Upload-Checksum` did not match its body; nothing of it was kept",
     503: "A service the archive needs (object storage, a media tool) is unavailable; the details were logged",
 }
@@ -70,8 +71,21 @@ _ERROR_HEADERS: dict[int, dict[str, Any]] = {
     429: {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
 }
 
+# Answers that routes kept by other pieces of work give beyond what their signatures show (single
+# sign-on: redirects; 404 while it is not configured), so their routers need not change.
+_LOCATION = {"Location": {"required": True, "schema": {"type": "string"}}}
+_EXTRA: dict[str, dict[str, dict[str, Any]]] = {
+    "/auth/oidc/login": {
+        "302": {"description": "To the identity provider", "headers": _LOCATION},
+        **{str(k): {"description": ERROR_DESCRIPTIONS[k]} for k in (404, 429)},
+    },
+    "/auth/oidc/callback": {
+        "303": {"description": "Signed in: to the page, the token in the fragment", "headers": _LOCATION},
+        **{str(k): {"description": ERROR_DESCRIPTIONS[k]} for k in (401, 403, 404, 429)},
+    },
+}
 _WRITES = {"POST", "PUT", "PATCH", "DELETE"}
-_AUTHENTICATORS: set[Callable[..., Any]] = {current_user, viewer}
+_AUTHENTICATORS: set[Callable[..., Any]] = {current_principal, current_user, viewer}
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -161,7 +175,7 @@ def _correct_operation(op: dict[str, Any], route: Any, method: str, calls: set[A
     responses: dict[str, Any] = op.setdefault("responses", {})
     statuses: set[int] = set()
     if calls & _AUTHENTICATORS:
-        statuses |= {401, 403}
+        statuses |= {401, 403, 429}  # 429: too many failed sign-ins from this address or account
         op["security"] = [{"bearer": []}, {"viewCookie": []}] if viewer in calls else [{"bearer": []}]
     has_body = route.body_field is not None or "requestBody" in op
     inputs = bool(
@@ -181,6 +195,8 @@ def _correct_operation(op: dict[str, Any], route: Any, method: str, calls: set[A
         statuses.add(503)
     for status in statuses:
         responses.setdefault(str(status), {"description": ERROR_DESCRIPTIONS[status]})
+    for key, answer in _EXTRA.get(route.path_format, {}).items():
+        responses.setdefault(key, dict(answer))
     for key, answer in responses.items():
         if not (key.isdigit() and int(key) >= 400):
             continue

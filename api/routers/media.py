@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -17,6 +16,7 @@ from api.routers import restricted as restricted_routes
 from api.viewsession import Viewer
 from archive.accounts.models import User
 from archive.copyout import services as copyouts
+from archive.localtime import LocalDateTime
 from archive.media import services as media
 from archive.media.models import DerivativeKind, MediaPublic, MediaState
 from archive.storage import ObjectStore
@@ -41,8 +41,8 @@ def list_media(
     sha256: Annotated[str | None, Query(pattern="^[0-9a-fA-F]{64}$")] = None,
     state: MediaState | None = None,
     linked: bool | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: LocalDateTime | None = None,
+    until: LocalDateTime | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> MediaList:
