@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from api import viewsession
 from api.deps import ClientAddr, CurrentUser, DispatcherDep, KeyringDep, SessionDep, StoreDep
 from api.i18n import remember as remember_language
+from api.openapi import header
 from api.templating import PAGE_HEADERS, render_page
 from archive import i18n, vocabulary
 from archive.accounts import services as accounts
@@ -424,7 +425,17 @@ def search(
 # --------------------------------------------------------------------------- review session + page
 
 
-@router.post("/session", status_code=204, tags=["review page"])
+@router.post(
+    "/session",
+    status_code=204,
+    tags=["review page"],
+    responses={
+        204: {
+            "description": "The streaming cookie is set (HttpOnly, SameSite=Strict, Path=/api/v1/media)",
+            "headers": {"Set-Cookie": header("`custody_view=...`", required=True)},
+        }
+    },
+)
 def open_session(
     request: Request, response: Response, session: SessionDep, user: CurrentUser, addr: ClientAddr
 ) -> None:
@@ -534,7 +545,7 @@ def _review_labels() -> dict[str, dict[str, str]]:
     return labels
 
 
-@pages.get("/cases/{case_id}", response_class=HTMLResponse, include_in_schema=False)
+@pages.get("/cases/{case_id}", response_class=HTMLResponse)
 def review_page(case_id: str) -> HTMLResponse:
     """The review page (its view is logged when its script reads the timeline: case.timeline via=page),
     served in the reader's language with times in the agency's zone."""
