@@ -60,6 +60,7 @@ def export_parts(
         CaseMedia.case_id == case_id,
         col(CaseMedia.unlinked_at).is_(None),
         CaseMedia.source != LinkSource.ATTACHMENT,
+        col(CaseMedia.pending).is_(False),  # as coverage.case_recordings
     )
     media = [
         m for m in session.exec(select(Media).where(col(Media.id).in_(link_ids))) if m.id not in hidden.media

@@ -217,6 +217,9 @@ def case_recordings(
         CaseMedia.case_id == case_id,
         col(CaseMedia.unlinked_at).is_(None),
         CaseMedia.source != LinkSource.ATTACHMENT,
+        # A pending auto-link (issue 10: not yet confirmed by someone who may see the media) covers
+        # nothing: it is not shown, streamed or exported, so it cannot stand as the record's recording.
+        col(CaseMedia.pending).is_(False),
     )
     listed = (
         restricted.listing_clause(user, SubjectKind.MEDIA, Media.id, purpose)

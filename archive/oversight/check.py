@@ -346,6 +346,7 @@ def _span_rows(session: Session) -> Any:
         .where(
             col(CaseMedia.unlinked_at).is_(None),
             col(CaseMedia.source) != LinkSource.ATTACHMENT,
+            col(CaseMedia.pending).is_(False),  # unconfirmed auto-links cover nothing (as coverage)
             col(Media.state).not_in(list(NOT_RECORDINGS)),
         )
         .order_by(_case_order(session, col(CaseMedia.case_id)))

@@ -84,7 +84,8 @@ FROM (
                 ELSE m.recorded_at END - make_interval(secs => m.clock_offset_s) AS st,
            COALESCE((m.probe->>'duration_s')::float8, 0) AS dur
     FROM case_media cm JOIN media m ON m.id = cm.media_id
-    WHERE cm.unlinked_at IS NULL AND cm.source <> 'attachment' AND m.state NOT IN ({_NOT_RECORDING})
+    WHERE cm.unlinked_at IS NULL AND cm.source <> 'attachment' AND NOT cm.pending
+      AND m.state NOT IN ({_NOT_RECORDING})
 ) x
 WHERE x.odd OR (x.st IS NOT NULL AND x.dur > 0)
 """  # noqa: S608  # nosec B608 - constants only

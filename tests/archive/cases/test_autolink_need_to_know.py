@@ -20,6 +20,7 @@ from archive.accounts.models import Role, User
 from archive.cases import services as cases
 from archive.cases.errors import InvalidRecord
 from archive.cases.models import CaseKind, CaseMedia, DocumentKind, Stage
+from archive.coverage import services as coverage
 from archive.db import session_scope
 from archive.errors import Forbidden, NotFound
 from archive.media.models import Media
@@ -201,3 +202,21 @@ def test_a_closed_case_is_read_only_until_reopened(engine: Engine, people: dict[
         assert len(reopened) == 2
     with session_scope(engine) as s:
         assert _record(s, people["rev"], case_id, T, T + timedelta(hours=1), []) == []
+
+
+def test_a_pending_link_covers_nothing_until_confirmed(engine: Engine, people: dict[str, User]) -> None:
+    """Coverage (and the early-warning check, and the export) counts a recording only through a
+    confirmed link: a pending one is not shown, streamed or exported, so it cannot be the record's
+    recording either."""
+    case_id = _case(engine, people["clerk"], ["rev"])
+    hit = media_row(engine, officer="9999", device="BC-9999", recorded_at=T + timedelta(minutes=5))
+    with session_scope(engine) as s:
+        cases.add_case_officer(s, people["clerk"], case_id, "9999", "was at the scene")
+    with session_scope(engine) as s:
+        assert _record(s, people["rev"], case_id, T, T + timedelta(hours=1), ["9999"]) == [hit]
+    with Session(engine) as s:
+        assert [r.media_id for r in coverage.case_recordings(s, case_id, people["clerk"])] == []
+    with session_scope(engine) as s:
+        cases.confirm_link(s, people["clerk"], case_id, hit)
+    with Session(engine) as s:
+        assert [r.media_id for r in coverage.case_recordings(s, case_id, people["clerk"])] == [hit]
