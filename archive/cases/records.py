@@ -284,6 +284,32 @@ def record_public(r: TextRecord) -> RecordPublic:
     return RecordPublic.model_validate(r.model_dump())
 
 
+def unseen_attachments(
+    session: Session, user: User, rows: Sequence[TextRecord], purpose: str | None
+) -> frozenset[str]:
+    """The attachment ids named by ``rows`` that this reader may not learn of in a listing: marked
+    attachments (issue 13), unless the reader holds a grant and stated ``purpose``, as for the items
+    themselves. Not even their ids are shown."""
+    marked = restricted.marked_ids(session, SubjectKind.MEDIA, {a for r in rows for a in r.attachments})
+    if not marked:
+        return frozenset()
+    if purpose and purpose.strip():
+        return frozenset(marked & restricted.hidden(session, user).media)
+    return frozenset(marked)
+
+
+def listed_public(
+    session: Session, user: User, rows: Sequence[TextRecord], purpose: str | None
+) -> list[RecordPublic]:
+    """Records as a reader sees them in a listing: marked attachments they may not read left out."""
+    unseen = unseen_attachments(session, user, rows, purpose)
+    out = [record_public(r) for r in rows]
+    if unseen:
+        for pub in out:
+            pub.attachments = [a for a in pub.attachments if a not in unseen]
+    return out
+
+
 def _fts_query(q: str) -> list[str]:
     # Words only, each quoted: user input never reaches FTS5 or tsquery syntax (no operator injection,
     # no syntax errors on a stray quote). All words must match.
@@ -346,7 +372,7 @@ def read_records(
     restricted.log_listed(
         session, user, SubjectKind.RECORD, [r.record_id for r in rows], purpose, via="records", addr=addr
     )
-    return [record_public(r) for r in rows]
+    return listed_public(session, user, rows, purpose)
 
 
 def read_record_versions(
@@ -357,7 +383,7 @@ def read_record_versions(
     rows = record_versions(session, user, case_id, record_id, purpose=purpose, addr=addr)
     # The record rides along, so access oversight answers who read this record (not only its case).
     log_change(session, user, "case.records", "case", case_id, addr, utcnow, record=record_id)
-    return [record_public(r) for r in rows]
+    return listed_public(session, user, rows, purpose)
 
 
 def search(
@@ -370,7 +396,7 @@ def search(
     restricted.log_listed(
         session, user, SubjectKind.RECORD, [r.record_id for r in rows], purpose, via="search", addr=addr
     )
-    return [record_public(r) for r in rows]
+    return listed_public(session, user, rows, purpose)
 
 
 def relink_case(session: Session, user: User, case_id: str, *, buffer_s: float, addr: str = "") -> list[str]:

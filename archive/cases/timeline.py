@@ -19,7 +19,7 @@ from archive.cases.models import (
     TimelineMedia,
     TimelineRecord,
 )
-from archive.cases.records import records
+from archive.cases.records import records, unseen_attachments
 from archive.clock import Clock, as_utc, utcnow
 from archive.config import get_settings
 from archive.media.models import Derivative, DerivativeKind, Media
@@ -52,6 +52,7 @@ def timeline(
     case = get_case(session, user, case_id)
     log_change(session, user, "case.timeline", "case", case.id, addr, clock, via=via)
     recs = records(session, user, case.id, purpose=purpose)
+    unseen = unseen_attachments(session, user, recs, purpose)
     open_links = links(session, user, case.id, purpose=purpose)
     by_media: dict[str, list[CaseMedia]] = {}
     for ln in open_links:
@@ -83,7 +84,7 @@ def timeline(
                     start=as_utc(r.occurred_from),
                     end=as_utc(r.occurred_to),
                     body=r.body,
-                    attachments=r.attachments,
+                    attachments=[a for a in r.attachments if a not in unseen],
                     coverage=covered.get(r.record_id),
                 ),
             )
