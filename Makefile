@@ -6,6 +6,9 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTEST_ARGS ?=
+# pytest-xdist workers: most tests wait on subprocesses (uvicorn, Celery, ffmpeg, Chromium), so more
+# workers than cores pays; each takes its own test slot (tests/conftest.py), at most 8.
+PYTEST_WORKERS ?= 3
 # security lint of the shipped code: medium severity and up fails the build (see [tool.bandit])
 BANDIT = .venv/bin/bandit -q -c pyproject.toml -r . --severity-level medium
 
@@ -24,7 +27,7 @@ test:
 	eval "$$(deploy/services.sh up test)"; \
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy . && .venv/bin/lint-imports && \
 	wait $$cluster && eval "$$(cat "$$cluster_env")" && rm -f "$$cluster_env" && \
-	$(BANDIT) && .venv/bin/pytest $(PYTEST_ARGS)
+	$(BANDIT) && .venv/bin/pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint:
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy . && .venv/bin/lint-imports && $(BANDIT)

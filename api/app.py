@@ -25,10 +25,12 @@ from api import metrics
 from api.deps import ClientAddr, CurrentUser, SessionDep, bearer_token, client_addr
 from api.i18n import LanguageMiddleware, request_language
 from api.routers import (
+    approvals,
     audit,
     cases,
     copyout,
     coverage,
+    devices,
     direct,
     legal,
     media,
@@ -140,6 +142,8 @@ def create_app() -> FastAPI:
     app.include_router(oversight.pages)
     app.include_router(restricted.router)
     app.include_router(copyout.router)
+    app.include_router(devices.router)
+    app.include_router(approvals.router)
     app.add_middleware(LanguageMiddleware)
     app.include_router(metrics.router)
     app.add_middleware(metrics.RequestContext)

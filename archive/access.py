@@ -20,6 +20,9 @@ class Permission(StrEnum):
     UPLOAD = "media.upload"  # dock recordings (officers: only as themselves)
     UPLOAD_AS_ANYONE = "media.upload.any-officer"
     UPLOAD_MANAGE_ALL = "media.upload.manage-all"  # see and end uploads someone else started
+    # the device registry (issue 10, finding 3): who may dock which recorder
+    DEVICE_MANAGE = "device.manage"  # register a recorder to an officer or a pool, retire it
+    DEVICE_READ = "device.read"  # list devices and the recordings flagged for their device
     # media and cases
     MEDIA_READ = "media.read"  # within need-to-know (assigned cases, own recordings)
     MEDIA_READ_OWN = "media.read.own"  # the recordings made under your own badge
@@ -69,6 +72,12 @@ class Permission(StrEnum):
     RESTRICT_LIST = "restricted.list"  # see what is marked and granted (never the content)
     COPYOUT_REQUEST = "copyout.request"  # ask to export a case or download an original
     COPYOUT_APPROVE = "copyout.approve"  # approve someone else's request (调取审批)
+    # two-person approval (issue 10, finding 4): a second person approves, never the requester
+    APPROVE_UNLINK = "approval.case.unlink"  # unlinking evidence from a case
+    APPROVE_UNFLAG = "approval.retention.unflag"  # clearing a permanent retention flag
+    APPROVE_RELEASE = "approval.retention.release"  # releasing a legal hold
+    APPROVE_POLICY = "approval.retention.policy"  # installing a retention policy
+    APPROVALS_READ_ALL = "approval.read.all"  # every request, not only your own and those you may decide
 
 
 _READERS = {Permission.MEDIA_READ, Permission.RECORDING_LIST_READ, Permission.SIGNING_KEY_REGISTER}
@@ -111,6 +120,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.PARTY_READ,
             Permission.OVERSIGHT,
             Permission.RESTRICT_LIST,
+            Permission.DEVICE_READ,
+            Permission.APPROVALS_READ_ALL,
         }
     ),
     Role.RECORDS_MANAGER: frozenset(
@@ -137,6 +148,12 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.PUBLICITY_READ,
             Permission.PUBLICITY_REGISTER,
             *_RECORDS_OFFICE,
+            Permission.DEVICE_MANAGE,
+            Permission.DEVICE_READ,
+            Permission.APPROVE_UNLINK,
+            Permission.APPROVE_UNFLAG,
+            Permission.APPROVE_RELEASE,
+            Permission.APPROVE_POLICY,
         }
     ),
     Role.ADMIN: frozenset(
@@ -168,6 +185,12 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.PUBLICITY_REGISTER,
             *_RECORDS_OFFICE,
             Permission.OVERSIGHT,
+            Permission.DEVICE_MANAGE,
+            Permission.DEVICE_READ,
+            # A second person for what records managers ask; legal holds stay with records managers.
+            Permission.APPROVE_UNLINK,
+            Permission.APPROVE_UNFLAG,
+            Permission.APPROVE_POLICY,
         }
     ),
     # Designated legal staff review; they never submit, so reviewing and handling stay apart.

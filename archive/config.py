@@ -206,6 +206,9 @@ class Settings(BaseSettings):
     # A case export or an original's download through the API needs an approved copy-out request
     # (调取审批). Only a test harness that exercises other things switches this off.
     copyout_required: bool = True
+    # Two-person approval (issue 10, finding 4): a request nobody approved or rejected within this
+    # many seconds expires (it must be asked again).
+    approval_ttl_s: float = Field(default=7 * 86400.0, gt=0)
 
     def on_loopback(self) -> bool:
         """Whether S3, Redis and the database are all on this machine's loopback interface."""

@@ -1,6 +1,7 @@
 """Every table the archive has, for Alembic and for tests: import each domain's models here."""
 
 import archive.accounts.models
+import archive.approvals.models
 import archive.audit.models
 import archive.cases.models
 import archive.copyout.models

@@ -669,40 +669,46 @@ def retention_report(days: int) -> None:
     "new_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="Install this JSON file as the next policy version.",
+    help="Ask for this JSON file to become the next policy version (a second person approves).",
 )
 @click.option("--reason", default="", help="Why the policy changes (required with --set).")
-def retention_policy(new_file: Path | None, reason: str) -> None:
-    """Print the policy in force, or install a new version with --set FILE --reason TEXT."""
+@click.option("--by", default=None, metavar="NAME", help="The records manager asking (required with --set).")
+def retention_policy(new_file: Path | None, reason: str, by: str | None) -> None:
+    """Print the policy in force, or ask for a new version with --set FILE --reason TEXT --by NAME.
+    The request is checked against the legal minimums at once; another records manager or an
+    administrator approves it (`custody approvals approve ID --by NAME`), which installs it."""
     import json as jsonlib
 
-    from archive.access import actor
+    from archive.accounts import services as accounts
     from archive.db import session_scope
     from archive.errors import CustodyError
+    from retention import actions
     from retention import services as rs
 
-    engine, store, _keyring = _collaborators()
+    engine, _store, _keyring = _collaborators()
     if new_file is None:
         from sqlmodel import Session
 
         with Session(engine) as session:
             click.echo(jsonlib.dumps(rs.current_policy(session).to_json(), indent=1))
         return
+    if not by:
+        raise click.UsageError(_("--set needs --by NAME: the records manager asking"))
     try:
         with session_scope(engine) as session:
-            policy = rs.set_policy(
-                session, jsonlib.loads(new_file.read_text()), actor=actor("cli"), reason=reason
-            )
+            user = accounts.active_user(session, by)
+            if user is None:
+                raise click.ClickException(_("no active account {name}").format(name=by))
+            row = actions.set_policy(session, user, jsonlib.loads(new_file.read_text()), reason)
+            request_id = row.id
     except (CustodyError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
-    count = rs.reclassify_all(engine, store)
     click.echo(
-        _("retention policy version {version} in force; {count} item(s) reclassified").format(
-            version=policy.version, count=count
-        )
+        _("retention policy change asked: approval request {id} awaits a second person").format(id=request_id)
     )
 
 
+from cli.duties import approvals_group, devices_group  # noqa: E402  (issue 10: devices, two-person approval)
 from cli.legal import calendar_group, legal_group  # noqa: E402  (issue 12: legal review, calendar)
 from cli.publicity import publicity_group, report_group, roster_group  # noqa: E402  (issue 14)
 from cli.recording import oversight as oversight_command  # noqa: E402  (issue 13: whole-process recording)
@@ -715,6 +721,8 @@ main.add_command(report_group)
 main.add_command(roster_group)
 main.add_command(records_group)
 main.add_command(oversight_command)
+main.add_command(devices_group)
+main.add_command(approvals_group)
 
 if __name__ == "__main__":
     main()

@@ -33,14 +33,25 @@ RGW_A_PORT=${CLUSTER_RGW_A_PORT:-7590}
 RGW_B_PORT=${CLUSTER_RGW_B_PORT:-7591}
 LB_PORT=${CLUSTER_LB_PORT:-7599}
 BLOCK_BYTES=${CLUSTER_BLOCK_BYTES:-$((8 * 1024 * 1024 * 1024))}
-AK=${RGW_ACCESS_KEY:-CUSTODYACCESSKEY0001}
-SK=${RGW_SECRET_KEY:-custodysecretkey000000000000000000000001}
+AK=${RGW_ACCESS_KEY:-}
+SK=${RGW_SECRET_KEY:-}
 TIMEOUT=${CLUSTER_TIMEOUT:-120}
 CONF=$BASE/ceph.conf
 RUN=$BASE/run
 OSDS=(0 1 2)
 RGWS=(a b)
 umask 077
+# No default keys: unless given, the S3 user's keys are generated for the cluster's state folder
+# (deploy/secrets.sh: "$BASE/secrets.env", 0600; a fresh memstore cluster gets new ones), as
+# services.sh does for its profiles. Loaded where first needed, once "$BASE" exists.
+keys() {
+  if [ -z "$AK" ] || [ -z "$SK" ]; then
+    # shellcheck source=deploy/secrets.sh
+    . "$HERE/secrets.sh"
+    secrets_load "$BASE"
+    AK=$S3_ACCESS_KEY SK=$S3_SECRET_KEY
+  fi
+}
 
 log() { echo "[cluster $(date +%T)] $*" >&2; }
 die() {
@@ -94,6 +105,7 @@ wait_for() {  # $1 = description, rest = command
 }
 
 s3curl() {  # SigV4; curl 7.88 needs x-amz-content-sha256 set explicitly
+  keys
   curl -sf -o /dev/null --aws-sigv4 "aws:amz:us-east-1:s3" --user "$AK:$SK" \
     -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@"
 }
@@ -248,6 +260,7 @@ all_running() {
 }
 
 print_env() {
+  keys
   printf 'export %s=%q\n' \
     CUSTODY_CLUSTER_S3_ENDPOINT "127.0.0.1:$LB_PORT" \
     CUSTODY_CLUSTER_RGW_ENDPOINTS "127.0.0.1:$RGW_A_PORT,127.0.0.1:$RGW_B_PORT" \
@@ -311,6 +324,7 @@ do_up() {
   start_haproxy
   for i in "${RGWS[@]}"; do wait_for "radosgw $i" anon_ready "$(rgw_port "$i")"; done
   if [ $fresh = 1 ]; then
+    keys
     timeout 60 radosgw-admin -c "$CONF" user create --uid=custody --display-name="Custody" \
       --access-key="$AK" --secret-key="$SK" --max-buckets=100000 >>"$BASE/log/setup.log" 2>&1 || die "radosgw-admin user create failed"
   fi

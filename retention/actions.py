@@ -14,14 +14,14 @@ from sqlmodel import Session, col, select
 
 from archive.access import Permission, actor, authorize
 from archive.accounts.models import User
+from archive.approvals.models import ApprovalRequest
 from archive.cases.services import media_visible
 from archive.clock import Clock, as_utc, utcnow
-from archive.context import Dispatcher
-from archive.db import after_commit
-from archive.errors import NotFound
+from archive.errors import InvalidInput, NotFound
 from archive.i18n import _
 from archive.media.models import Media
 from archive.storage import ObjectStore
+from retention import approvals as retention_approvals
 from retention import services as rs
 from retention.models import (
     LegalHold,
@@ -35,7 +35,7 @@ from retention.models import (
 )
 from retention.policy import FlagKind, Policy
 
-RECLASSIFY_TASK = "custody.retention_reclassify"
+RECLASSIFY_TASK = retention_approvals.RECLASSIFY_TASK
 
 
 def _media(session: Session, user: User, media_id: str) -> Media:
@@ -127,17 +127,23 @@ def unflag(
     reason: str,
     *,
     client_addr: str = "",
-) -> RetentionPublic:
-    return _act_on_media(
-        session,
-        user,
-        media_id,
-        Permission.RETENTION_FLAG,
-        "clear retention flags",
-        lambda who: rs.clear_flag(
-            session, store, media_id, kind, actor=who, reason=reason, client_addr=client_addr
-        ),
-    )
+) -> RetentionPublic | ApprovalRequest:
+    """Clear a flag. A flag that keeps the item permanently is only asked for here (issue 10,
+    finding 4): the request waits for a second person (``archive.approvals``); others clear at once."""
+    if not retention_approvals.is_permanent(session, kind):
+        return _act_on_media(
+            session,
+            user,
+            media_id,
+            Permission.RETENTION_FLAG,
+            "clear retention flags",
+            lambda who: rs.clear_flag(
+                session, store, media_id, kind, actor=who, reason=reason, client_addr=client_addr
+            ),
+        )
+    authorize(user, Permission.RETENTION_FLAG, "clear retention flags")
+    _media(session, user, media_id)
+    return retention_approvals.request_unflag(session, user, media_id, kind, reason, addr=client_addr)
 
 
 def review(
@@ -170,15 +176,12 @@ def hold(
 
 
 def release(
-    session: Session, store: ObjectStore, user: User, hold_id: int, reason: str, *, client_addr: str = ""
-) -> RetentionPublic:
-    # Only a records manager may lift a hold: not an admin, not the person who placed it by role alone.
+    session: Session, user: User, hold_id: int, reason: str, *, client_addr: str = ""
+) -> ApprovalRequest:
+    """Ask to lift a hold: a records manager asks, another records manager approves (not an admin,
+    not the person who asked)."""
     authorize(user, Permission.RETENTION_HOLD_RELEASE, "release legal holds")
-    h = session.get(LegalHold, hold_id)
-    if h is None:
-        raise NotFound(_("no legal hold {hold_id}").format(hold_id=hold_id))
-    rs.release_hold(session, store, hold_id, actor=actor(user), reason=reason, client_addr=client_addr)
-    return explain(session, user, h.media_id)
+    return retention_approvals.request_release(session, user, hold_id, reason, addr=client_addr)
 
 
 def policy(session: Session, user: User) -> Policy:
@@ -188,19 +191,14 @@ def policy(session: Session, user: User) -> Policy:
 
 
 def set_policy(
-    session: Session,
-    dispatcher: Dispatcher,
-    user: User,
-    data: dict[str, Any],
-    reason: str,
-    *,
-    client_addr: str = "",
-) -> Policy:
-    """A new version of the policy; every live item is reclassified in the background once it commits."""
+    session: Session, user: User, data: dict[str, Any], reason: str, *, client_addr: str = ""
+) -> ApprovalRequest:
+    """Ask for a new version of the policy: refused at once (422) below the legal minimums; installed
+    when another records manager or an administrator approves, then every live item is reclassified."""
     authorize(user, Permission.RETENTION_POLICY_SET, "change the retention policy")
-    new = rs.set_policy(session, data, actor=actor(user), reason=reason, client_addr=client_addr)
-    after_commit(session, lambda: dispatcher.send_task(RECLASSIFY_TASK))
-    return new
+    if not reason.strip():
+        raise InvalidInput(_("a policy change needs a reason"))
+    return retention_approvals.request_policy(session, user, data, reason, addr=client_addr)
 
 
 def report(session: Session, user: User, days: int, *, clock: Clock = utcnow) -> RetentionReportPublic:

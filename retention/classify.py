@@ -18,7 +18,16 @@ from archive.ingest.models import Upload
 from archive.media.models import Media
 from archive.models import Event
 from retention.models import LegalHold, PolicyVersion, RetentionFlag
-from retention.policy import FlagKind, Keep, Policy, add_months, default_policy, parse_policy
+from retention.policy import (
+    FlagKind,
+    Keep,
+    Policy,
+    PolicyInvalid,
+    add_months,
+    default_policy,
+    parse_policy,
+    validate_policy,
+)
 
 SWEEP_ACTOR = "system:retention-sweep"
 _RANK = {Keep.PERMANENT: 3, Keep.CASE_FILE: 2, Keep.UNTIL_REVIEWED: 1, Keep.PERIOD: 0}
@@ -196,7 +205,10 @@ def set_policy(session: Session, data: Any, *, actor: str, reason: str, client_a
     if not reason.strip():
         raise InvalidInput(_("a policy change needs a reason"))
     current = current_policy(session)
-    policy = parse_policy({**data, "version": current.version + 1})
+    if not isinstance(data, dict):
+        raise PolicyInvalid(_("retention policy: not a JSON object"))
+    # Issue 10, finding 4: never below the legal minimums (six months; the permanent classes stay).
+    policy = validate_policy({**data, "version": current.version + 1})
     session.add(PolicyVersion(version=policy.version, body=policy.to_json(), created_by=actor, reason=reason))
     events.record(
         session,

@@ -71,20 +71,91 @@ class Policy(BaseModel):
         return self.model_dump(mode="json", exclude_none=True)
 
 
+class PolicyInvalid(InvalidInput):
+    """A policy that is not well formed, or below the legal minimums; nothing is stored."""
+
+    code = "retention.policy_invalid"
+    http_status = 422
+
+
 def parse_policy(data: Any) -> Policy:
     try:
         policy = Policy.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise InvalidInput(_("retention policy is not valid: {problems}").format(problems=problems)) from exc
+        raise PolicyInvalid(_("retention policy is not valid: {problems}").format(problems=problems)) from exc
     ids = [r.id for r in policy.rules]
     if len(ids) != len(set(ids)):
-        raise InvalidInput(_("retention policy names a rule id twice"))
+        raise PolicyInvalid(_("retention policy names a rule id twice"))
     for r in policy.rules:
         if (r.keep is Keep.PERIOD) != (r.months is not None):
-            raise InvalidInput(
+            raise PolicyInvalid(
                 _("rule {id}: 'months' goes with keep=period, and only with it").format(id=r.id)
             )
+    return policy
+
+
+# The legal minimums (public-security rules on on-scene audio and video records; docs/retention.md):
+# nothing kept less than six calendar months, and these classes kept permanently, whatever else an
+# agency's policy says.
+MINIMUM_MONTHS = 6
+PERMANENT_CLASSES: tuple[FlagKind, ...] = (
+    FlagKind.EVIDENCE,
+    FlagKind.OBSTRUCTION,
+    FlagKind.MAJOR_INCIDENT,
+    FlagKind.MAJOR_CASE,
+)
+
+
+def permanent_flags(policy: Policy) -> set[FlagKind]:
+    """Flags that, on their own, keep an item permanently under ``policy``."""
+    return {
+        r.when.flag
+        for r in policy.rules
+        if r.keep is Keep.PERMANENT
+        and r.when.flag is not None
+        and r.when.case_kinds is None
+        and r.when.used_as_evidence is None
+    }
+
+
+def minimum_problems(policy: Policy) -> list[str]:
+    """What in ``policy`` falls below the legal minimums (empty: none)."""
+    problems: list[str] = []
+    if not policy.rules:
+        problems.append(_("rules: a policy without rules (rules: []) keeps nothing permanently"))
+    if policy.default_months < MINIMUM_MONTHS:
+        problems.append(
+            _("default_months: {months} is shorter than the legal minimum of {minimum} months").format(
+                months=policy.default_months, minimum=MINIMUM_MONTHS
+            )
+        )
+    for r in policy.rules:
+        if r.keep is Keep.PERIOD and r.months is not None and r.months < MINIMUM_MONTHS:
+            problems.append(
+                _("rule {id}: {months} months is shorter than the legal minimum of {minimum} months").format(
+                    id=r.id, months=r.months, minimum=MINIMUM_MONTHS
+                )
+            )
+    kept = permanent_flags(policy)
+    for flag in PERMANENT_CLASSES:
+        if flag not in kept:
+            problems.append(
+                _(
+                    "the permanent class {flag} cannot be removed: a rule must keep items flagged {flag} "
+                    "permanently, with no other condition"
+                ).format(flag=flag)
+            )
+    return problems
+
+
+def validate_policy(data: Any) -> Policy:
+    """Parse ``data`` and hold it to the legal minimums; :class:`PolicyInvalid` (422) names every
+    problem. The one check before a policy is asked for and again before it is installed."""
+    policy = parse_policy(data)
+    problems = minimum_problems(policy)
+    if problems:
+        raise PolicyInvalid(_("retention policy refused: {problems}").format(problems="; ".join(problems)))
     return policy
 
 

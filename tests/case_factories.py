@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from sqlalchemy.engine import Engine
 
-from archive.accounts.models import Device, Officer
+from archive.accounts.models import Device, DeviceStatus, Officer
 from archive.db import session_scope
 from archive.media.models import ClockSource, Media, MediaState
 from archive.models import new_id
@@ -37,7 +37,10 @@ def media_row(
         if device_owner and s.get(Officer, device_owner) is None:
             s.add(Officer(badge=device_owner, name=device_owner))
         if s.get(Device, device) is None:
-            s.add(Device(serial=device, officer_badge=device_owner or officer))
+            # Registered (issue 10, finding 3): a row as an administrator's registration leaves it.
+            s.add(
+                Device(serial=device, officer_badge=device_owner or officer, status=DeviceStatus.REGISTERED)
+            )
         s.flush()
         mid = new_id()
         sha = new_id().replace("-", "")[:32] * 2

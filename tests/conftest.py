@@ -36,10 +36,15 @@ from migrations import migrate
 ROOT = Path(__file__).resolve().parents[1]
 # Two pytest runs on one machine share the test services; CUSTODY_TEST_SLOT (0-7) gives a run its own
 # Redis database index and template database so they do not flush each other's queues.
-# (The benches use Redis indexes 8-15.)
-TEST_SLOT = int(os.environ.get("CUSTODY_TEST_SLOT", "0"))
+# (The benches use Redis indexes 8-15.) Under pytest-xdist (`make test` runs `-n`), worker gwN takes
+# slot CUSTODY_TEST_SLOT + N; the variable is rewritten so subprocesses and modules see the worker's slot.
+_XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+TEST_SLOT = int(os.environ.get("CUSTODY_TEST_SLOT", "0")) + (
+    int(_XDIST_WORKER[2:]) if _XDIST_WORKER.startswith("gw") else 0
+)
 if not 0 <= TEST_SLOT <= 7:
-    raise ValueError("CUSTODY_TEST_SLOT must be 0-7")
+    raise ValueError("CUSTODY_TEST_SLOT (plus the xdist worker number) must be 0-7")
+os.environ["CUSTODY_TEST_SLOT"] = str(TEST_SLOT)
 TEMPLATE_DB = "custody_template" if TEST_SLOT == 0 else f"custody_template_{TEST_SLOT}"
 PART = 5 * 1024 * 1024  # the smallest S3 part size, so tests cross part boundaries with small files
 # The agency's default language is zh-CN; this suite's assertions read the English messages, so it runs

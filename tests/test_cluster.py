@@ -41,7 +41,8 @@ from tests.retention.test_retention import (
 )
 from tests.test_e2e import dock, wait_terminal
 
-pytestmark = [pytest.mark.cluster, pytest.mark.e2e]
+# One xdist worker runs them all: node-loss tests stop and start the shared cluster's daemons.
+pytestmark = [pytest.mark.cluster, pytest.mark.e2e, pytest.mark.xdist_group("cluster")]
 
 CLUSTER = ROOT / "deploy" / "cluster.sh"
 MiB = 1024 * 1024

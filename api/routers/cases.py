@@ -15,6 +15,8 @@ from api.i18n import COOKIE as LANGUAGE_COOKIE
 from api.templating import PAGE_HEADERS, render_page
 from archive import vocabulary
 from archive.accounts import services as accounts
+from archive.approvals import services as approvals
+from archive.approvals.models import ApprovalPublic
 from archive.cases import services as cases
 from archive.cases.models import (
     CaseKind,
@@ -319,12 +321,14 @@ def link(
     return cases.link_public(cases.link_media(session, user, case_id, body.media_id, body.reason, addr=addr))
 
 
-@router.post("/cases/{case_id}/media/{media_id}/unlink", response_model=LinkPublic)
+@router.post("/cases/{case_id}/media/{media_id}/unlink", response_model=ApprovalPublic, status_code=202)
 def unlink(
     case_id: str, media_id: str, body: Unlink, session: SessionDep, user: CurrentUser, addr: ClientAddr
-) -> LinkPublic:
-    """Unlink a media item, with a reason. The auto-link rule will not link it to this case again."""
-    return cases.link_public(cases.unlink_media(session, user, case_id, media_id, body.reason, addr=addr))
+) -> ApprovalPublic:
+    """Ask to unlink a media item, with a reason (202: the approval request). A second person, a
+    records manager or an administrator, approves it at ``POST /api/v1/approvals/{id}/approve``; then
+    the link closes and the auto-link rule will not link it to this case again."""
+    return approvals.public(cases.unlink_media(session, user, case_id, media_id, body.reason, addr=addr))
 
 
 @router.post("/cases/{case_id}/media/{media_id}/confirm", response_model=LinkPublic)

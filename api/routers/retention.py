@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
-from api.deps import ClientAddr, CurrentUser, DispatcherDep, SessionDep, StoreDep
+from api.deps import ClientAddr, CurrentUser, SessionDep, StoreDep
+from archive.approvals import services as approvals
+from archive.approvals.models import ApprovalPublic
 from retention import actions
 from retention.models import RetentionPublic, RetentionReportPublic
 from retention.policy import FlagKind, Policy
@@ -36,7 +38,13 @@ def flag(
     return actions.flag(session, store, user, media_id, body.kind, body.reason, client_addr=addr)
 
 
-@router.post("/media/{media_id}/flags/{kind}/clear", response_model=RetentionPublic)
+@router.post(
+    "/media/{media_id}/flags/{kind}/clear",
+    response_model=RetentionPublic | ApprovalPublic,
+    responses={
+        202: {"model": ApprovalPublic, "description": "a permanent flag: the request awaits approval"}
+    },
+)
 def unflag(
     media_id: str,
     kind: FlagKind,
@@ -45,8 +53,16 @@ def unflag(
     user: CurrentUser,
     store: StoreDep,
     addr: ClientAddr,
-) -> RetentionPublic:
-    return actions.unflag(session, store, user, media_id, kind, body.reason, client_addr=addr)
+    response: Response,
+) -> RetentionPublic | ApprovalPublic:
+    """Clear a flag. A flag that keeps the item permanently answers 202 with the approval request:
+    a second person (another records manager, or an administrator) approves it at
+    ``POST /api/v1/approvals/{id}/approve``."""
+    out = actions.unflag(session, store, user, media_id, kind, body.reason, client_addr=addr)
+    if isinstance(out, RetentionPublic):
+        return out
+    response.status_code = 202
+    return approvals.public(out)
 
 
 class ReviewIn(BaseModel):
@@ -68,12 +84,12 @@ def hold(
     return actions.hold(session, store, user, media_id, body.reason, client_addr=addr)
 
 
-@router.post("/holds/{hold_id}/release", response_model=RetentionPublic)
+@router.post("/holds/{hold_id}/release", response_model=ApprovalPublic, status_code=202)
 def release(
-    hold_id: int, body: Reason, session: SessionDep, user: CurrentUser, store: StoreDep, addr: ClientAddr
-) -> RetentionPublic:
-    """Only a records manager may lift a hold."""
-    return actions.release(session, store, user, hold_id, body.reason, client_addr=addr)
+    hold_id: int, body: Reason, session: SessionDep, user: CurrentUser, addr: ClientAddr
+) -> ApprovalPublic:
+    """Ask to lift a hold (records managers); another records manager approves it."""
+    return approvals.public(actions.release(session, user, hold_id, body.reason, client_addr=addr))
 
 
 # The policy answers as the policy document: None-valued fields left out, as in its JSON file.
@@ -86,12 +102,11 @@ class PolicyIn(Reason):
     policy: dict[str, Any]
 
 
-@router.put("/retention/policy", response_model=Policy, response_model_exclude_none=True)
-def put_policy(
-    body: PolicyIn, session: SessionDep, user: CurrentUser, addr: ClientAddr, dispatcher: DispatcherDep
-) -> Policy:
-    """A new version of the policy; every live item is reclassified in the background."""
-    return actions.set_policy(session, dispatcher, user, body.policy, body.reason, client_addr=addr)
+@router.put("/retention/policy", response_model=ApprovalPublic, status_code=202)
+def put_policy(body: PolicyIn, session: SessionDep, user: CurrentUser, addr: ClientAddr) -> ApprovalPublic:
+    """Ask for a new version of the policy (422 below the legal minimums, nothing stored); installed
+    when another records manager or an administrator approves it."""
+    return approvals.public(actions.set_policy(session, user, body.policy, body.reason, client_addr=addr))
 
 
 @router.get("/retention/report", response_model=RetentionReportPublic)

@@ -45,8 +45,72 @@ class Officer(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class DeviceStatus(StrEnum):
+    """Issue 10, finding 3: a recorder belongs to whoever an administrator or records manager
+    registered it to, never to the first officer who docked it."""
+
+    UNREGISTERED = "unregistered"  # docked before anyone registered it: recordings flagged, no links
+    REGISTERED = "registered"  # to one officer, or to a pool of officers
+    RETIRED = "retired"  # out of service: recordings still archived, flagged, no links
+
+
 class Device(SQLModel, table=True):
     __tablename__ = "devices"
     serial: str = Field(primary_key=True, max_length=64)
+    # The one officer it is registered to (None: a pool device, or not registered).
     officer_badge: str | None = Field(default=None, foreign_key="officers.badge", max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
+    status: DeviceStatus = Field(default=DeviceStatus.UNREGISTERED, sa_type=enum_column(DeviceStatus))
+    pool: bool = False  # registered to the officers in ``device_pool_members``
+    registered_by: str | None = Field(default=None, max_length=160)
+    registered_at: datetime | None = None
+    note: str = Field(default="", max_length=2000)  # the reason of the last registration or retirement
+
+
+class DevicePoolMember(SQLModel, table=True):
+    """An officer who may dock a pool device (a recorder shared by a shift or a unit)."""
+
+    __tablename__ = "device_pool_members"
+    serial: str = Field(foreign_key="devices.serial", primary_key=True, max_length=64)
+    badge: str = Field(foreign_key="officers.badge", primary_key=True, max_length=64)
+
+
+class DeviceFlagReason(StrEnum):
+    UNREGISTERED = "unregistered-device"  # the serial is not registered (or was never seen)
+    OTHER_OFFICER = "other-officers-device"  # registered to another officer (or a pool without them)
+    RETIRED = "retired-device"
+
+
+class DeviceFlag(SQLModel, table=True):
+    """A recording docked from a device the docking officer may not dock: archived (evidence is never
+    refused) but linked to nothing until the device is registered to them."""
+
+    __tablename__ = "device_flags"
+    media_id: str = Field(foreign_key="media.id", primary_key=True, max_length=36)
+    device_serial: str = Field(foreign_key="devices.serial", index=True, max_length=64)
+    officer_badge: str = Field(max_length=64)  # who docked it (the recording's officer)
+    reason: DeviceFlagReason = Field(sa_type=enum_column(DeviceFlagReason))
+    flagged_at: datetime = Field(default_factory=utcnow)
+    resolved_at: datetime | None = None
+    resolved_by: str | None = Field(default=None, max_length=160)
+
+
+class DevicePublic(SQLModel):
+    serial: str
+    status: DeviceStatus
+    officer: str | None
+    pool: list[str]
+    registered_by: str | None
+    registered_at: datetime | None
+    note: str
+    flagged_media: int  # recordings of this device still flagged
+
+
+class DeviceFlagPublic(SQLModel):
+    media_id: str
+    device_serial: str
+    officer_badge: str
+    reason: DeviceFlagReason
+    flagged_at: datetime
+    resolved_at: datetime | None
+    resolved_by: str | None

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from archive import events, vocabulary
 from archive.access import Permission, actor, authorize
-from archive.accounts.models import Device, User
+from archive.accounts.models import Device, DeviceFlag, DeviceStatus, User
+from archive.approvals import services as approvals
+from archive.approvals.models import ApprovalKind, ApprovalRequest
 from archive.cases.access import (
     ATTACHMENT_DEVICE,
     UNLINKABLE,
@@ -20,10 +23,12 @@ from archive.cases.access import (
     media_visible,
     require_writer,
 )
+from archive.cases.errors import CaseClosed
 from archive.cases.models import (
     Case,
     CaseMedia,
     CaseOfficer,
+    CaseStatus,
     LinkPublic,
     LinkSource,
     RecordOfficer,
@@ -172,7 +177,10 @@ def unlink_media(
     *,
     addr: str = "",
     clock: Clock = utcnow,
-) -> CaseMedia:
+) -> ApprovalRequest:
+    """Ask to unlink a media item from a case (issue 10, finding 4): whoever may write to the case
+    asks, with a reason; a second person, a records manager or an administrator, approves it
+    (``archive.approvals``) and only then is the link closed."""
     case = get_case(session, user, case_id)
     require_writer(session, user, case)
     reason = _reason(reason)
@@ -181,24 +189,64 @@ def unlink_media(
         raise NotFound(
             _("media {media_id} is not linked to case {number}").format(media_id=media_id, number=case.number)
         )
-    link.unlinked_at = clock()
-    link.unlinked_by = actor(user)
-    link.unlink_reason = reason
-    session.add(link)
-    session.flush()
-    log_change(
+    return approvals.request(
         session,
         user,
-        "case.unlink",
+        ApprovalKind.CASE_UNLINK,
         "media",
         media_id,
-        addr,
-        clock,
-        case=case.id,
-        reason=reason,
-        was=link.source,
+        {"case_id": case.id, "media_id": media_id},
+        reason,
+        addr=addr,
+        clock=clock,
     )
-    return link
+
+
+def _execute_unlink(
+    session: Session,
+    row: ApprovalRequest,
+    requester: User,
+    approver: User,
+    deps: approvals.Deps,
+    clock: Clock,
+) -> dict[str, Any]:
+    """Approved: close the link in the requester's name (the auto-link rule will not link it again)."""
+    case = get_case(session, approver, str(row.payload["case_id"]))
+    media_id = str(row.payload["media_id"])
+    if case.status == CaseStatus.CLOSED:
+        raise CaseClosed(_("case {case} is closed: reopen it first").format(case=case.number))
+    link = find_open_link(session, case.id, media_id)
+    if link is None:
+        raise NotFound(
+            _("media {media_id} is not linked to case {number}").format(media_id=media_id, number=case.number)
+        )
+    link.unlinked_at = clock()
+    link.unlinked_by = actor(requester)
+    link.unlink_reason = row.reason
+    session.add(link)
+    session.flush()
+    events.record(
+        session,
+        actor=actor(requester),
+        action="case.unlink",
+        subject_type="media",
+        subject_id=media_id,
+        client_addr=deps.addr,
+        clock=clock,
+        details={
+            "case": case.id,
+            "reason": row.reason,
+            "was": link.source,
+            "approval": row.id,
+            "approved_by": approver.name,
+        },
+    )
+    return {"case": case.id, "media": media_id, "link": link.id}
+
+
+approvals.register_handler(
+    ApprovalKind.CASE_UNLINK, approvals.Handler(approve=Permission.APPROVE_UNLINK, execute=_execute_unlink)
+)
 
 
 def links(session: Session, user: User, case_id: str, *, include_closed: bool = False) -> list[CaseMedia]:
@@ -289,12 +337,16 @@ def autolink(
     officers = sorted(set(rec.officers) & on_case(session, case.id))
     if not officers:
         return []
-    devices = select(Device.serial).where(col(Device.officer_badge).in_(officers))
+    devices = select(Device.serial).where(
+        col(Device.officer_badge).in_(officers), Device.status == DeviceStatus.REGISTERED
+    )
     candidates = session.exec(
         select(Media).where(
             or_(col(Media.officer_badge).in_(officers), col(Media.device_serial).in_(devices)),
             col(Media.recorded_at).is_not(None),
             col(Media.state).not_in(list(UNLINKABLE | {MediaState.DELETED})),
+            # Issue 10, finding 3: a recording from a device its officer may not dock links nothing.
+            col(Media.id).not_in(_device_flagged()),
         )
     ).all()
     start, end = as_utc(rec.occurred_from), as_utc(rec.occurred_to)
@@ -331,14 +383,29 @@ def _blocked(session: Session, case_id: str, media_ids: Sequence[str]) -> set[st
     return {ln.media_id for ln in existing if ln.unlinked_at is None or ln.unlinked_by is not None}
 
 
+def _device_flagged() -> Any:
+    """Media ids with an unresolved device flag (docked from a device the officer may not dock)."""
+    return select(DeviceFlag.media_id).where(col(DeviceFlag.resolved_at).is_(None))
+
+
 def autolink_media(
-    session: Session, item: Media, *, buffer_s: float, who: str = events.SYSTEM_WORKER, clock: Clock = utcnow
+    session: Session,
+    item: Media,
+    *,
+    buffer_s: float,
+    who: str = events.SYSTEM_WORKER,
+    clock: Clock = utcnow,
+    pending: bool = False,
 ) -> list[str]:
     """The auto-link rule from the recording's side, for media archived after the record was written
     (officers dock at the end of a shift; records are often typed before that). Links ``item`` to
     every case with a record (latest version) naming the item's officer, or the officer its device is
-    assigned to, whose window +- ``buffer_s`` overlaps the item's corrected span. Returns case ids."""
+    registered to, whose window +- ``buffer_s`` overlaps the item's corrected span. Returns case ids.
+    ``pending``: every link it makes waits for confirmation (a device registered after the docking)."""
     if item.state in UNLINKABLE or item.state is MediaState.DELETED:
+        return []
+    flag = session.get(DeviceFlag, item.id)
+    if flag is not None and flag.resolved_at is None:
         return []
     if item.device_serial == ATTACHMENT_DEVICE:
         # A scan's EXIF time is not a recording of the scene: attachments join cases by hand only.
@@ -348,7 +415,7 @@ def autolink_media(
         return []
     badges = {item.officer_badge}
     device = session.get(Device, item.device_serial)
-    if device is not None and device.officer_badge:
+    if device is not None and device.officer_badge and device.status is DeviceStatus.REGISTERED:
         badges.add(device.officer_badge)
     named = (
         select(TextRecord.record_id)
@@ -385,7 +452,7 @@ def autolink_media(
             rec.record_id,
             "",
             clock,
-            pending=writer is None or writer.disabled or not media_visible(session, writer, item),
+            pending=pending or writer is None or writer.disabled or not media_visible(session, writer, item),
         )
         made.append(case_id)
     return made

@@ -23,7 +23,8 @@ from sqlmodel import Session, select
 
 from archive import events, logs, metrics
 from archive.access import Permission, actor, authorize, can
-from archive.accounts.models import Device, Officer, User
+from archive.accounts import devices
+from archive.accounts.models import Officer, User
 from archive.clock import as_utc, checked_utc, utcnow
 from archive.errors import Conflict, Forbidden, InvalidInput, NotFound, ObjectMissing, StorageError, TooLarge
 from archive.hashing import parse_sha256
@@ -410,18 +411,8 @@ def complete_upload(
     if session.get(Officer, dock.officer) is None:
         session.add(Officer(badge=dock.officer, name=dock.officer))
         session.flush()
-    if session.get(Device, dock.device) is None:
-        session.add(Device(serial=dock.device, officer_badge=dock.officer))
-        session.flush()
-        events.record(
-            session,
-            actor=actor(user),
-            action="device.register",
-            subject_type="device",
-            subject_id=dock.device,
-            client_addr=client_addr,
-            details={"officer": dock.officer},
-        )
+    # Issue 10, finding 3: a dock never registers its device; one its officer may not dock is flagged.
+    device_flag = devices.check_dock(session, dock.device, dock.officer, who=actor(user), addr=client_addr)
     media = Media(
         sha256=declared,
         size=upload.length,
@@ -466,6 +457,9 @@ def complete_upload(
     # Issue 14: evidence is never refused, but a recording by an officer without a valid enforcement
     # certificate on its date is flagged and listed.
     publicity_roster.flag_recording(session, media)
+    devices.flag_media(
+        session, media.id, dock.device, dock.officer, device_flag, who=actor(user), addr=client_addr
+    )
     return media
 
 

@@ -135,6 +135,9 @@ class MediaPublic(MediaBase):
     probe: dict[str, Any] | None
     updated_at: datetime
     derivatives: list[DerivativePublic] = []
+    # Issue 10, finding 3: why the recording is flagged for its device ("unregistered-device",
+    # "other-officers-device", "retired-device") while the flag is open; it links nothing until then.
+    device_flag: str | None = None
 
 
 # Derivative.method of a proxy that is the original itself (H.264/AAC MP4 with its index at the

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from archive import events
 from archive.access import actor
-from archive.accounts.models import User
+from archive.accounts.models import DeviceFlag, User
 from archive.cases import services as cases
 from archive.clock import checked_utc
 from archive.errors import Concealed, NotFound
@@ -49,8 +49,13 @@ def get(session: Session, user: User, media_id: str) -> Media:
 
 def public(session: Session, item: Media) -> MediaPublic:
     ders = session.exec(select(Derivative).where(Derivative.media_id == item.id)).all()
+    flag = session.get(DeviceFlag, item.id)
     return MediaPublic.model_validate(
-        {**item.model_dump(), "derivatives": [DerivativePublic.model_validate(d.model_dump()) for d in ders]}
+        {
+            **item.model_dump(),
+            "derivatives": [DerivativePublic.model_validate(d.model_dump()) for d in ders],
+            "device_flag": str(flag.reason) if flag is not None and flag.resolved_at is None else None,
+        }
     )
 
 

@@ -49,6 +49,7 @@ def test_coverage_statuses_and_gaps_on_the_corrected_clock(
     url = live_api.url
     clerk = make_user("clerk", "records-manager")
     rev = make_user("rev1", "reviewer")
+    approver2 = make_user("clerk2", "records-manager")
     # Questioning, fully recorded (the recording runs a minute either side).
     full = media_row(engine, recorded_at=T - M, duration_s=12 * 60)
     # Inspection, two recordings leave 5 minutes uncovered; the first device's clock is 2 min fast.
@@ -110,6 +111,8 @@ def test_coverage_statuses_and_gaps_on_the_corrected_clock(
         json={"reason": "wrong incident"},
         headers=auth(clerk),
     )
+    assert r.status_code == 202, r.text  # a second person approves (issue 10, finding 4)
+    r = httpx.post(f"{url}/api/v1/approvals/{r.json()['id']}/approve", json={}, headers=auth(approver2))
     assert r.status_code == 200, r.text
     after = httpx.get(f"{url}/api/v1/cases/{cid}/coverage", headers=auth(clerk)).json()
     assert {x["record_id"]: x["status"] for x in after["records"]}[r_full] == "missing"

@@ -68,19 +68,29 @@ def test_flags_holds_and_release_through_the_api(
     r = httpx.post(f"{url}/holds", headers=_h(rm), json={"reason": "court order 7/2026"})
     assert r.status_code == 201 and r.json()["legal_hold"]
     hold_id = r.json()["holds"][0]["id"]
-    # Releasing a hold: records manager only, with a reason.
-    assert (
-        httpx.post(
-            f"{live_api.url}/api/v1/holds/{hold_id}/release", headers=_h(admin), json={"reason": "done"}
-        ).status_code
-        == 403
-    )
-    r = httpx.post(
-        f"{live_api.url}/api/v1/holds/{hold_id}/release", headers=_h(rm), json={"reason": "order lifted"}
-    )
-    assert r.status_code == 200 and not r.json()["legal_hold"]
+    rm2 = make_user("rm2", "records-manager")
+    # Releasing a hold: a records manager asks, with a reason; another records manager approves
+    # (issue 10, finding 4). Not an admin, not the one who asked.
+    release = f"{live_api.url}/api/v1/holds/{hold_id}/release"
+    assert httpx.post(release, headers=_h(admin), json={"reason": "done"}).status_code == 403
+    r = httpx.post(release, headers=_h(rm), json={"reason": "order lifted"})
+    assert r.status_code == 202 and r.json()["state"] == "pending", r.text
+    req = r.json()["id"]
+    assert httpx.get(f"{url}/retention", headers=_h(rm)).json()["legal_hold"]  # nothing happened yet
+    approve = f"{live_api.url}/api/v1/approvals/{req}/approve"
+    assert httpx.post(approve, headers=_h(rm), json={}).json()["code"] == "approval.own_request"
+    assert httpx.post(approve, headers=_h(admin), json={}).status_code == 403
+    r = httpx.post(approve, headers=_h(rm2), json={"reason": "order seen"})
+    assert r.status_code == 200 and r.json()["state"] == "approved", r.text
+    assert not httpx.get(f"{url}/retention", headers=_h(rm)).json()["legal_hold"]
+    # Clearing a permanent flag: asked (202), then approved by an administrator.
     r = httpx.post(f"{url}/flags/obstruction/clear", headers=_h(rm), json={"reason": "wrong clip"})
-    assert r.status_code == 200 and r.json()["rule"] == "default" and not r.json()["storage_legal_hold"]
+    assert r.status_code == 202, r.text
+    assert httpx.get(f"{url}/retention", headers=_h(rm)).json()["status"] == "permanent"
+    r = httpx.post(f"{live_api.url}/api/v1/approvals/{r.json()['id']}/approve", headers=_h(admin), json={})
+    assert r.status_code == 200, r.text
+    r = httpx.get(f"{url}/retention", headers=_h(rm))
+    assert r.json()["rule"] == "default" and not r.json()["storage_legal_hold"]
     assert r.json()["delete_after"] is not None and r.json()["storage_retain_until"] is not None
     with Session(engine) as s:
         acts = [e.action for e in s.exec(select(Event).where(Event.subject_id == m.id).order_by(Event.id))]
@@ -101,7 +111,7 @@ def test_policy_versions_and_report(
         headers=_h(rm),
         json={"policy": {**pol, "default_months": 0}, "reason": "test"},
     )
-    assert bad.status_code == 400 and "default_months" in bad.json()["detail"]
+    assert bad.status_code == 422 and "default_months" in bad.json()["detail"]
     assert (
         httpx.put(
             f"{live_api.url}/api/v1/retention/policy",
@@ -115,7 +125,11 @@ def test_policy_versions_and_report(
         headers=_h(rm),
         json={"policy": {**pol, "default_months": 12}, "reason": "agency keeps a year"},
     )
-    assert ok.status_code == 200 and ok.json()["version"] == 2
+    assert ok.status_code == 202 and ok.json()["payload"]["replaces_version"] == 1, ok.text
+    admin = make_user("adm", "admin")
+    r = httpx.post(f"{live_api.url}/api/v1/approvals/{ok.json()['id']}/approve", headers=_h(admin), json={})
+    assert r.status_code == 200 and r.json()["result"] == {"version": 2}, r.text
+    assert httpx.get(f"{live_api.url}/api/v1/retention/policy", headers=_h(auditor)).json()["version"] == 2
 
     from retention import services as rs
 

@@ -72,7 +72,8 @@ def test_tuspy_upload_lands_in_s3_byte_for_byte(
     assert len(store.versions(store.originals, media.object_key)) == 1
     with Session(engine) as s:
         actions = [e.action for e in s.exec(select(Event).order_by(Event.id))]
-    assert actions[-3:] == ["upload.create", "device.register", "media.receive"]
+    # Issue 10, finding 3: an unknown serial belongs to nobody; its recording is archived and flagged.
+    assert actions[-4:] == ["upload.create", "device.seen", "media.receive", "media.device_flag"]
 
 
 def _raw_patch_then_drop(url: str, token: str, offset: int, payload: bytes, claimed: int) -> None:

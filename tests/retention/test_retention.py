@@ -222,7 +222,7 @@ OPS = st.lists(
         ),
         st.tuples(st.just("hold"), st.integers(0, 3), st.none()),
         st.tuples(st.just("release"), st.integers(0, 3), st.none()),
-        st.tuples(st.just("policy"), st.integers(1, 12), st.none()),
+        st.tuples(st.just("policy"), st.integers(6, 12), st.none()),  # never below six months
         st.tuples(st.just("clock"), st.integers(0, 400), st.none()),
         st.tuples(st.just("sweep"), st.just(0), st.none()),
     ),

@@ -205,13 +205,17 @@ def test_links_access_and_media_visibility(live_api: LiveAPI, make_user: Any, en
     )
     assert ok.status_code == 201 and ok.json()["source"] == "manual"
     assert media_ids(rev2) == {loose}
-    # Unlinking needs a reason, and takes the reviewer's access away.
-    gone = httpx.post(
+    # Unlinking needs a reason and a second person (issue 10, finding 4); then the reviewer's access goes.
+    asked = httpx.post(
         f"{url}/api/v1/cases/{b['id']}/media/{loose}/unlink",
         json={"reason": "linked by mistake"},
         headers=auth(clerk),
     )
-    assert gone.status_code == 200 and gone.json()["unlink_reason"] == "linked by mistake"
+    assert asked.status_code == 202 and asked.json()["state"] == "pending", asked.text
+    assert media_ids(rev2) == {loose}
+    admin = make_user("root", "admin")
+    gone = httpx.post(f"{url}/api/v1/approvals/{asked.json()['id']}/approve", json={}, headers=auth(admin))
+    assert gone.status_code == 200 and gone.json()["state"] == "approved", gone.text
     assert media_ids(rev2) == set()
     # Auditors read but change nothing.
     assert (

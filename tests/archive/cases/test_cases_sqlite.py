@@ -108,10 +108,12 @@ def test_cases_records_search_and_links_on_sqlite(sqlite_api: tuple[LiveAPI, Eng
         httpx.post(link, json={"media_id": loose, "reason": "same car"}, headers=auth(clerk)).status_code
         == 201
     )
-    assert (
-        httpx.post(f"{link}/{loose}/unlink", json={"reason": "other car"}, headers=auth(clerk)).status_code
-        == 200
-    )
+    asked = httpx.post(f"{link}/{loose}/unlink", json={"reason": "other car"}, headers=auth(clerk))
+    assert asked.status_code == 202, asked.text
+    with session_scope(engine) as s:
+        admin = accounts.add_user(s, "root", Role.ADMIN)[1]
+    r = httpx.post(f"{url}/api/v1/approvals/{asked.json()['id']}/approve", json={}, headers=auth(admin))
+    assert r.status_code == 200 and r.json()["result"]["media"] == loose, r.text
     assert (
         httpx.post(link, json={"media_id": loose, "reason": "it was"}, headers=auth(clerk)).status_code == 201
     )

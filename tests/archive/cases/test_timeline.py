@@ -14,6 +14,7 @@ from sqlmodel import Session, select
 
 from archive.accounts import services as accounts
 from archive.accounts.models import Role, User
+from archive.approvals import services as approvals
 from archive.cases import services as cases
 from archive.cases.models import CaseKind, CaseMedia, DocumentKind, Stage, TimelineMedia, TimelineRecord
 from archive.config import Settings
@@ -147,7 +148,13 @@ def test_unlinked_by_a_person_stays_unlinked_and_every_link_is_logged(engine: En
     rid, linked = _record(engine, clerk, case_id, T, T + timedelta(minutes=5), ["0815"])
     assert linked == [mid]
     with session_scope(engine) as s:
-        cases.unlink_media(s, clerk, case_id, mid, "wrong incident: camera left running", addr="10.0.0.9")
+        req = cases.unlink_media(
+            s, clerk, case_id, mid, "wrong incident: camera left running", addr="10.0.0.9"
+        )
+        clerk2, _token = accounts.add_user(s, "clerk2", Role.RECORDS_MANAGER)
+        # Issue 10, finding 4: a second person approves; only then is the link closed.
+        assert cases.find_open_link(s, case_id, mid) is not None
+        approvals.decide(s, clerk2, req.id or 0, approve=True, deps=approvals.Deps(addr="10.0.0.8"))
     _, again = _record(engine, clerk, case_id, T, T + timedelta(minutes=6), ["0815"], record_id=rid)
     assert again == []
     with Session(engine) as s:
@@ -156,8 +163,16 @@ def test_unlinked_by_a_person_stays_unlinked_and_every_link_is_logged(engine: En
             ("auto", "wrong incident: camera left running")
         ]
         evs = s.exec(select(Event).where(Event.subject_id == mid).order_by(Event.id)).all()
-        assert [e.action for e in evs] == ["case.link", "case.unlink"]
+        assert [e.action for e in evs] == [
+            "case.link",
+            "approval.request",
+            "approval.approve",
+            "case.unlink",
+            "approval.execute",
+        ]
         assert evs[1].client_addr == "10.0.0.9" and evs[1].details["reason"].startswith("wrong incident")
+        assert evs[3].actor == "user:clerk" and evs[3].details["approved_by"] == "clerk2"
+        assert evs[2].actor == evs[4].actor == "user:clerk2"
         assert evs[0].actor == "user:clerk" and evs[0].details["source"] == "auto"
 
 
