@@ -10,7 +10,7 @@ from typing import Any
 
 import redis
 import swagger_ui_bundle
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -21,9 +21,13 @@ from sqlalchemy import text
 from sqlmodel import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import metrics
-from api.deps import ClientAddr, CurrentUser, SessionDep, bearer_token, client_addr
+from api import metrics, validation
+from api.deps import ClientAddr, CurrentUser, SessionDep, bearer_token, client_addr, make_throttle
 from api.i18n import LanguageMiddleware, request_language
+from api.i18n import remember as remember_language
+from api.routers import (
+    accounts as accounts_router,
+)
 from api.routers import (
     approvals,
     audit,
@@ -48,7 +52,7 @@ from archive.accounts import services as accounts
 from archive.config import get_settings
 from archive.context import Context
 from archive.db import session_scope
-from archive.errors import Concealed, CustodyError, Forbidden, StorageError, Unauthorized
+from archive.errors import Concealed, CustodyError, Forbidden, StorageError, TooManyAttempts, Unauthorized
 from archive.i18n import N_, _
 from archive.legal import services as legal_services
 from archive.legal.errors import GateClosed
@@ -89,6 +93,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     ctx = Context.build(s, dispatcher)
     app.state.ctx = ctx
     app.state.redis = redis.Redis.from_url(s.redis_url, socket_timeout=5, socket_connect_timeout=2)
+    app.state.auth_throttle = make_throttle(app.state.redis)
     yield
     ctx.close()
     app.state.redis.close()
@@ -144,6 +149,8 @@ def create_app() -> FastAPI:
     app.include_router(copyout.router)
     app.include_router(devices.router)
     app.include_router(approvals.router)
+    app.include_router(accounts_router.router)
+    app.include_router(accounts_router.sso)
     app.add_middleware(LanguageMiddleware)
     app.include_router(metrics.router)
     app.add_middleware(metrics.RequestContext)
@@ -163,6 +170,8 @@ def create_app() -> FastAPI:
             headers["WWW-Authenticate"] = "Bearer"
         if exc.http_status == 423:
             headers["Retry-After"] = "5"
+        if isinstance(exc, TooManyAttempts):
+            headers["Retry-After"] = str(exc.retry_after)
         # An id of 10 KB is not echoed back: long words are cut (issue 10).
         detail = _LONG_WORD.sub(lambda m: m.group()[:64] + "...", str(exc))[:2000]
         if isinstance(exc, StorageError):
@@ -173,10 +182,8 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        # pydantic's own messages are English; the field path and the frame around them are not.
-        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        detail = _("invalid request: {problems}").format(problems="; ".join(problems))
-        return JSONResponse(error_body(detail, "request.invalid"), status_code=422)
+        # pydantic's English reworded in the request's language, naming each field (api/validation.py)
+        return JSONResponse(error_body(validation.detail(exc.errors()), "request.invalid"), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -241,11 +248,18 @@ def create_app() -> FastAPI:
 
     @app.put("/api/v1/me/language", response_model=MeOut, tags=["accounts"])
     def set_my_language(
-        request: Request, body: LanguageIn, session: SessionDep, user: CurrentUser, addr: ClientAddr
+        request: Request,
+        response: Response,
+        body: LanguageIn,
+        session: SessionDep,
+        user: CurrentUser,
+        addr: ClientAddr,
     ) -> MeOut:
         """Set your own language for pages, API errors and labels (any role; logged as user.language).
-        ``null`` clears it: the browser's Accept-Language decides again."""
+        ``null`` clears it: the browser's Accept-Language decides again. The answer also carries it to
+        this browser's pages (the ``custody_lang`` cookie)."""
         accounts.set_language(session, user, body.language, client_addr=addr)
+        remember_language(request, response, user.language)
         i18n.set_language(user.language or request_language(request.scope))
         return me_out(user)
 
@@ -284,6 +298,8 @@ def _record_gate_refusal(request: Request, exc: GateClosed) -> None:
 
 
 def _record_denied(request: Request, exc: CustodyError) -> None:
+    if getattr(request.state, "quiet_denial", False):
+        return  # past the failure limit: the window's one auth.throttled entry stands for it (api/deps.py)
     # Set by the authentication dependencies once a token is accepted: a 403 names who was refused.
     user = getattr(request.state, "user_name", None)
     with session_scope(request.app.state.ctx.engine) as session:

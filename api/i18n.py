@@ -3,7 +3,8 @@
 Order, first that names a supported language:
 
 1. ``?lang=`` on a page (the page's own language links);
-2. the user's own setting: for API calls, read from the token by the authentication dependency
+2. the user's own setting (not on the public face, ``/public/``, whose answers caches share): for
+   API calls, read from the token by the authentication dependency
    (``api.deps.current_user``); for pages, which load before their script has the token, from the
    ``custody_lang`` cookie that ``POST /api/v1/session`` sets from that same setting;
 3. ``Accept-Language``;
@@ -15,6 +16,8 @@ Every response says which it used (``Content-Language``) and that it varies with
 from __future__ import annotations
 
 from starlette.datastructures import Headers, MutableHeaders, QueryParams
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from archive import i18n
@@ -29,7 +32,9 @@ def request_language(scope: Scope) -> str | None:
         asked = i18n.normalize(QueryParams(scope.get("query_string", b"")).get("lang"))
         if asked is not None:
             return asked
-    for part in headers.get("cookie", "").split(";"):
+    # The public face is cached publicly by URL and Accept-Language: a cookie must not change it.
+    public = scope.get("path", "").startswith("/public/")
+    for part in [] if public else headers.get("cookie", "").split(";"):
         name, _, value = part.strip().partition("=")
         if name == COOKIE:
             chosen = i18n.normalize(value.strip('"'))
@@ -60,3 +65,21 @@ class LanguageMiddleware:
 
         with i18n.use_language(request_language(scope)):
             await self.app(scope, receive, send_with_language)
+
+
+def remember(request: Request, response: Response, language: str | None) -> None:
+    """Carry the user's own language to their pages: the ``custody_lang`` cookie (set by
+    ``POST /api/v1/session`` and ``PUT /api/v1/me/language``); None deletes it, so the browser's
+    ``Accept-Language`` decides again."""
+    if language:
+        response.set_cookie(
+            COOKIE,
+            language,
+            max_age=365 * 86400,
+            path="/",
+            samesite="strict",
+            httponly=True,
+            secure=request.url.scheme == "https",
+        )
+    else:
+        response.delete_cookie(COOKIE, path="/")

@@ -16,7 +16,14 @@ from typing import Annotated
 import redis
 from fastapi import Depends, Request
 
-from api.deps import SessionDep, bearer_token, client_addr
+from api.deps import (
+    SessionDep,
+    authenticate_request,
+    bearer_token,
+    count_failure,
+    refuse_if_throttled,
+    use_principal,
+)
 from archive.accounts import services as accounts
 from archive.accounts.models import User
 from archive.errors import Unauthorized
@@ -31,9 +38,11 @@ def _key(value: str) -> str:
     return _PREFIX + hashlib.sha256(value.encode()).hexdigest()
 
 
-def create(r: redis.Redis, user_name: str, ttl_s: int) -> str:
+def create(r: redis.Redis, user_name: str, ttl_s: int, credential: str = "") -> str:
+    """A cookie value for ``user_name``, bound to the credential the page holds (its API token or
+    page session): rotating the token, ending the session or disabling the account ends the cookie."""
     value = secrets.token_urlsafe(32)
-    r.setex(_key(value), ttl_s, user_name)
+    r.setex(_key(value), ttl_s, f"{user_name}\n{credential}")
     return value
 
 
@@ -41,23 +50,27 @@ def drop(r: redis.Redis, value: str) -> None:
     r.delete(_key(value))
 
 
-def lookup(r: redis.Redis, value: str) -> str | None:
-    name = r.get(_key(value))
-    return name.decode() if isinstance(name, bytes) else name
+def lookup(r: redis.Redis, value: str) -> tuple[str, str] | None:
+    """The user name and credential a cookie was issued for."""
+    raw = r.get(_key(value))
+    if raw is None:
+        return None
+    name, _sep, credential = (raw.decode() if isinstance(raw, bytes) else str(raw)).partition("\n")
+    return name, credential
 
 
 def viewer(request: Request, session: SessionDep) -> User:
-    """The bearer token if there is one, else the streaming cookie."""
+    """The bearer token if there is one, else the streaming cookie (whose credential must still hold)."""
     if bearer_token(request) is not None or COOKIE not in request.cookies:
-        user = accounts.authenticate(session, bearer_token(request), client_addr=client_addr(request))
-    else:
-        name = lookup(request.app.state.redis, request.cookies[COOKIE])
-        found = accounts.active_user(session, name) if name else None
-        if found is None:
-            raise Unauthorized(_("the review session has expired: reload the page"))
-        user = found
-    request.state.user_name = user.name
-    return user
+        return authenticate_request(request, session).user
+    refuse_if_throttled(request)
+    found = lookup(request.app.state.redis, request.cookies[COOKIE])
+    principal = accounts.check_credential(session, *found) if found else None
+    if principal is None:
+        count_failure(request, found[0] if found else None)
+        raise Unauthorized(_("the review session has expired: reload the page"))
+    use_principal(request, principal)  # watching keeps the page session from going idle
+    return principal.user
 
 
 Viewer = Annotated[User, Depends(viewer)]

@@ -72,6 +72,8 @@ class Permission(StrEnum):
     RESTRICT_LIST = "restricted.list"  # see what is marked and granted (never the content)
     COPYOUT_REQUEST = "copyout.request"  # ask to export a case or download an original
     COPYOUT_APPROVE = "copyout.approve"  # approve someone else's request (调取审批)
+    # accounts (issue 10, finding 5): disable, enable, rotate tokens, change roles of other users
+    USERS_MANAGE = "users.manage"
     # two-person approval (issue 10, finding 4): a second person approves, never the requester
     APPROVE_UNLINK = "approval.case.unlink"  # unlinking evidence from a case
     APPROVE_UNFLAG = "approval.retention.unflag"  # clearing a permanent retention flag
@@ -185,6 +187,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.PUBLICITY_REGISTER,
             *_RECORDS_OFFICE,
             Permission.OVERSIGHT,
+            Permission.USERS_MANAGE,
             Permission.DEVICE_MANAGE,
             Permission.DEVICE_READ,
             # A second person for what records managers ask; legal holds stay with records managers.

@@ -176,6 +176,31 @@ class Settings(BaseSettings):
     # Lifetime of the review page's HttpOnly cookie that lets <video> elements stream proxies.
     view_session_ttl_s: int = 3600
 
+    # Accounts (issue 10, finding 5; docs/security.md "Accounts"). A bearer token stops working this many
+    # days after it was issued (`custody users add` / `rotate`); 0: never.
+    token_ttl_days: int = Field(default=90, ge=0, le=3650)
+    # A page session (single sign-on) ends after this many seconds without a request, and in any case
+    # this many seconds after sign-in.
+    session_idle_s: int = Field(default=1800, ge=60, le=86400)
+    session_max_s: int = Field(default=12 * 3600, ge=300, le=7 * 86400)
+    # Failed authentication (bad, expired or ended credentials; refused sign-ins), counted in Redis over
+    # a window that starts at the first failure: past the limit, that client address (or account)
+    # gets 429 with Retry-After until the window ends, and the refusal is logged once per window.
+    auth_fail_window_s: int = Field(default=300, ge=10, le=86400)
+    auth_fail_max_per_addr: int = Field(default=20, ge=1, le=100000)
+    auth_fail_max_per_account: int = Field(default=10, ge=1, le=100000)
+    # Single sign-on for the pages: OpenID Connect (authorization code flow with PKCE). Empty issuer: off.
+    # The claim named by oidc_username_claim must equal the name of an enabled Custody user.
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: SecretStr = SecretStr("")
+    oidc_username_claim: str = "preferred_username"
+    oidc_scopes: str = "openid profile"
+    # Where the provider sends the browser back; empty: <this server>/auth/oidc/callback as requested.
+    oidc_redirect_uri: str = ""
+    # Signature algorithms accepted on ID tokens (never "none", never HMAC with a shared secret).
+    oidc_algorithms: str = "RS256,ES256,PS256,EdDSA"
+
     # Enforcement publicity (issue 14, docs/publicity.md).
     publicity_authority: str = ""  # the agency's name on the public pages (执法机关)
     publicity_due_soon_days: int = Field(default=3, ge=0, le=20)  # working days
@@ -242,6 +267,12 @@ class Settings(BaseSettings):
                 "CUSTODY_S3_SECURE is false for a remote S3 server: "
                 "the SSE-C keys would cross the network in clear"
             )
+        if self.oidc_issuer and not (
+            self.oidc_issuer.startswith("https://") or _loopback(urlsplit(self.oidc_issuer).hostname)
+        ):
+            reasons.append(
+                "CUSTODY_OIDC_ISSUER must be an https:// URL (sign-in answers would travel in clear)"
+            )
         if self.signing_backend == "pkcs11" and _weak(self.pkcs11_pin.get_secret_value(), 4):
             reasons.append("CUSTODY_PKCS11_PIN is empty or a default")
         return reasons
@@ -305,6 +336,12 @@ class Settings(BaseSettings):
         its key in request headers, which a <video> element cannot send (and the key must not reach
         the browser); the API streams them instead."""
         return not self.storage_encryption
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> Settings:
+        if self.oidc_issuer and not self.oidc_client_id:
+            raise ValueError("CUSTODY_OIDC_ISSUER is set but CUSTODY_OIDC_CLIENT_ID is empty")
+        return self
 
     def resolved_database_url(self) -> str:
         if self.database_url:

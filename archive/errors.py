@@ -118,3 +118,14 @@ class MediaToolFailed(CustodyError):
 
     http_status = 503
     code = "media.tool_failed"
+
+
+class TooManyAttempts(CustodyError):
+    """Too many failed sign-ins from one client address or against one account (429)."""
+
+    http_status = 429
+    code = "auth.throttled"
+
+    def __init__(self, *args: object, retry_after: int = 60, code: str | None = None) -> None:
+        super().__init__(*args, code=code)
+        self.retry_after = max(int(retry_after), 1)

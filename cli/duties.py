@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from archive.i18n import _
+from cli.i18n import Group
 
 if TYPE_CHECKING:
     from sqlmodel import Session
@@ -58,7 +59,7 @@ def _echo(data: Any, as_json: bool, line: str) -> None:
 # --------------------------------------------------------------------------- devices
 
 
-@click.group(name="devices")
+@click.group(name="devices", cls=Group)
 def devices_group() -> None:
     """The device registry: which officers may dock which recorder."""
 
@@ -136,7 +137,7 @@ def devices_list(status: str | None, flagged: bool, by: str, as_json: bool) -> N
 # --------------------------------------------------------------------------- approvals
 
 
-@click.group(name="approvals")
+@click.group(name="approvals", cls=Group)
 def approvals_group() -> None:
     """Two-person approval: requests, approving, rejecting."""
 

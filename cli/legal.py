@@ -12,6 +12,8 @@ import click
 
 from archive.config import get_settings
 from archive.i18n import _
+from archive.localtime import format_local
+from cli.i18n import Group
 
 
 def _engine() -> Any:
@@ -38,7 +40,7 @@ def _account(session: Any, name: str) -> Any:
     return user
 
 
-@click.group(name="legal-review")
+@click.group(name="legal-review", cls=Group)
 def legal_group() -> None:
     """Legal review of major enforcement decisions (重大执法决定法制审核)."""
 
@@ -64,10 +66,18 @@ def overdue(show_all: bool, limit: int, as_json: bool) -> None:
     if as_json:
         click.echo(listed.model_dump_json(indent=1))
         return
+    line = _("{due}  {case}  v{version}  {kind}  rule {rule}  submitted by {user} at {time}")
     for item in listed.items:
         click.echo(
-            f"{item.due.isoformat()}  {item.case_number}  v{item.version}  {item.decision_kind}  "
-            f"rule {item.rule_id or '-'}  submitted by {item.submitted_by}"
+            line.format(
+                due=item.due.isoformat(),
+                case=item.case_number,
+                version=item.version,
+                kind=item.decision_kind,
+                rule=item.rule_id or "-",
+                user=item.submitted_by,
+                time=format_local(item.submitted_at),
+            )
         )
     what = _("pending") if show_all else _("overdue")
     click.echo(_("{n} {what} review(s) on {today}").format(n=listed.total, what=what, today=listed.today))
@@ -120,7 +130,7 @@ def catalogue(new_file: Path | None, reason: str, as_name: str | None) -> None:
     click.echo(_("legal review catalogue version {v} in force").format(v=version))
 
 
-@click.group(name="calendar")
+@click.group(name="calendar", cls=Group)
 def calendar_group() -> None:
     """China's working-day calendar: statutory holidays, make-up days, the operator's overrides."""
 

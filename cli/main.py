@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,14 +17,25 @@ from pydantic import ValidationError
 from archive import i18n, vocabulary
 from archive.config import InsecureSettings, get_settings
 from archive.i18n import _, ngettext
+from cli import i18n as cli_i18n
 
 if TYPE_CHECKING:
     from archive.context import Context
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
+cli_i18n.install()
 
 
-class _Main(click.Group):
+class _Main(cli_i18n.Group):
+    """The root: its commands and groups show their help in the chosen language (cli/i18n.py)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # The language first: --lang, else the locale; --help may be processed before --lang is.
+        # (Subgroups are of this class too: only the root chooses.)
+        if ctx.parent is None:
+            i18n.set_language(cli_i18n.early_language(args) or i18n.from_environment())
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -98,7 +110,16 @@ def users() -> None:
     "--role",
     required=True,
     type=click.Choice(
-        ["officer", "reviewer", "auditor", "records-manager", "admin", "approver", "publisher"]
+        [
+            "officer",
+            "reviewer",
+            "auditor",
+            "records-manager",
+            "admin",
+            "legal-reviewer",
+            "approver",
+            "publisher",
+        ]
     ),
 )
 def users_add(name: str, role: str) -> None:
@@ -119,6 +140,155 @@ def users_add(name: str, role: str) -> None:
         _("created {role} {name}; bearer token:").format(role=vocabulary.label("role", role), name=name)
     )
     click.echo(token)
+
+
+_ROLES = click.Choice(
+    ["officer", "reviewer", "auditor", "records-manager", "admin", "legal-reviewer", "approver", "publisher"]
+)
+
+
+def _users_change(fn: Any, name: str, as_name: str | None, **kwargs: Any) -> Any:
+    """Run one lifecycle change in its own unit of work, as the operator (``system:cli``) or as the
+    administrator named by --as; refusals become a message and exit 1."""
+    from sqlmodel import select
+
+    from archive.accounts.models import User
+    from archive.db import session_scope
+    from archive.errors import CustodyError
+    from migrations import migrate
+
+    migrate(get_settings())
+    try:
+        with session_scope(_context().engine) as session:
+            by = None
+            if as_name:
+                by = session.exec(select(User).where(User.name == as_name)).first()
+                if by is None or by.disabled:
+                    raise click.ClickException(_("no enabled user named {name!r}").format(name=as_name))
+            return fn(session, name, by=by, **kwargs)
+    except CustodyError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+_AS = click.option(
+    "--as", "as_name", default=None, help="The administrator making the change (default: the operator)."
+)
+
+
+@users.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document (times in UTC, ISO 8601).")
+def users_list(as_json: bool) -> None:
+    """Every user: name, role, state, token expiry and last use (in the agency's time)."""
+    import json
+
+    from archive import localtime
+    from archive.accounts import services as accounts
+    from archive.db import session_scope
+    from migrations import migrate
+
+    migrate(get_settings())
+    with session_scope(_context().engine) as session:
+        rows = accounts.list_users(session)
+
+    def iso(t: Any) -> str | None:
+        return t.isoformat() if t else None
+
+    if as_json:
+        items = [
+            {
+                "name": r.name,
+                "role": r.role.value,
+                "state": "disabled" if r.disabled else ("expired" if r.token_expired else "enabled"),
+                "token_issued_at": iso(r.token_issued_at),
+                "token_expires_at": iso(r.token_expires_at),
+                "last_seen_at": iso(r.last_seen_at),
+                "open_sessions": r.open_sessions,
+            }
+            for r in rows
+        ]
+        click.echo(json.dumps({"users": items}, ensure_ascii=False, indent=2))
+        return
+    never, unseen = _("never"), _("not yet")
+    for r in rows:
+        if r.disabled:
+            state = _("disabled")
+        elif r.token_expired:
+            state = _("token expired")
+        else:
+            state = _("enabled")
+        expires = localtime.format_local(r.token_expires_at) if r.token_expires_at else never
+        seen = localtime.format_local(r.last_seen_at) if r.last_seen_at else unseen
+        click.echo(
+            _(
+                "{name}  {role}  {state}  token expires {expires}  last seen {seen}  sessions {sessions}"
+            ).format(
+                name=r.name,
+                role=vocabulary.label("role", r.role),
+                state=state,
+                expires=expires,
+                seen=seen,
+                sessions=r.open_sessions,
+            )
+        )
+    click.echo(ngettext("{n} user", "{n} users", len(rows)).format(n=len(rows)))
+
+
+@users.command("disable")
+@click.argument("name")
+@click.option("--reason", required=True, help="Why (kept in the custody log).")
+@_AS
+def users_disable(name: str, reason: str, as_name: str | None) -> None:
+    """Disable a user: every token and page session of theirs fails from the next request on."""
+    from archive.accounts import services as accounts
+
+    _users_change(accounts.disable_user, name, as_name, reason=reason)
+    click.echo(_("disabled {name}: their token and sessions no longer work").format(name=name))
+
+
+@users.command("enable")
+@click.argument("name")
+@click.option("--reason", default="", help="Why (kept in the custody log).")
+@_AS
+def users_enable(name: str, reason: str, as_name: str | None) -> None:
+    """Enable a disabled user again (their current token works again if it has not expired)."""
+    from archive.accounts import services as accounts
+
+    _users_change(accounts.enable_user, name, as_name, reason=reason)
+    click.echo(_("enabled {name}").format(name=name))
+
+
+@users.command("rotate")
+@click.argument("name")
+@click.option("--reason", default="", help="Why (kept in the custody log).")
+@_AS
+def users_rotate(name: str, reason: str, as_name: str | None) -> None:
+    """Issue a new token (printed alone on the last line, once); the old one and the user's page
+    sessions stop working at once."""
+    from archive import localtime
+    from archive.accounts import services as accounts
+
+    user, token = _users_change(accounts.rotate_token, name, as_name, reason=reason)
+    expires = accounts.token_expires_at(user)
+    click.echo(
+        _("new token for {name}, expires {expires}; the old token no longer works:").format(
+            name=name, expires=localtime.format_local(expires) if expires else _("never")
+        )
+    )
+    click.echo(token)
+
+
+@users.command("role")
+@click.argument("name")
+@click.argument("role", type=_ROLES)
+@click.option("--reason", required=True, help="Why (kept in the custody log).")
+@_AS
+def users_role(name: str, role: str, reason: str, as_name: str | None) -> None:
+    """Change a user's role (takes effect on their next request)."""
+    from archive.accounts import services as accounts
+    from archive.accounts.models import Role
+
+    _users_change(accounts.set_role, name, as_name, role=Role(role), reason=reason)
+    click.echo(_("{name} is now {role}").format(name=name, role=vocabulary.label("role", role)))
 
 
 @main.command()
@@ -380,7 +550,7 @@ def serve(api_only: bool, worker_only: bool, beat_only: bool, host: str | None, 
     running: list[tuple[str, subprocess.Popen[bytes]]] = []
     for name, cmd in procs:
         running.append((name, subprocess.Popen(cmd)))
-        click.echo(f"started {name} (pid {running[-1][1].pid})", err=True)
+        click.echo(_("started {name} (pid {pid})").format(name=name, pid=running[-1][1].pid), err=True)
 
     stopping = False
 
@@ -395,7 +565,12 @@ def serve(api_only: bool, worker_only: bool, beat_only: bool, host: str | None, 
         while not stopping:
             for name, p in running:
                 if p.poll() is not None:
-                    click.echo(f"{name} exited with {p.returncode}; stopping the rest", err=True)
+                    click.echo(
+                        _("{name} exited with {code}; stopping the rest").format(
+                            name=name, code=p.returncode
+                        ),
+                        err=True,
+                    )
                     rc = p.returncode or 1
                     stopping = True
             time.sleep(0.5)
@@ -623,14 +798,21 @@ def sweep(dry_run: bool, batch: int | None, as_json: bool) -> None:
             jsonlib.dumps({"dry_run": dry_run, "deleted": result.deleted, "kept": result.kept}, indent=1)
         )
         return
-    verb = "would delete" if dry_run else "deleted"
+    from archive.localtime import format_local
+
+    verb = _("would delete") if dry_run else _("deleted")
+    line, kept = _("{verb}  {media}  rule {rule}  {detail}"), _("kept  {media}  {why}")
     for e in result.deleted:
-        click.echo(
-            f"{verb}  {e['media_id']}  rule {e['rule']}  {e.get('delete_after') or e.get('sha256', '')}"
-        )
+        due = e.get("delete_after")
+        detail = format_local(datetime.fromisoformat(due)) if due else e.get("sha256", "")
+        click.echo(line.format(verb=verb, media=e["media_id"], rule=e["rule"], detail=detail))
     for e in result.kept:
-        click.echo(f"kept    {e['media_id']}  {e.get('why') or 'not due'}")
-    click.echo(f"{len(result.deleted)} {verb}, {len(result.kept)} kept on re-check")
+        click.echo(kept.format(media=e["media_id"], why=e.get("why") or _("not due")))
+    click.echo(
+        _("{deleted} {verb}, {kept} kept on re-check").format(
+            deleted=len(result.deleted), verb=verb, kept=len(result.kept)
+        )
+    )
 
 
 @main.group(name="retention")

@@ -8,7 +8,10 @@ from typing import Any
 
 import click
 
+from archive import vocabulary
 from archive.config import get_settings
+from archive.i18n import _
+from cli.i18n import Group
 
 
 def _engine() -> Any:
@@ -27,11 +30,11 @@ def _user(session: Any, name: str) -> Any:
 
     user = session.exec(select(User).where(User.name == name, User.disabled == False)).first()  # noqa: E712
     if user is None:
-        raise click.ClickException(f"no active account {name!r}")
+        raise click.ClickException(_("no active account {name}").format(name=name))
     return user
 
 
-@click.group(name="publicity")
+@click.group(name="publicity", cls=Group)
 def publicity_group() -> None:
     """Enforcement publicity (行政执法公示)."""
 
@@ -57,19 +60,31 @@ def publicity_due(soon: int | None, as_json: bool) -> None:
     if as_json:
         click.echo(result.model_dump_json(indent=1))
     else:
-        click.echo(f"today {result.today}")
-        for title, items in (("OVERDUE", result.overdue), ("due soon", result.due_soon)):
+        click.echo(_("today {date} (agency's calendar)").format(date=result.today))
+        line = _("{title}  {deadline}  {days} working days  {category}  case {case}  decided {decided}  {id}")
+        for title, items in ((_("OVERDUE"), result.overdue), (_("due soon"), result.due_soon)):
             for i in items:
                 click.echo(
-                    f"{title:8}  {i.deadline}  {i.working_days_left:+d} wd  {i.category_label}  "
-                    f"case {i.case_number}  decided {i.decided_on}  {i.id}"
+                    line.format(
+                        title=title,
+                        deadline=i.deadline,
+                        days=f"{i.working_days_left:+d}",
+                        category=vocabulary.label("publicity_category", i.category),
+                        case=i.case_number,
+                        decided=i.decided_on,
+                        id=i.id,
+                    )
                 )
-        click.echo(f"{len(result.overdue)} overdue, {len(result.due_soon)} due soon")
+        click.echo(
+            _("{overdue} overdue, {soon} due soon").format(
+                overdue=len(result.overdue), soon=len(result.due_soon)
+            )
+        )
     if result.overdue:
         raise SystemExit(1)
 
 
-@click.group(name="report")
+@click.group(name="report", cls=Group)
 def report_group() -> None:
     """Reports the archive publishes."""
 
@@ -84,7 +99,6 @@ def report_group() -> None:
 )
 def report_annual(year: int, out: Path | None) -> None:
     """Draft the yearly enforcement report (a new signed version) and write it as JSON and a page."""
-    import html
 
     from archive.db import session_scope
     from archive.errors import CustodyError
@@ -104,22 +118,30 @@ def report_annual(year: int, out: Path | None) -> None:
     (folder / f"report-{year}.json").write_text(
         json.dumps(signed, ensure_ascii=False, indent=1), encoding="utf-8"
     )
-    page = (
-        '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
-        f"<title>{year} 年度行政执法总体情况</title></head><body>"
-        f"{report.render_html(row.body)}"
-        f"<p>Ed25519 {html.escape(row.key_id)}: {html.escape(row.signature)}</p></body></html>\n"
-    )
+    page = report.page_html(row.body, row.key_id, row.signature)
     (folder / f"report-{year}.html").write_text(page, encoding="utf-8")
     t = row.body["totals"]
     click.echo(
-        f"report {year} version {row.version} drafted and signed (key {row.key_id}): "
-        f"{t['decisions']} decisions, {t['published']} published, {t['withdrawn']} withdrawn"
+        _(
+            "report {year} version {version} drafted and signed (key {key}): {decisions} decisions, "
+            "{published} published, {withdrawn} withdrawn"
+        ).format(
+            year=year,
+            version=row.version,
+            key=row.key_id,
+            decisions=t["decisions"],
+            published=t["published"],
+            withdrawn=t["withdrawn"],
+        )
     )
-    click.echo(f"wrote {folder / f'report-{year}.json'} and {folder / f'report-{year}.html'}")
+    click.echo(
+        _("wrote {json} and {html}").format(
+            json=folder / f"report-{year}.json", html=folder / f"report-{year}.html"
+        )
+    )
 
 
-@click.group(name="roster")
+@click.group(name="roster", cls=Group)
 def roster_group() -> None:
     """The enforcement staff roster."""
 
@@ -147,5 +169,7 @@ def roster_import(file: Path, as_user: str | None) -> None:
     except CustodyError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(
-        f"roster imported: {result.added} added, {result.updated} updated, {result.unchanged} unchanged"
+        _("roster imported: {added} added, {updated} updated, {unchanged} unchanged").format(
+            added=result.added, updated=result.updated, unchanged=result.unchanged
+        )
     )

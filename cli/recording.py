@@ -10,6 +10,7 @@ import click
 import httpx
 
 from archive.i18n import _
+from cli.i18n import Command, Group
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 
@@ -34,7 +35,7 @@ def _check(r: httpx.Response) -> None:
         raise click.ClickException(f"{r.status_code}: {detail}")
 
 
-@click.group()
+@click.group(cls=Group)
 def records() -> None:
     """Text records: sign a version with your own key."""
 
@@ -118,7 +119,7 @@ def sign(
     )
 
 
-@click.command("oversight")
+@click.command("oversight", cls=Command)
 @click.option("--run/--no-run", "run_first", default=True, show_default=True, help="Run the check first.")
 @click.option("--kind", default=None, help="Only warnings of this kind.")
 @click.option("--limit", default=50, show_default=True, help="Warnings to list.")
@@ -133,7 +134,7 @@ def oversight(run_first: bool, kind: str | None, limit: int, as_json: bool) -> N
     from archive.errors import CustodyError
     from archive.oversight import check
     from archive.oversight import services as svc
-    from archive.oversight.models import WarningKind
+    from archive.oversight.models import LABELS_EN, WarningKind
     from migrations import migrate
 
     s = get_settings()
@@ -157,16 +158,36 @@ def oversight(run_first: bool, kind: str | None, limit: int, as_json: bool) -> N
         return
     click.echo(_("warnings (run {id}, item list v{v}):").format(id=result.run_id, v=result.item_list_version))
     for k, n in sorted(result.counts.items()):
-        click.echo(f"  {k}: {n}")
+        click.echo(f"  {_(LABELS_EN[WarningKind(k)]) if k in set(WarningKind) else k}: {n}")
+    line = _("  [{kind}] {subject} {id} case {case} officer {officer}")
     for w in result.items:
         click.echo(
-            f"  [{w.label_zh}] {w.subject_type} {w.subject_id} case={w.case_id or '-'} officer={w.officer}"
+            line.format(
+                kind=_(LABELS_EN[w.kind]),
+                subject=w.subject_type,
+                id=w.subject_id,
+                case=w.case_id or "-",
+                officer=w.officer,
+            )
         )
     click.echo(_("statistics per unit and officer:"))
+    stat = _(
+        "  {unit} {officer}: records {records}, required {required}, covered {covered}, gaps {gaps}, "
+        "missing {missing}, with reason {reason}, coverage {rate}, recordings {recordings}"
+    )
     for st in result.stats:
         rate = "-" if st.coverage_rate is None else f"{st.coverage_rate:.0%}"
         click.echo(
-            f"  {st.agency or '-'} {st.officer or '-'}: records={st.records} required={st.required} "
-            f"covered={st.covered} gaps={st.gaps} missing={st.missing} "
-            f"with-reason={st.missing_with_reason} coverage={rate} recordings={st.recordings}"
+            stat.format(
+                unit=st.agency or "-",
+                officer=st.officer or "-",
+                records=st.records,
+                required=st.required,
+                covered=st.covered,
+                gaps=st.gaps,
+                missing=st.missing,
+                reason=st.missing_with_reason,
+                rate=rate,
+                recordings=st.recordings,
+            )
         )

@@ -1,8 +1,54 @@
 // Oversight page for auditors: the latest early-warning run, statistics, and the access log.
 // Every server string goes in with textContent (never innerHTML); the CSP forbids inline script.
+// Its words come translated from the server (the page's JSON data blocks); times are shown in the
+// agency's zone with the zone named, as the server formats them (archive.localtime).
 "use strict";
 
 let token = null;
+
+function data(id) {
+  return JSON.parse(document.getElementById(id).textContent);
+}
+const TEXT = data("page-text"); // {key: "translated text with {placeholders}"}
+const CLOCK = data("page-clock"); // {timezone, language, zone_names: {offset minutes: name}}
+const LABELS = data("page-labels"); // {domain: {key: label}}
+
+function t(key, values = {}) {
+  return (TEXT[key] || key).replace(/\{(\w+)\}/g, (m, name) => (name in values ? String(values[name]) : m));
+}
+
+function label(domain, key) {
+  return (LABELS[domain] || {})[key] || key;
+}
+
+const LOCAL = new Intl.DateTimeFormat("en-US", {
+  timeZone: CLOCK.timezone,
+  hourCycle: "h23",
+  year: "numeric",
+  month: "2-digit",
+  day: "2-digit",
+  hour: "2-digit",
+  minute: "2-digit",
+  second: "2-digit",
+});
+
+function pad(n, w = 2) {
+  return String(n).padStart(w, "0");
+}
+
+function fmt(iso) {
+  // "2024-06-10 22:03:05 北京时间" / "2024-06-10 22:03:05 CST (UTC+08:00)", like archive.localtime.
+  if (!iso) return "";
+  const ms = Math.floor(Date.parse(iso));
+  if (Number.isNaN(ms)) return String(iso);
+  const p = Object.fromEntries(LOCAL.formatToParts(new Date(ms)).map((x) => [x.type, x.value]));
+  const wall = Date.UTC(+p.year, +p.month - 1, +p.day, +p.hour, +p.minute, +p.second);
+  const offset = Math.round((wall - Math.floor(ms / 1000) * 1000) / 60000);
+  const sign = offset < 0 ? "-" : "+";
+  const zone = CLOCK.zone_names[String(offset)] ||
+    `UTC${sign}${pad(Math.floor(Math.abs(offset) / 60))}:${pad(Math.abs(offset) % 60)}`;
+  return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second} ${zone}`;
+}
 
 function el(tag, text, cls) {
   const e = document.createElement(tag);
@@ -42,21 +88,37 @@ function row(cells, cls) {
   return tr;
 }
 
+function details(d) {
+  const parts = [];
+  if (d.activity) parts.push(t("activity", { activity: d.activity }));
+  if (d.gaps) parts.push(t("gaps", { gaps: d.gaps.map(([a, b]) => t("time_span", { start: fmt(a), end: fmt(b) })).join(t("list_sep")) }));
+  if (d.received_at) parts.push(t("received", { time: fmt(d.received_at) }));
+  if (d.why) parts.push(String(d.why));
+  if (d.version !== undefined) parts.push(t("version", { version: d.version }));
+  const known = new Set(["activity", "gaps", "received_at", "why", "version"]);
+  const rest = Object.fromEntries(Object.entries(d).filter(([k]) => !known.has(k)));
+  if (Object.keys(rest).length) parts.push(JSON.stringify(rest));
+  return parts.join(" · ");
+}
+
 async function loadWarnings() {
   const w = await api("/api/v1/oversight/warnings?limit=500");
   document.getElementById("run-facts").textContent = w.run_id
-    ? `检查 run ${w.run_id}: ${w.finished_at} (清单 item list v${w.item_list_version})`
-    : "尚未检查 / no check has run yet";
+    ? t("run_facts", { run: w.run_id, time: fmt(w.finished_at), version: w.item_list_version })
+    : t("no_run");
   const counts = document.getElementById("counts");
   counts.replaceChildren();
-  for (const [k, n] of Object.entries(w.counts)) counts.appendChild(el("li", `${k}: ${n}`));
+  for (const [k, n] of Object.entries(w.counts)) {
+    const li = el("li", t("count", { kind: label("warning", k), count: n }));
+    li.dataset.kind = k;
+    counts.appendChild(li);
+  }
   const tbody = document.querySelector("#warnings tbody");
   tbody.replaceChildren();
   for (const x of w.items) {
-    const details = x.details.gaps ? x.details.gaps.map((g) => g.join(" - ")).join("; ") : JSON.stringify(x.details);
     tbody.appendChild(
-      row([`${x.label_zh} (${x.kind})`, `${x.subject_type} ${x.subject_id}`, x.case_id || "", x.agency, x.officer, details],
-        "kind-" + x.kind),
+      row([label("warning", x.kind), `${label("subject", x.subject_type)} ${x.subject_id}`, x.case_id || "", x.agency,
+        x.officer, details(x.details)], "kind-" + x.kind),
     );
   }
   const stats = document.querySelector("#stats tbody");
@@ -79,7 +141,7 @@ async function loadAccess(ev) {
   const tbody = document.querySelector("#access tbody");
   tbody.replaceChildren();
   for (const e of r.items) {
-    tbody.appendChild(row([e.at, e.actor, e.action, `${e.subject_type} ${e.subject_id}`, e.client_addr, e.purpose]));
+    tbody.appendChild(row([fmt(e.at), e.actor, e.action, `${label("subject", e.subject_type)} ${e.subject_id}`, e.client_addr, e.purpose]));
   }
 }
 

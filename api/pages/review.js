@@ -290,11 +290,15 @@ function build(tl) {
 
 // ---------------------------------------------------------------- legal review (法制审核)
 
-const ANSWERS = { pass: "符合 pass", fail: "不符合 fail", "n/a": "不适用 n/a" };
+// Chinese pages show the catalogue's Chinese names; others the names in the page's language.
+const CHINESE = (CLOCK.language || "").startsWith("zh");
 
-// The API's *_label is already in the page's language; beside the Chinese name only when it differs.
-function both(zh, label) {
-  return zh === label ? zh : `${zh} ${label}`;
+function both(zh, other) {
+  return CHINESE ? zh || other : other || zh;
+}
+
+function localTime(iso) {
+  return iso ? fmt(Date.parse(iso)) : "";
 }
 
 function buildLegal(lr) {
@@ -306,19 +310,38 @@ function buildLegal(lr) {
   const overdue = document.getElementById("legal-overdue");
   if (lr.overdue) {
     overdue.hidden = false;
-    overdue.textContent = `超期 Overdue` + (lr.working_days_overdue ? ` (${lr.working_days_overdue} working days)` : "");
+    overdue.textContent = lr.working_days_overdue
+      ? t("legal_overdue_days", { days: lr.working_days_overdue })
+      : t("legal_overdue");
   }
-  document.getElementById("legal-rule").textContent =
-    (lr.required ? "需法制审核 Review required: " : "无需法制审核 Not required: ") + lr.explanation;
+  let rule;
+  if (lr.rule) {
+    rule = t("legal_rule", { version: lr.catalogue_version, rule: lr.rule, label: lr.rule_label_zh || lr.rule });
+    const also = lr.matched_rules.filter((r) => r !== lr.rule);
+    if (also.length) rule += t("legal_rule_also", { rules: also.join(t("list_sep")) });
+  } else if (lr.status === "awaiting-submission") {
+    rule = t("legal_unclassified");
+  } else {
+    rule = t("legal_no_rule", { version: lr.catalogue_version });
+  }
+  document.getElementById("legal-rule").textContent = rule;
+  document.getElementById("legal-rule").title = lr.explanation; // the catalogue's own words
   document.getElementById("legal-due").textContent = lr.due
-    ? `审核期限 Due (5 working days): ${lr.due}` + (lr.higher_authority ? " · 报上级 reviewed by the higher authority" : "")
-    : "";
+    ? t("legal_due", { date: lr.due }) + (lr.higher_authority ? " · " + t("legal_higher_authority") : "")
+    : lr.higher_authority ? t("legal_higher_authority") : "";
   const s = lr.submission;
   if (s) {
-    document.getElementById("legal-submission").textContent =
-      `拟作出的决定 Proposed decision v${s.version}: ${s.decision_kind_zh} (${s.decision_kind})` +
-      (Object.keys(s.amounts).length ? ` · ${Object.entries(s.amounts).map(([k, v]) => `${k} ${v}`).join(", ")}` : "") +
-      ` · ${s.legal_basis.join("; ")} · submitted by ${s.submitted_by} · SHA-256 ${s.digest.slice(0, 16)}… · ${s.facts}`;
+    const kind = CHINESE ? s.decision_kind_zh : label("decision_kind", s.decision_kind);
+    const parts = [t("legal_submission", { version: s.version, kind })];
+    const amounts = Object.entries(s.amounts);
+    if (amounts.length) {
+      parts.push(t("legal_amounts", { amounts: amounts.map(([k, v]) => t("legal_amount", { name: label("decision_kind", k), value: v })).join(t("list_sep")) }));
+    }
+    if (s.legal_basis.length) parts.push(t("legal_basis", { basis: s.legal_basis.join(t("list_sep")) }));
+    parts.push(t("legal_submitted", { user: s.submitted_by, time: localTime(s.submitted_at) }));
+    parts.push(`SHA-256 ${s.digest.slice(0, 16)}…`);
+    parts.push(t("legal_facts", { facts: s.facts }));
+    document.getElementById("legal-submission").textContent = parts.join(" · ");
   }
   if (lr.checklist.length) {
     const table = document.getElementById("legal-checklist");
@@ -326,9 +349,12 @@ function buildLegal(lr) {
     for (const c of lr.checklist) {
       const tr = el("tr", "point");
       tr.dataset.point = c.point;
-      tr.append(el("td", null, `${c.label_zh} ${c.label}`));
-      tr.append(el("td", c.result === "fail" ? "fail" : null, c.result ? ANSWERS[c.result] : "—"));
-      tr.append(el("td", null, c.note + (c.reviewer ? ` (${c.reviewer})` : "")));
+      tr.append(el("td", null, both(c.label_zh, c.label)));
+      const answer = el("td", c.result === "fail" ? "fail" : null, c.result ? t("answer_" + c.result) : "—");
+      if (c.result) answer.dataset.result = c.result;
+      tr.append(answer);
+      const by = c.reviewer ? t("legal_answered_by", { user: c.reviewer, time: localTime(c.answered_at) }) : "";
+      tr.append(el("td", null, c.note + (c.note && by ? " " : "") + by));
       body.append(tr);
     }
     table.hidden = false;
@@ -336,15 +362,24 @@ function buildLegal(lr) {
   if (lr.opinion) {
     const o = lr.opinion;
     const box = document.getElementById("legal-opinion");
-    box.textContent = `审核意见 Opinion: ${both(o.outcome_zh, o.outcome_label)} — ${o.reasons} (${o.reviewer}, ${o.decided_at})` +
-      (o.authority ? ` · ${o.authority}, ${o.answered_by}` : "") + `\n${o.attestation}`;
+    let text = t("legal_opinion", {
+      outcome: both(o.outcome_zh, o.outcome_label),
+      reasons: o.reasons,
+      user: o.reviewer,
+      time: localTime(o.decided_at),
+    });
+    if (o.authority) text += " · " + t("legal_authority", { authority: o.authority, user: o.answered_by || "" });
+    box.textContent = text + "\n" + o.attestation;
+    box.dataset.outcome = o.outcome;
     box.hidden = false;
   }
   if (lr.escalation) {
     const x = lr.escalation;
     const box = document.getElementById("legal-escalation");
-    box.textContent = `集体讨论 Collective discussion: ${x.reason}` +
-      (x.outcome ? ` → ${both(x.outcome_zh, x.outcome_label)}: ${x.outcome_reasons}` : " (pending)");
+    box.textContent = t("legal_collective", { reason: x.reason, user: x.requested_by, time: localTime(x.requested_at) }) +
+      (x.outcome
+        ? " → " + t("legal_collective_outcome", { outcome: both(x.outcome_zh, x.outcome_label), reasons: x.outcome_reasons || "" })
+        : " " + t("legal_collective_pending"));
     box.hidden = false;
   }
   sec.hidden = false;
@@ -372,44 +407,64 @@ function drawCoverage(cov, sigs) {
   for (const r of state.records) byRecord[r.li.dataset.recordId] = r;
   const signers = {};
   for (const s of sigs || []) {
-    (signers[s.record_id] = signers[s.record_id] || []).push(s.kind === "archive" ? `archive (v${s.version})` : `${s.signer} (v${s.version})`);
+    (signers[s.record_id] = signers[s.record_id] || []).push(
+      s.kind === "archive" ? t("signer_archive", { version: s.version }) : t("signer_person", { signer: s.signer, version: s.version }),
+    );
   }
+  const status = (key) => label("coverage_status", key);
+  const span = (g) => t("time_span", { start: fmt(Date.parse(g.start)), end: fmt(Date.parse(g.end)) });
   for (const c of cov.records) {
     const w = el("div", `window status-${c.status}`);
     w.style.left = `${pct(Date.parse(c.start))}%`;
     w.style.width = `${Math.max(0, pct(Date.parse(c.end)) - pct(Date.parse(c.start)))}%`;
-    w.title = `${c.title || c.record_id}: ${c.status_zh} (${c.status})`;
+    w.title = t("coverage_window", { title: c.title || c.record_id, status: status(c.status) });
     w.dataset.recordId = c.record_id;
     bar.append(w);
     for (const g of c.gaps) {
       const gap = el("div", "gap");
       gap.style.left = `${pct(Date.parse(g.start))}%`;
       gap.style.width = `${Math.max(0, pct(Date.parse(g.end)) - pct(Date.parse(g.start)))}%`;
-      gap.title = `gap ${fmt(Date.parse(g.start))} → ${fmt(Date.parse(g.end))} (${g.seconds} s)`;
+      gap.title = t("coverage_gap", { span: span(g), seconds: g.seconds });
       gap.dataset.recordId = c.record_id;
       gap.addEventListener("click", () => seekAll(Date.parse(g.start)));
       bar.append(gap);
     }
     const r = byRecord[c.record_id];
     if (!r) continue;
-    const badge = el("span", `coverage-badge status-${c.status}`, `${c.status_zh} ${c.status}`);
-    badge.title = c.activity ? `${c.activity_zh} (${c.activity}, ${c.mode})` : "no activity stated";
+    const badge = el("span", `coverage-badge status-${c.status}`, status(c.status));
+    badge.dataset.status = c.status;
+    badge.title = c.activity
+      ? t("coverage_activity", { activity: CHINESE ? c.activity_zh || c.activity : c.activity, mode: label("coverage_mode", c.mode) })
+      : t("coverage_no_activity");
     r.li.querySelector("h3").prepend(badge);
-    if (c.reason) r.li.append(el("p", "gaps", `no recording, reason: ${c.reason}`));
-    if (c.gaps.length) {
-      r.li.append(el("p", "gaps", "gaps: " + c.gaps.map((g) => `${fmt(Date.parse(g.start))} → ${fmt(Date.parse(g.end))}`).join("; ")));
-    }
-    if (signers[c.record_id]) r.li.append(el("p", "signed", "signed by " + signers[c.record_id].join(", ")));
+    if (c.reason) r.li.append(el("p", "gaps", t("coverage_reason", { reason: c.reason })));
+    if (c.gaps.length) r.li.append(el("p", "gaps", t("coverage_gaps", { gaps: c.gaps.map(span).join(t("list_sep")) })));
+    if (signers[c.record_id]) r.li.append(el("p", "signed", t("signed_by", { signers: signers[c.record_id].join(t("list_sep")) })));
   }
-  const n = cov.counts;
   document.getElementById("coverage-counts").textContent =
-    `coverage (item list v${cov.item_list_version}, tolerance ${cov.tolerance_s} s): ` +
-    Object.entries(n).map(([k, v]) => `${k} ${v}`).join(" · ");
+    t("coverage_counts", { version: cov.item_list_version, tolerance: cov.tolerance_s }) + " " +
+    Object.entries(cov.counts).map(([k, v]) => `${status(k)} ${v}`).join(" · ");
   document.getElementById("coverage").hidden = false;
+}
+
+// Sign out: a page session (single sign-on, "cps_") is ended on the server at once; any token is
+// forgotten by this tab.
+function offerSignOut() {
+  const button = document.getElementById("logout");
+  if (!button) return;
+  button.hidden = false;
+  button.addEventListener("click", async () => {
+    if (state.token.startsWith("cps_")) {
+      try { await api("/api/v1/logout", { method: "POST" }); } catch (e) { /* already ended */ }
+    }
+    sessionStorage.removeItem("custody_token");
+    location.replace(location.pathname);
+  });
 }
 
 async function start() {
   state.token = takeToken();
+  if (state.token) offerSignOut();
   if (!state.token) {
     const form = document.getElementById("login");
     form.hidden = false;

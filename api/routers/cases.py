@@ -11,9 +11,9 @@ from pydantic import BaseModel, Field
 
 from api import viewsession
 from api.deps import ClientAddr, CurrentUser, DispatcherDep, KeyringDep, SessionDep, StoreDep
-from api.i18n import COOKIE as LANGUAGE_COOKIE
+from api.i18n import remember as remember_language
 from api.templating import PAGE_HEADERS, render_page
-from archive import vocabulary
+from archive import i18n, vocabulary
 from archive.accounts import services as accounts
 from archive.approvals import services as approvals
 from archive.approvals.models import ApprovalPublic
@@ -30,11 +30,14 @@ from archive.cases.models import (
     Timeline,
 )
 from archive.config import get_settings
+from archive.coverage import logic as coverage_logic
 from archive.coverage import services as coverage
+from archive.coverage.itemlist import MODE_LABELS_EN
 from archive.errors import NotFound, TooLarge
 from archive.i18n import _
 from archive.ingest import attachments
 from archive.ingest.attachments import ATTACHMENT_MAX_BYTES
+from archive.legal.catalogue import default_catalogue
 from archive.localtime import LocalDateTime
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
@@ -407,7 +410,7 @@ def open_session(
 ) -> None:
     """Trade the bearer token for the streaming cookie the page's players need (see api/viewsession.py)."""
     ttl = get_settings().view_session_ttl_s
-    value = viewsession.create(request.app.state.redis, user.name, ttl)
+    value = viewsession.create(request.app.state.redis, user.name, ttl, request.state.credential)
     response.set_cookie(
         viewsession.COOKIE,
         value,
@@ -419,18 +422,7 @@ def open_session(
     )
     # Pages load before their script has the token: this cookie carries the user's own language
     # to them (api/i18n.py). No setting: the browser's Accept-Language decides.
-    if user.language:
-        response.set_cookie(
-            LANGUAGE_COOKIE,
-            user.language,
-            max_age=365 * 86400,
-            path="/",
-            samesite="strict",
-            httponly=True,
-            secure=request.url.scheme == "https",
-        )
-    else:
-        response.delete_cookie(LANGUAGE_COOKIE, path="/")
+    remember_language(request, response, user.language)
     accounts.record_view_session(session, user, ttl, client_addr=addr)
 
 
@@ -470,22 +462,72 @@ def _review_texts() -> dict[str, str]:
         "attachments": _("attachments: {names}"),
         "list_sep": _(", "),
         "cannot_open": _("Cannot open case: {error}"),
+        # the legal review panel (法制审核)
+        "legal_overdue": _("Overdue"),
+        "legal_overdue_days": _("Overdue by {days} working days"),
+        "legal_rule": _("Legal review required: catalogue v{version}, rule {rule} ({label})"),
+        "legal_rule_also": _(" (also: {rules})"),
+        "legal_unclassified": _(
+            "No proposed decision yet: the catalogue classifies the case when one is submitted"
+        ),
+        "legal_no_rule": _("Legal review not required: no rule of catalogue v{version} matches"),
+        "legal_due": _("Review due by {date} (working days, agency calendar)"),
+        "legal_higher_authority": _("reviewed by the higher authority"),
+        "legal_submission": _("Proposed decision v{version}: {kind}"),
+        "legal_amounts": _("amounts: {amounts}"),
+        "legal_amount": _("{name} {value} yuan"),
+        "legal_basis": _("legal basis: {basis}"),
+        "legal_submitted": _("submitted by {user} at {time}"),
+        "legal_facts": _("facts: {facts}"),
+        "answer_pass": _("pass"),
+        "answer_fail": _("fail"),
+        "answer_n/a": _("not applicable"),
+        "legal_answered_by": _("({user}, {time})"),
+        "legal_opinion": _("Opinion: {outcome} - {reasons} ({user}, {time})"),
+        "legal_authority": _("answered by {authority}, {user}"),
+        "legal_collective": _("Collective discussion: {reason} (asked by {user}, {time})"),
+        "legal_collective_outcome": _("{outcome}: {reasons}"),
+        "legal_collective_pending": _("(not yet decided)"),
+        # coverage of the records by recordings, and signatures
+        "signer_archive": _("the archive (v{version})"),
+        "signer_person": _("{signer} (v{version})"),
+        "time_span": _("{start} → {end}"),
+        "coverage_window": _("{title}: {status}"),
+        "coverage_gap": _("gap {span} ({seconds} s)"),
+        "coverage_activity": _("{activity} ({mode})"),
+        "coverage_no_activity": _("no activity stated"),
+        "coverage_reason": _("no recording, reason: {reason}"),
+        "coverage_gaps": _("gaps: {gaps}"),
+        "signed_by": _("signed by {signers}"),
+        "coverage_counts": _("Coverage (item list v{version}, tolerance {tolerance} s):"),
     }
+
+
+def _review_labels() -> dict[str, dict[str, str]]:
+    """The names review.js shows for keys the API returns, in the request's language."""
+    chinese = i18n.current_language() == "zh-CN"
+    labels = {d: vocabulary.labels(d) for d in ("stage", "doc_kind", "case_kind", "case_status")}
+    kinds = default_catalogue().decision_kinds
+    labels["decision_kind"] = {k: (v.label_zh if chinese else v.label) for k, v in kinds.items()}
+    labels["coverage_status"] = {k: _(v) for k, v in coverage_logic.STATUS_LABELS_EN.items()}
+    labels["coverage_mode"] = {k: _(v) for k, v in MODE_LABELS_EN.items()}
+    return labels
 
 
 @pages.get("/cases/{case_id}", response_class=HTMLResponse, include_in_schema=False)
 def review_page(case_id: str) -> HTMLResponse:
     """The review page (its view is logged when its script reads the timeline: case.timeline via=page),
     served in the reader's language with times in the agency's zone."""
-    labels = {d: vocabulary.labels(d) for d in ("stage", "doc_kind", "case_kind", "case_status")}
-    response = render_page("case.html", texts=_review_texts(), labels=labels)
+    # With single sign-on configured, the token form also offers the agency's sign-in, back to this page.
+    sso_next = f"/cases/{case_id}" if get_settings().oidc_issuer else ""
+    response = render_page("case.html", texts=_review_texts(), labels=_review_labels(), sso_next=sso_next)
     response.headers["Content-Security-Policy"] = _page_headers()["Content-Security-Policy"]
     return response
 
 
 @pages.get("/pages/{name}", include_in_schema=False)
 def page_asset(name: str) -> FileResponse:
-    assets = {"review.js": "text/javascript", "review.css": "text/css"}
+    assets = {"review.js": "text/javascript", "language.js": "text/javascript", "review.css": "text/css"}
     if name not in assets:
         raise NotFound(_("no page asset {name}").format(name=name))
     return FileResponse(PAGES / name, media_type=assets[name], headers=_page_headers())

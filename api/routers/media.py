@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -17,6 +17,7 @@ from api.viewsession import Viewer
 from archive.accounts.models import User
 from archive.config import get_settings
 from archive.copyout import services as copyouts
+from archive.localtime import LocalDateTime
 from archive.media import services as media
 from archive.media.models import DerivativeKind, MediaPublic, MediaState
 from archive.storage import ObjectStore
@@ -41,8 +42,8 @@ def list_media(
     sha256: Annotated[str | None, Query(pattern="^[0-9a-fA-F]{64}$")] = None,
     state: MediaState | None = None,
     linked: bool | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: LocalDateTime | None = None,
+    until: LocalDateTime | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> MediaList:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -11,11 +10,13 @@ from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import BaseModel
 
 from api.deps import ClientAddr, CurrentUser, SessionDep
+from api.templating import render_page
 from archive.config import get_settings
 from archive.errors import NotFound
 from archive.i18n import _
+from archive.localtime import LocalDateTime
 from archive.oversight import services as oversight
-from archive.oversight.models import AccessEventPublic, WarningKind, WarningsPublic
+from archive.oversight.models import LABELS_EN, AccessEventPublic, WarningKind, WarningsPublic
 
 router = APIRouter(prefix="/api/v1/oversight", tags=["oversight"])
 
@@ -68,8 +69,8 @@ def access(
     case_id: Annotated[str | None, Query(max_length=36)] = None,
     actor: Annotated[str | None, Query(max_length=160)] = None,
     action: Annotated[str | None, Query(max_length=40)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: LocalDateTime | None = None,
+    until: LocalDateTime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> AccessList:
@@ -96,10 +97,38 @@ _HEADERS = {
 }
 
 
+def _texts() -> dict[str, str]:
+    """What oversight.js writes, in the request's language."""
+    return {
+        "run_facts": _("Check {run} finished {time} (recording-item list v{version})"),
+        "no_run": _("No check has run yet"),
+        "count": _("{kind}: {count}"),
+        "activity": _("activity {activity}"),
+        "gaps": _("gaps: {gaps}"),
+        "time_span": _("{start} → {end}"),
+        "received": _("received {time}"),
+        "version": _("version {version}"),
+        "list_sep": _(", "),
+    }
+
+
+def _labels() -> dict[str, dict[str, str]]:
+    subjects = {
+        "case": _("case"),
+        "media": _("recording"),
+        "record": _("text record"),
+        "party": _("party"),
+        "query": _("search"),
+        "officer": _("officer"),
+    }
+    return {"warning": {k: _(v) for k, v in LABELS_EN.items()}, "subject": subjects}
+
+
 @pages.get("/oversight", response_class=HTMLResponse, include_in_schema=False)
 def oversight_page() -> HTMLResponse:
-    """The auditors' page; its script reads the API with the auditor's token (the reads are logged)."""
-    return HTMLResponse((PAGES / "oversight.html").read_text(encoding="utf-8"), headers=_HEADERS)
+    """The auditors' page; its script reads the API with the auditor's token (the reads are logged).
+    Served in the reader's language, times in the agency's zone."""
+    return render_page("oversight.html", texts=_texts(), labels=_labels())
 
 
 @pages.get("/oversight/assets/{name}", include_in_schema=False)

@@ -22,11 +22,12 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from limits import RateLimitItem, parse
@@ -34,11 +35,12 @@ from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
 from api.deps import client_addr, get_context
+from archive import i18n, vocabulary
 from archive.config import get_settings
 from archive.i18n import N_, _
 from archive.publicity import public
 from archive.publicity import report as annual
-from archive.publicity.models import CATEGORY_ZH, DOCUMENT_ZH, DecisionCategory
+from archive.publicity.models import DecisionCategory
 from archive.publicity.services import today
 
 log = logging.getLogger("custody.public")
@@ -172,12 +174,14 @@ _rendered = _Rendered()
 
 # --------------------------------------------------------------------------- pages
 
-# Chinese first, English second (the English goes through _ for the catalogs of issue 11).
+# A public page is served in one language: ``?lang=`` (its language switch), else the visitor's
+# Accept-Language, else the agency's default (zh-CN). The language cookie of signed-in staff is not
+# read here: answers are cached publicly (Vary: Accept-Language), and a cookie must not change them.
 NAV = (
-    ("decisions", "行政执法决定", N_("Enforcement decisions")),
-    ("roster", "执法人员", N_("Enforcement staff")),
-    ("documents", "事前公开", N_("Published in advance")),
-    ("reports", "年度报告", N_("Yearly reports")),
+    ("decisions", N_("Enforcement decisions")),
+    ("roster", N_("Enforcement staff")),
+    ("documents", N_("Published in advance")),
+    ("reports", N_("Yearly reports")),
 )
 
 
@@ -185,30 +189,66 @@ def e(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def _page(request: Request, title_zh: str, title_en: str, content: str) -> Response:
-    return _answer(request, _page_bytes(title_zh, title_en, content), "text/html; charset=utf-8")
+@dataclass(frozen=True)
+class _View:
+    """The language a public page is rendered in, and whether the visitor chose it (``?lang=``):
+    then the page's own links keep it."""
+
+    lang: str
+    chosen: bool
+
+    def href(self, path: str, params: Sequence[tuple[str, Any]] = ()) -> str:
+        query = [(k, str(v)) for k, v in params if v is not None]
+        if self.chosen:
+            query.append(("lang", self.lang))
+        return e(path + ("?" + urlencode(query) if query else ""))
 
 
-def _page_bytes(title_zh: str, title_en: str, content: str) -> bytes:
-    authority = get_settings().publicity_authority
-    nav = "".join(
-        f'<a href="/public/{key}">{e(zh)}<span class="en">{e(_(en))}</span></a>' for key, zh, en in NAV
-    )
-    home_en = e(_("Enforcement publicity"))
+def _view(request: Request) -> _View:
+    chosen = i18n.normalize(request.query_params.get("lang"))
+    return _View(i18n.current_language(), chosen is not None)
+
+
+def _page(
+    request: Request, view: _View, title: str, content: str, path: str = "", params: Any = ()
+) -> Response:
+    body = _page_bytes(view, title, content, path or request.url.path, params)
+    return _answer(request, body, "text/html; charset=utf-8")
+
+
+def _switch(view: _View, path: str, params: Sequence[tuple[str, Any]]) -> str:
+    """Links to this same page in the other languages (no script needed)."""
+    links = []
+    for tag, name in i18n.LANGUAGE_NAMES.items():
+        if tag == view.lang:
+            links.append(f'<span aria-current="true" lang="{e(tag)}">{e(name)}</span>')
+        else:
+            query = [(k, str(v)) for k, v in params if v is not None] + [("lang", tag)]
+            href = e(path + "?" + urlencode(query))
+            links.append(f'<a href="{href}" hreflang="{e(tag)}" lang="{e(tag)}">{e(name)}</a>')
+    label = _("Language")
+    return f'<nav class="languages" aria-label="{e(label)}">{" ".join(links)}</nav>'
+
+
+def _page_bytes(
+    view: _View, title: str, content: str, path: str, params: Sequence[tuple[str, Any]] = ()
+) -> bytes:
+    home = get_settings().publicity_authority or _("Enforcement publicity")
+    nav = "".join(f'<a href="{view.href(f"/public/{key}")}">{e(_(name))}</a>' for key, name in NAV)
     footer = _("Published under the enforcement publicity system. Personal data is redacted.")
     doc = f"""<!doctype html>
-<html lang="zh-CN">
+<html lang="{e(view.lang)}">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{e(title_zh)} · {e(authority or "行政执法公示")}</title>
+<title>{e(title)} · {e(home)}</title>
 <link rel="stylesheet" href="/public/static/public.css">
 </head>
 <body>
-<header><a class="home" href="/public/">{e(authority or "行政执法公示")}<span class="en">{home_en}</span></a>
-<nav>{nav}</nav></header>
+<header><a class="home" href="{view.href("/public/")}">{e(home)}</a>
+<nav class="sections">{nav}</nav>{_switch(view, path, params)}</header>
 <main>
-<h1>{e(title_zh)}<span class="en">{e(title_en)}</span></h1>
+<h1>{e(title)}</h1>
 {content}
 </main>
 <footer>{e(footer)}</footer>
@@ -219,24 +259,36 @@ def _page_bytes(title_zh: str, title_en: str, content: str) -> bytes:
 
 
 def _decision_html(entry: dict[str, Any], full: bool) -> str:
+    category = vocabulary.label("publicity_category", entry["category"])
+    words = {
+        "category": _("Category"),
+        "number": _("Document number"),
+        "decided": _("Decided on"),
+        "published": _("Published on"),
+        "corrected": _("Corrected on"),
+        "party": _("Party"),
+        "conclusion": _("Conclusion"),
+    }
     head = (
-        f'<dl class="meta"><dt>类别</dt><dd>{e(entry["category_label"])}</dd>'
-        f"<dt>文书编号</dt><dd>{e(entry['document_no'] or '—')}</dd>"
-        f"<dt>决定日期</dt><dd>{e(entry['decided_on'])}</dd>"
-        f"<dt>公开日期</dt><dd>{e(entry['published_on'])}</dd>"
+        f'<dl class="meta"><dt>{e(words["category"])}</dt><dd>{e(category)}</dd>'
+        f"<dt>{e(words['number'])}</dt><dd>{e(entry['document_no'] or '—')}</dd>"
+        f"<dt>{e(words['decided'])}</dt><dd>{e(entry['decided_on'])}</dd>"
+        f"<dt>{e(words['published'])}</dt><dd>{e(entry['published_on'])}</dd>"
     )
     if entry["corrected_on"]:
-        head += f"<dt>更正日期</dt><dd>{e(entry['corrected_on'])}</dd>"
+        head += f"<dt>{e(words['corrected'])}</dt><dd>{e(entry['corrected_on'])}</dd>"
     w = entry["withdrawn"]
     if w is not None:
-        head += "</dl>"
-        return head + (
-            f'<p class="withdrawn">本决定已于 {e(w["date"])} 撤下（{e(w["ground_label"])}）。'
-            f"撤下原因：{e(w['reason'])}</p>"
+        notice = _("This decision was withdrawn on {date} ({ground}). Reason: {reason}").format(
+            date=w["date"], ground=vocabulary.label("withdrawal_ground", w["ground"]), reason=w["reason"]
         )
+        return head + f'</dl><p class="withdrawn">{e(notice)}</p>'
+    party = _("{party} ({kind})").format(
+        party=entry["party"], kind=vocabulary.label("party_kind", entry["party_kind"])
+    )
     head += (
-        f"<dt>当事人</dt><dd>{e(entry['party'])}（{e(entry['party_kind_label'])}）</dd>"
-        f"<dt>执法结论</dt><dd>{e(entry['conclusion'])}</dd></dl>"
+        f"<dt>{e(words['party'])}</dt><dd>{e(party)}</dd>"
+        f"<dt>{e(words['conclusion'])}</dt><dd>{e(entry['conclusion'])}</dd></dl>"
     )
     if full:
         head += f'<pre class="text">{e(entry["text"])}</pre>'
@@ -246,11 +298,9 @@ def _decision_html(entry: dict[str, Any], full: bool) -> str:
 @router.get("/", include_in_schema=False)
 def index(request: Request) -> Response:
     rate_limit(request)
-    items = "".join(
-        f'<li><a href="/public/{key}">{e(zh)}</a> <span class="en">{e(_(en))}</span></li>'
-        for key, zh, en in NAV
-    )
-    return _page(request, "行政执法公示", _("Enforcement publicity"), f'<ul class="index">{items}</ul>')
+    view = _view(request)
+    items = "".join(f'<li><a href="{view.href(f"/public/{key}")}">{e(_(name))}</a></li>' for key, name in NAV)
+    return _page(request, view, _("Enforcement publicity"), f'<ul class="index">{items}</ul>')
 
 
 @router.get("/decisions", include_in_schema=False)
@@ -260,6 +310,7 @@ def decisions_page(
     year: Annotated[int | None, Query(ge=1990, le=2200)] = None,
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
 ) -> Response:
+    view = _view(request)
     with _open(request) as session:
 
         def render() -> bytes:
@@ -267,47 +318,53 @@ def decisions_page(
             items, total = public.decisions(
                 session, category=category, year=year, limit=size, offset=(page - 1) * size
             )
-            links = [f'<a href="/public/decisions">{e("全部")}</a>'] + [
-                f'<a href="/public/decisions?category={quote(str(c))}">{e(CATEGORY_ZH[c])}</a>'
+            every, withdrawn, next_page = _("All"), _("Withdrawn"), _("Next page")
+            links = [f'<a href="{view.href("/public/decisions")}">{e(every)}</a>'] + [
+                f'<a href="{view.href("/public/decisions", [("category", c)])}">'
+                f"{e(vocabulary.label('publicity_category', c))}</a>"
                 for c in DecisionCategory
             ]
-            tag = '<span class="tag">已撤下</span>'
+            tag = f'<span class="tag">{e(withdrawn)}</span>'
             rows = "".join(
-                f'<li class="decision"><a href="/public/decisions/{quote(i["ref"])}">'
-                f"{e(i['category_label'])} · {e(i['decided_on'])}</a>{tag if i['withdrawn'] else ''}"
-                f"{_decision_html(i, full=False)}</li>"
+                f'<li class="decision"><a href="{view.href("/public/decisions/" + quote(i["ref"]))}">'
+                f"{e(vocabulary.label('publicity_category', i['category']))} · {e(i['decided_on'])}</a>"
+                f"{tag if i['withdrawn'] else ''}{_decision_html(i, full=False)}</li>"
                 for i in items
             )
             more = ""
             if total > page * size:
-                params = [f"category={quote(str(category))}"] if category else []
-                params += [f"year={year}"] if year else []
-                params.append(f"page={page + 1}")
-                more = f'<p><a class="next" href="/public/decisions?{"&amp;".join(params)}">下一页</a></p>'
+                params = [("category", category), ("year", year), ("page", page + 1)]
+                href = view.href("/public/decisions", params)
+                more = f'<p><a class="next" href="{href}">{e(next_page)}</a></p>'
+            count = _("{total} in all").format(total=total)
             body = (
-                f'<p class="filters">{" ".join(links)}</p><p>共 {total} 条</p>'
+                f'<p class="filters">{" ".join(links)}</p><p>{e(count)}</p>'
                 f'<ol class="decisions">{rows}</ol>{more}'
             )
-            return _page_bytes("行政执法决定", _("Enforcement decisions"), body)
+            params = [("category", category), ("year", year), ("page", page if page > 1 else None)]
+            return _page_bytes(view, _("Enforcement decisions"), body, "/public/decisions", params)
 
-        key = ("page", category, year, page)
+        key = ("page", view, category, year, page)
         return _rendered.answer(request, session, key, "text/html; charset=utf-8", render) or _not_found()
 
 
 @router.get("/decisions/{ref}", include_in_schema=False)
 def decision_page(ref: str, request: Request) -> Response:
+    view = _view(request)
     with _open(request) as session:
 
         def render() -> bytes | None:
             entry = public.decision(session, ref[:32])
             if entry is None:
                 return None
-            return _page_bytes(
-                f"{entry['category_label']}决定", _("Enforcement decision"), _decision_html(entry, True)
+            title = _("{category} decision").format(
+                category=vocabulary.label("publicity_category", entry["category"])
             )
+            path = "/public/decisions/" + quote(entry["ref"])
+            return _page_bytes(view, title, _decision_html(entry, True), path)
 
         return (
-            _rendered.answer(request, session, ("one", ref[:32]), "text/html; charset=utf-8", render)
+            _rendered.answer(request, session, ("one", view, ref[:32]), "text/html; charset=utf-8", render)
             or _not_found()
         )
 
@@ -318,70 +375,93 @@ def _not_found() -> Response:
 
 @router.get("/roster", include_in_schema=False)
 def roster_page(request: Request) -> Response:
+    view = _view(request)
     with _open(request) as session:
         rows = public.roster_entries(session, today())
-        head = ("姓名", "单位", "职务", "警号", "证件编号", "执法类别", "执法区域", "有效期")
+        head = (
+            _("Name"),
+            _("Unit"),
+            _("Post"),
+            _("Badge number"),
+            _("Certificate number"),
+            _("Enforcement category"),
+            _("Area"),
+            _("Valid"),
+        )
+        valid = _("{start} to {end}")
         table = "".join(
             "<tr>"
             + "".join(
                 f"<td>{e(r[k])}</td>"
                 for k in ("name", "unit", "post", "badge_no", "certificate_no", "category", "area")
             )
-            + f"<td>{e(r['valid_from'])} 至 {e(r['valid_to'])}</td></tr>"
+            + f"<td>{e(valid.format(start=r['valid_from'], end=r['valid_to']))}</td></tr>"
             for r in rows
         )
         th = "".join(f"<th>{e(h)}</th>" for h in head)
         body = f'<table class="roster"><thead><tr>{th}</tr></thead><tbody>{table}</tbody></table>'
-        return _page(request, "行政执法人员", _("Enforcement staff"), body)
+        return _page(request, view, _("Enforcement staff"), body)
 
 
 @router.get("/documents", include_in_schema=False)
 def documents_page(request: Request) -> Response:
+    view = _view(request)
     with _open(request) as session:
         items = "".join(
-            f'<li><a href="/public/documents/{quote(d["key"])}">{e(d["title"])}</a> '
-            f'<span class="kind">{e(d["kind_label"])}</span> '
+            f'<li><a href="{view.href("/public/documents/" + quote(d["key"]))}">{e(d["title"])}</a> '
+            f'<span class="kind">{e(vocabulary.label("publicity_document", d["kind"]))}</span> '
             f'<span class="date">{e(d["published_on"])}</span></li>'
             for d in public.document_list(session)
         )
-        return _page(request, "事前公开", _("Published in advance"), f'<ul class="documents">{items}</ul>')
+        return _page(request, view, _("Published in advance"), f'<ul class="documents">{items}</ul>')
 
 
 @router.get("/documents/{key}", include_in_schema=False)
 def document_page(key: str, request: Request) -> Response:
+    view = _view(request)
     with _open(request) as session:
         found = public.document_list(session, key[:64])
         if not found:
             raise HTTPException(status_code=404, detail=_("No such document."))
         d = found[0]
-        body = (
-            f'<p class="meta">{e(DOCUMENT_ZH.get(d["kind"], d["kind"]))} · 第 {e(d["version"])} 版 · '
-            f'{e(d["published_on"])}</p><pre class="text">{e(d["body"])}</pre>'
+        facts = " · ".join(
+            (
+                vocabulary.label("publicity_document", d["kind"]),
+                _("version {version}").format(version=d["version"]),
+                str(d["published_on"] or ""),
+            )
         )
-        return _page(request, d["title"], _("Published in advance"), body)
+        body = f'<p class="meta">{e(facts)}</p><pre class="text">{e(d["body"])}</pre>'
+        return _page(request, view, d["title"], body, "/public/documents/" + quote(d["key"]))
 
 
 @router.get("/reports", include_in_schema=False)
 def reports_page(request: Request) -> Response:
+    view = _view(request)
+    name = _("Enforcement in {year}: the yearly report")
     with _open(request) as session:
         items = "".join(
-            f'<li><a href="/public/reports/{r.year}">{e(r.year)} 年度行政执法总体情况</a></li>'
+            f'<li><a href="{view.href(f"/public/reports/{r.year}")}">{e(name.format(year=r.year))}</a></li>'
             for r in public.reports(session)
         )
-        return _page(request, "年度报告", _("Yearly reports"), f'<ul class="reports">{items}</ul>')
+        return _page(request, view, _("Yearly reports"), f'<ul class="reports">{items}</ul>')
 
 
 @router.get("/reports/{year}", include_in_schema=False)
 def report_page(year: int, request: Request) -> Response:
+    view = _view(request)
     with _open(request) as session:
         r = public.report(session, year)
         if r is None:
             raise HTTPException(status_code=404, detail=_("No published report for this year."))
+        signed, keys = _("Signed (Ed25519) with key {key}").format(key=r.key_id), _("Public keys")
         body = annual.render_html(r.body) + (
-            f'<p class="sig">签名 Ed25519 · {e(r.key_id)} · '
-            f'<a href="/public/api/reports/{year}">JSON</a> · <a href="/api/v1/keys">公钥</a></p>'
+            f'<p class="sig">{e(signed)} · <a href="/public/api/reports/{year}">JSON</a> · '
+            f'<a href="/api/v1/keys">{e(keys)}</a></p>'
         )
-        return _page(request, f"{year} 年度报告", _("Yearly report"), body)
+        return _page(
+            request, view, _("Yearly report {year}").format(year=year), body, f"/public/reports/{year}"
+        )
 
 
 @router.get("/static/public.css", include_in_schema=False)

@@ -8,7 +8,7 @@ from enum import StrEnum
 from sqlmodel import Field, SQLModel
 
 from archive.clock import utcnow
-from archive.models import enum_column
+from archive.models import enum_column, new_id
 
 
 class Role(StrEnum):
@@ -36,6 +36,33 @@ class User(SQLModel, table=True):
     # The user's language for pages, API errors and labels ("zh-CN", "en"); None: the browser's
     # Accept-Language, else the agency's default (archive.i18n).
     language: str | None = Field(default=None, max_length=16)
+    # When the current token was issued (`custody users add` / `rotate`); it expires
+    # Settings.token_ttl_days later (0: never). Tokens issued before migration 0012 count from it.
+    token_issued_at: datetime | None = None
+    # Last authenticated use by token or page session (written at most once a minute).
+    last_seen_at: datetime | None = None
+
+
+class SessionVia(StrEnum):
+    OIDC = "oidc"  # the agency's single sign-on (OpenID Connect)
+
+
+class UserSession(SQLModel, table=True):
+    """A page session: a random bearer token (``cps_...``, only its SHA-256 stored) given after a
+    sign-in, valid until it is ended (logout, disable, rotate), idle for Settings.session_idle_s, or
+    Settings.session_max_s after it began, whichever comes first."""
+
+    __tablename__ = "user_sessions"
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    token_hash: str = Field(index=True, unique=True, max_length=64)
+    via: SessionVia = Field(sa_type=enum_column(SessionVia))
+    created_at: datetime = Field(default_factory=utcnow)
+    last_seen_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    ended_at: datetime | None = None
+    end_reason: str | None = Field(default=None, max_length=32)
+    client_addr: str = Field(default="", max_length=64)
 
 
 class Officer(SQLModel, table=True):

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from archive.i18n import _
+from archive.i18n import _, current_language
 from archive.legal.errors import InvalidCatalogue
 
 DEFAULT_CATALOGUE_FILE = Path(__file__).with_name("default_catalogue.json")
@@ -178,14 +178,22 @@ class Classification:
     catalogue_version: int
 
     def explain(self) -> str:
+        """Why, in the active language. The catalogue names each rule in Chinese (``label_zh``) and
+        describes it in English (``description``): a Chinese reader gets the Chinese name alone."""
         if self.rule is None:
-            return "no rule of the catalogue matches: legal review is not required"
-        extra = f" (also: {', '.join(self.matched[1:])})" if len(self.matched) > 1 else ""
-        where = "; reviewed by the higher authority" if self.higher_authority else ""
-        return (
-            f"catalogue v{self.catalogue_version} rule {self.rule.id} ({self.rule.label_zh}): "
-            f"{self.rule.description}{extra}{where}"
-        )
+            return _("no rule of the catalogue matches: legal review is not required")
+        values = {"version": self.catalogue_version, "rule": self.rule.id, "label": self.rule.label_zh}
+        if current_language() == "zh-CN":
+            text = _("catalogue v{version} rule {rule}: {label}").format(**values)
+        else:
+            text = _("catalogue v{version} rule {rule} ({label}): {description}").format(
+                **values, description=self.rule.description
+            )
+        if len(self.matched) > 1:
+            text += _(" (also: {rules})").format(rules=", ".join(self.matched[1:]))
+        if self.higher_authority:
+            text += _("; reviewed by the higher authority")
+        return text
 
 
 def classify(catalogue: Catalogue, facts: Facts) -> Classification:

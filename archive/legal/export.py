@@ -5,15 +5,23 @@ from __future__ import annotations
 
 import html
 import json
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
 
-from archive import i18n
+from archive import i18n, localtime
 from archive.cases.models import Case
 from archive.i18n import _
 from archive.legal.catalogue import MARKS, default_catalogue
-from archive.legal.models import LegalAnswer, LegalEscalation, LegalOpinion, LegalSubmission
+from archive.legal.models import (
+    OPINION_LABELS,
+    LegalAnswer,
+    LegalEscalation,
+    LegalOpinion,
+    LegalSubmission,
+    Opinion,
+)
 from archive.legal.services import case_marks, digest_document
 
 
@@ -79,9 +87,24 @@ def export_index(files: dict[str, bytes]) -> dict[str, int] | None:
     return {"submissions": len(doc["submissions"]), "opinions": len(doc["opinions"])}
 
 
+def _when(value: Any) -> str:
+    """A stored UTC time as people read it: the agency's local time, the zone named."""
+    if not value:
+        return "-"
+    try:
+        return localtime.format_local(datetime.fromisoformat(str(value)))
+    except ValueError:
+        return str(value)
+
+
 def review_html(case: Case, doc: dict[str, Any]) -> bytes:
+    """The legal review readable without software, in the exporting user's language, times in the
+    agency's zone with the zone named."""
     e = html.escape
-    points = {p.key: p for p in default_catalogue().checklist}
+    chinese = i18n.current_language() == "zh-CN"
+    catalogue = default_catalogue()
+    points = {p.key: p for p in catalogue.checklist}
+    answers_words = {"pass": _("pass"), "fail": _("fail"), "n/a": _("not applicable")}
     # Translated first: pybabel cannot see a _() inside an f-string.
     t = {
         "legal_review": _("Legal review"),
@@ -95,6 +118,18 @@ def review_html(case: Case, doc: dict[str, Any]) -> bytes:
         "collective": _("Collective discussion"),
         "pending": _("pending"),
     }
+
+    def kind_name(key: str) -> str:
+        kind = catalogue.decision_kinds.get(key)
+        return (kind.label_zh if chinese else kind.label) if kind else key
+
+    def outcome_name(key: str) -> str:
+        try:
+            label, zh = OPINION_LABELS[Opinion(key)]
+        except ValueError:
+            return key
+        return zh if chinese else _(label)
+
     parts = [
         f"<!doctype html><html lang='{e(i18n.current_language())}'><head><meta charset='utf-8'>",
         "<meta http-equiv='Content-Security-Policy' "
@@ -116,24 +151,27 @@ def review_html(case: Case, doc: dict[str, Any]) -> bytes:
     for s in doc["submissions"]:
         parts += [
             f"<section><h2>{e(t['proposed'])} v{s['version']}: "
-            f"{e(s['decision_kind'])} ({e(s['state'])})</h2>",
+            f"{e(kind_name(s['decision_kind']))} ({e(s['state'])})</h2>",
             f"<p>SHA-256 {e(s['digest'])}; {e(t['rule'])} {e(s['rule_id'] or '-')}; "
             f"{e(t['due'])} {e(s['due'] or '-')}; {e(t['submitted_by'])} {e(s['submitted_by'])} "
-            f"{e(s['submitted_at'])}</p>",
+            f"{e(_when(s['submitted_at']))}</p>",
             f"<p>{e(s['attestation'])}</p>",
             f"<p>{e(t['legal_basis'])}: {e('; '.join(s['legal_basis']))}</p><pre>{e(s['facts'])}</pre><ul>",
         ]
         for a in answers.get(s["id"], []):
-            label = points[a["point"]].label_zh if a["point"] in points else a["point"]
+            point = points.get(a["point"])
+            label = (point.label_zh if chinese else point.label) if point else a["point"]
+            result = answers_words.get(a["result"], a["result"])
             parts.append(
-                f"<li>{e(label)}: {e(a['result'])} {e(a['note'])} "
-                f"({e(a['reviewer'])} {e(a['answered_at'])})</li>"
+                f"<li>{e(label)}: {e(result)} {e(a['note'])} "
+                f"({e(a['reviewer'])} {e(_when(a['answered_at']))})</li>"
             )
         parts.append("</ul>")
         o = opinions.get(s["id"])
         if o is not None:
             parts.append(
-                f"<p><b>{e(t['opinion'])}: {e(o['outcome'])}</b> ({e(o['reviewer'])}, {e(o['decided_at'])}): "
+                f"<p><b>{e(t['opinion'])}: {e(outcome_name(o['outcome']))}</b> "
+                f"({e(o['reviewer'])}, {e(_when(o['decided_at']))}): "
                 f"{e(o['reasons'])}. {e(o['attestation'])}</p>"
             )
         parts.append("</section>")

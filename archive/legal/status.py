@@ -91,7 +91,7 @@ def review_status(
     if current is None:
         verdict = classify(catalogue, Facts(None, None, False, frozenset(m.mark for m in marks)))
         status = ReviewStatus.AWAITING_SUBMISSION
-        explanation = (verdict.explain() + "; " if verdict.required else "") + _(
+        explanation = (verdict.explain() + _("; ") if verdict.required else "") + _(
             "no proposed decision yet: the catalogue classifies it when it is submitted"
         )
     else:

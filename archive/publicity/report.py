@@ -35,7 +35,6 @@ from archive.publicity.decisions import timeliness
 from archive.publicity.errors import DigestMismatch, WrongState
 from archive.publicity.models import (
     CATEGORY_ZH,
-    TIMELINESS_ZH,
     WITHDRAWAL_ZH,
     AnnualReport,
     Decision,
@@ -50,15 +49,6 @@ from archive.publicity.services import log, sha256_json, today
 from archive.signing import Keyring, Signature
 
 SCHEMA = "custody.publicity.annual-report/1"
-STAGE_ZH = {
-    Stage.FILING: "立案",
-    Stage.INVESTIGATION: "调查",
-    Stage.EVIDENCE_COLLECTION: "取证",
-    Stage.REVIEW: "审查",
-    Stage.DECISION: "决定",
-    Stage.SERVICE: "送达",
-    Stage.EXECUTION: "执行",
-}
 UNLINKED = "not-linked"
 BY_HAND = "linked-by-hand"
 PUBLISH_BY = (1, 31)  # month, day: the report is due by 31 January of the next year
@@ -373,37 +363,71 @@ def _table(head: list[str], rows: list[list[Any]]) -> str:
     return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _heading(level: int, text: str) -> str:
+    return f"<h{level}>{html.escape(text)}</h{level}>"
+
+
 def render_html(body: dict[str, Any]) -> str:
-    """The report's readable sections (an HTML fragment; every value escaped)."""
+    """The report's readable sections (an HTML fragment; every value escaped), in the active language;
+    the signed body itself stays as it was signed."""
+    from archive import localtime, vocabulary
+
+    e = html.escape
     tl = list(Timeliness)
-    head = ["类别", "决定数", "已公开", "撤下", *[TIMELINESS_ZH[t] for t in tl]]
+    head = [
+        _("Category"),
+        _("Decisions"),
+        _("Published"),
+        _("Withdrawn"),
+        *[vocabulary.label("timeliness", t) for t in tl],
+    ]
+    total = _("Total")
     cats = [
-        [v["label"], v["decisions"], v["published"], v["withdrawn"], *[v["timeliness"][str(t)] for t in tl]]
-        for v in body["by_category"].values()
+        [
+            vocabulary.label("publicity_category", k)
+            if vocabulary.has("publicity_category", k)
+            else v["label"],
+            v["decisions"],
+            v["published"],
+            v["withdrawn"],
+            *[v["timeliness"][str(t)] for t in tl],
+        ]
+        for k, v in body["by_category"].items()
     ]
     t = body["totals"]
     cats.append(
-        ["合计", t["decisions"], t["published"], t["withdrawn"], *[t["timeliness"][str(x)] for x in tl]]
+        [total, t["decisions"], t["published"], t["withdrawn"], *[t["timeliness"][str(x)] for x in tl]]
     )
     rec = body["recordings"]["by_activity"]
-    activity = [[STAGE_ZH.get(Stage(k), k) if k in set(Stage) else k, n] for k, n in rec.items()]
-    withdrawn = [[WITHDRAWAL_ZH[g], n] for g, n in t["withdrawn_by_ground"].items()]
+    other = {UNLINKED: _("not linked to a case"), BY_HAND: _("linked by hand, no stage")}
+    activity = [
+        [vocabulary.label("stage", k) if k in set(Stage) else other.get(k, k), n] for k, n in rec.items()
+    ]
+    withdrawn = [[vocabulary.label("withdrawal_ground", g), n] for g, n in t["withdrawn_by_ground"].items()]
+    as_of = _("figures as of {date}").format(date=body["as_of"])
+    if body.get("authority"):
+        as_of = f"{body['authority']} · {as_of}"
+    generated = ""
+    if body.get("generated_at"):
+        when = datetime.fromisoformat(str(body["generated_at"]).replace("Z", "+00:00"))
+        zone = str(body.get("timezone") or get_settings().timezone)
+        generated = " · " + _("generated {time}").format(time=localtime.format_local(when, zone=zone))
     parts = [
-        f"<h2>{html.escape(str(body['year']))}年度行政执法总体情况</h2>",
-        f"<p>{html.escape(body['authority'])} · 统计截至 {html.escape(body['as_of'])}</p>",
-        "<h3>行政执法决定</h3>",
+        _heading(2, _("Enforcement in {year}: the yearly report").format(year=body["year"])),
+        f"<p>{e(as_of + generated)}</p>",
+        _heading(3, _("Enforcement decisions")),
         _table(head, cats),
-        "<h3>撤下的决定</h3>",
-        _table(["原因", "数量"], withdrawn),
-        "<h3>案件</h3>",
-        _table(["立案数"], [[body["cases"]["opened"]]]),
-        "<h3>法制审核</h3>",
-        _table(["记录数"], [[body["legal_reviews"]["events"]]]),
-        "<h3>音像记录（按执法环节）</h3>",
-        _table(["环节", "数量"], [*activity, ["合计", body["recordings"]["received"]]]),
-        "<h3>执法人员</h3>",
+        _heading(3, _("Withdrawn decisions")),
+        _table([_("Ground"), _("Number")], withdrawn),
+        _heading(3, _("Cases")),
+        _table([_("Cases opened")], [[body["cases"]["opened"]]]),
+        _heading(3, _("Legal review")),
+        _table([_("Entries")], [[body["legal_reviews"]["events"]]]),
+        _heading(3, _("Audio-video recordings (by stage)")),
+        _table([_("Stage"), _("Number")], [*activity, [total, body["recordings"]["received"]]]),
+        _heading(3, _("Enforcement staff")),
         _table(
-            ["年末持证人数", "未持有效证件人员的音像记录"],
+            [_("Certified staff at year end"), _("Recordings by staff without a valid certificate")],
             [
                 [
                     body["qualification"]["certified_staff_at_year_end"],
@@ -413,3 +437,24 @@ def render_html(body: dict[str, Any]) -> str:
         ),
     ]
     return "\n".join(parts)
+
+
+def page_html(body: dict[str, Any], key_id: str, signature: str) -> str:
+    """The report as a document of its own (the CLI writes it beside the signed JSON): in the active
+    language, with the Chinese font stack declared so it prints in Chinese wherever it is opened."""
+    from archive import i18n
+
+    e = html.escape
+    title = _("Enforcement in {year}: the yearly report").format(year=body["year"])
+    signed = _("Signed (Ed25519) with key {key}").format(key=key_id)
+    return (
+        f"<!doctype html><html lang='{e(i18n.current_language())}'><head><meta charset='utf-8'>"
+        "<meta http-equiv='Content-Security-Policy' "
+        "content=\"default-src 'none'; style-src 'unsafe-inline'\">"
+        f"<title>{e(title)}</title>"
+        f"<style>body{{font-family:{i18n.CJK_SERIF};max-width:60em;margin:2em auto;line-height:1.6}}"
+        "table{border-collapse:collapse;margin:0.5em 0}th,td{border:1px solid #999;padding:2px 8px}"
+        "@page{margin:2cm}</style></head><body>"
+        f"{render_html(body)}"
+        f"<p>{e(signed)}: {e(signature)}</p></body></html>\n"
+    )

@@ -59,7 +59,7 @@ def test_oversight_page_shows_warnings_statistics_and_access(
     r = httpx.get(f"{rm}/cases/{cid}/records/{rid}", params={"purpose": SCRIPT}, headers=auth(rev))
     assert r.status_code == 200
     assert httpx.post(f"{url}/api/v1/oversight/warnings/run", headers=auth(aud)).status_code == 201
-    page = browser.new_page()
+    page = browser.new_context(locale="zh-CN").new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     resp = page.goto(f"{url}/oversight#token={aud}")
@@ -74,4 +74,24 @@ def test_oversight_page_shows_warnings_statistics_and_access(
     assert "restricted.read" in access and SCRIPT in access  # shown as text
     assert page.evaluate("window.__pwned") is None
     assert "#token" not in page.url
+    # In Chinese only, times in Beijing time with the zone named.
+    assert page.evaluate("document.documentElement.lang") == "zh-CN"
+    assert page.locator("h1").inner_text() == "执法全过程记录监督"
+    assert "北京时间" in page.inner_text("#run-facts") and "北京时间" in access
+    assert "Warnings" not in page.inner_text("main")
+    assert errors == []
+
+    # The auditor switches to English: saved as their own setting, the page reloads in English.
+    page.locator("#languages a", has_text="English").click()
+    page.wait_for_selector("html[lang='en'] #warnings tbody tr")
+    page.wait_for_selector("#warnings tbody tr")
+    assert page.locator("h1").inner_text() == "Recording oversight"
+    assert "gaps in the recording" in page.inner_text("#warnings")
+    assert "CST (UTC+08:00)" in page.inner_text("#run-facts")
+    me = httpx.get(f"{url}/api/v1/me", headers=auth(aud)).json()
+    assert me["language"] == "en"
+    # ...and back to Chinese.
+    page.locator("#languages a", has_text="简体中文").click()
+    page.wait_for_selector("html[lang='zh-CN'] #warnings tbody tr")
+    assert httpx.get(f"{url}/api/v1/me", headers=auth(aud)).json()["language"] == "zh-CN"
     assert errors == []

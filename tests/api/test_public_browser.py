@@ -87,7 +87,8 @@ def test_a_visitor_browses_the_public_face(live_api: LiveAPI, engine: Engine, br
             s, pub, 2025, rep.version, hashlib.sha256(canonical_json(rep.body)).hexdigest(), keyring
         )
 
-    page = browser.new_page()
+    # A Chinese visitor's browser (Accept-Language: zh-CN): the public face in Chinese.
+    page = browser.new_context(locale="zh-CN").new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     # CSP violations are console errors; failed loads are checked by URL (the browser's own favicon
@@ -123,4 +124,25 @@ def test_a_visitor_browses_the_public_face(live_api: LiveAPI, engine: Engine, br
     page.locator("nav a", has_text="年度报告").click()
     page.locator("ul.reports a").first.click()
     assert "2025年度行政执法总体情况" in page.locator("main").inner_text()
+    assert page.evaluate("document.documentElement.lang") == "zh-CN"
+    # The visible switch: a plain link to the same page in English (no script on the public face).
+    page.locator("nav.languages a", has_text="English").click()
+    page.wait_for_url("**/public/reports/2025?lang=en")
+    assert page.evaluate("document.documentElement.lang") == "en"
+    assert "Enforcement in 2025: the yearly report" in page.locator("main").inner_text()
+    # ...and the chosen language stays on as the visitor follows the page's links.
+    page.locator("nav.sections a", has_text="Enforcement decisions").click()
+    page.wait_for_url("**/public/decisions?lang=en")
+    assert "1 in all" in page.locator("main").inner_text()
+    assert "Administrative penalty" in page.locator("li.decision").inner_text()
     assert errors == []
+
+    # An English browser gets English at once, and can switch to Chinese.
+    en = browser.new_context(locale="en-US").new_page()
+    en.goto(f"{live_api.url}/public/decisions/{d.ref}")
+    assert en.evaluate("document.documentElement.lang") == "en"
+    assert en.title().startswith("Administrative penalty decision")
+    assert "Natural person" in en.locator("dl.meta").inner_text()
+    en.locator("nav.languages a", has_text="简体中文").click()
+    en.wait_for_url(f"**/public/decisions/{d.ref}?lang=zh-CN")
+    assert en.title().startswith("行政处罚决定") and "自然人" in en.locator("dl.meta").inner_text()

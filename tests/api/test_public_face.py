@@ -161,7 +161,8 @@ def test_answers_are_cacheable_and_locked_down(public_api: LiveAPI) -> None:
         etag = r.headers["etag"]
         again = httpx.get(public_api.url + path, headers={"If-None-Match": etag})
         assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
-    html = httpx.get(public_api.url + "/public/decisions").text
+    zh = {"Accept-Language": "zh-CN,zh;q=0.9"}
+    html = httpx.get(public_api.url + "/public/decisions", headers=zh).text
     assert "<script" not in html and 'lang="zh-CN"' in html and "行政执法决定" in html
 
 
@@ -192,7 +193,7 @@ def test_published_report_verifies_with_the_public_key(public_api: LiveAPI) -> N
     keys = {k["key_id"]: k for k in httpx.get(f"{public_api.url}/api/v1/keys").json()["keys"]}
     key = load_pem_public_key(keys[signed["signature"]["key_id"]]["public_key_pem"].encode())
     key.verify(base64.b64decode(signed["signature"]["signature"]), canonical_json(signed["body"]))  # type: ignore[union-attr]
-    page = httpx.get(f"{public_api.url}/public/reports/2025").text
+    page = httpx.get(f"{public_api.url}/public/reports/2025", headers={"Accept-Language": "zh-CN"}).text
     assert "2025年度行政执法总体情况" in page and signed["signature"]["key_id"] in page
 
 

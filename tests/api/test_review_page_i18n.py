@@ -188,3 +188,25 @@ def test_review_page_in_chinese_and_in_english(
     assert own.errors == []
     # ...and on the next visit the cookie set with the session serves it in English at once.
     assert '<html lang="en">' in own.context.request.get(page_url).text()
+
+    # ------------------------------------------- the language switch on the page itself
+    # The Chinese reviewer picks English: saved as their own setting (PUT /api/v1/me/language),
+    # the page reloads in English; API labels and later visits follow the setting.
+    zh.locator("#languages a", has_text="English").click()
+    zh.wait_for_selector("html[lang='en'] body[data-ready='1']", timeout=20_000)
+    assert _text(zh, "#play") == "Play all" and "Evidence collection" in _text(zh, "#case-facts")
+    assert "?lang" not in zh.url
+    me = httpx.get(f"{url}/api/v1/me", headers=auth(reviewer)).json()
+    assert me["language"] == "en" and me["role_label"] == "Case reviewer"
+    assert '<html lang="en">' in zh.context.request.get(page_url).text()  # the cookie came with it
+    zh.locator("#languages a", has_text="简体中文").click()
+    zh.wait_for_selector("html[lang='zh-CN'] body[data-ready='1']", timeout=20_000)
+    assert _text(zh, "#play") == "全部播放"
+    assert httpx.get(f"{url}/api/v1/me", headers=auth(reviewer)).json()["language"] == "zh-CN"
+    # Signed out (no token), the switch is a plain link: ?lang= serves that page in that language.
+    anonymous = browser.new_context(locale="zh-CN").new_page()
+    anonymous.goto(page_url)
+    anonymous.locator("#languages a", has_text="English").click()
+    anonymous.wait_for_selector("html[lang='en'] #login:not([hidden])")
+    assert anonymous.url.endswith("?lang=en")
+    assert zh.errors == []

@@ -12,6 +12,8 @@ from archive.cases.models import CaseKind, CaseStatus, DocumentKind, LinkSource,
 from archive.i18n import LANGUAGES, use_language
 from archive.media.ffmpeg.facts import MediaKind
 from archive.media.models import ClockSource, MediaState
+from archive.publicity.models import DecisionCategory, PartyKind, Timeliness, WithdrawalGround
+from archive.publicity.models import DocumentKind as PublicDocumentKind
 from retention.policy import FlagKind, Keep
 
 # Each domain of archive/vocabulary.json and the enum whose values it names. A new enum people read
@@ -28,6 +30,11 @@ DOMAINS: dict[str, type[StrEnum]] = {
     "clock_source": ClockSource,
     "retention_keep": Keep,
     "retention_flag": FlagKind,
+    "publicity_category": DecisionCategory,
+    "party_kind": PartyKind,
+    "withdrawal_ground": WithdrawalGround,
+    "timeliness": Timeliness,
+    "publicity_document": PublicDocumentKind,
 }
 
 

@@ -13,13 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from archive.cases import services as cases
-from archive.cases.models import Stage
+from archive.cases.models import Case, Stage
 from archive.config import Settings
 from archive.db import session_scope
 from archive.export.services import build_export
+from archive.i18n import use_language
 from archive.legal import services as legal
+from archive.legal.export import review_html
 from archive.signing import Keyring
 from archive.storage import MinioStore
 from tests.archive.legal.legal_factories import approve, clock, submit, world
@@ -102,7 +105,14 @@ def test_export_carries_the_review_and_the_verifier_checks_it(
     assert index["legal_review"] == {"submissions": 2, "opinions": 2}
     assert [s["state"] for s in review["submissions"]] == ["voided", "returned"]
     assert review["escalations"][0]["outcome"] == "resubmit" and len(review["answers"]) == 10
-    assert "&lt;b&gt;facts&lt;/b&gt;" in page and "<b>facts" not in page and "执法主体是否合法" in page
+    assert "&lt;b&gt;facts&lt;/b&gt;" in page and "<b>facts" not in page and "Lawful enforcing body" in page
+    # In the exporting user's language, times in the agency's zone with the zone named.
+    assert "CST (UTC+08:00)" in page and "Return for more material" in page
+    with use_language("zh-CN"), Session(engine) as s:
+        zh = review_html(s.get(Case, w.case_id), review).decode()
+    assert (
+        "<html lang='zh-CN'>" in zh and "执法主体是否合法" in zh and "北京时间" in zh and "退回补充材料" in zh
+    )
 
     # Dropped from the export: the signed index still names it.
     dropped = tmp_path / "dropped.zip"

@@ -17,6 +17,7 @@ from archive.cases import services as cases
 from archive.cases.models import Case, CaseKind, DocumentKind, Stage
 from archive.db import session_scope
 from archive.errors import Forbidden, NotFound
+from archive.i18n import use_language
 from archive.legal import services as legal
 from archive.legal.errors import (
     GateClosed,
@@ -85,6 +86,12 @@ def test_penalty_needs_an_approval_of_the_version_decided(w: World) -> None:
     assert (st.status, st.required, st.rule) == ("pending", True, "administrative-penalty")
     assert st.due == date(2026, 12, 8) and not st.overdue
     assert "凡涉及行政处罚" in (st.rule_label_zh or "") and "catalogue v1" in st.explanation
+    assert "every administrative penalty" in st.explanation  # the catalogue's English description
+    with use_language("zh-CN"):  # a Chinese reader gets the catalogue's Chinese name alone
+        assert (
+            status(w).explanation
+            == "目录清单第 1 版规则 administrative-penalty：凡涉及行政处罚的都要进行法制审核"
+        )
     assert st.submission is not None and st.submission.attestation.startswith("I submit")
     assert st.checklist[0].label_zh == "执法主体是否合法" and len(st.checklist) == 10
 

@@ -78,6 +78,11 @@ def test_roster_import_due_and_annual_report(
     Keyring(settings.resolved_key_dir()).verify(signed["body"], Signature(sig["key_id"], sig["signature"]))
     assert signed["body"]["totals"]["timeliness"]["overdue"] == 1
     page = (out / "report-2025.html").read_text(encoding="utf-8")
-    assert "2025年度行政执法总体情况" in page and "<script" not in page
+    assert "Enforcement in 2025: the yearly report" in page and "<script" not in page
+    assert "Noto Serif CJK SC" in page  # prints in Chinese wherever it is opened (fonts declared)
+    r = custody(env, "--lang", "zh-CN", "report", "annual", "--year", "2025", "--out", str(out))
+    assert r.returncode == 0 and "年度报告第 2 版已起草并签名" in r.stdout, r.stdout + r.stderr
+    page = (out / "report-2025.html").read_text(encoding="utf-8")
+    assert "<html lang='zh-CN'>" in page and "2025年度行政执法总体情况" in page and "北京时间" in page
     r = custody(env, "report", "annual", "--year", "2099")
     assert r.returncode == 1 and "is not over" in r.stderr

@@ -17,6 +17,7 @@ from archive.cases.models import DocumentKind, Stage, TextRecord
 from archive.config import Settings
 from archive.db import session_scope
 from archive.errors import Conflict, Forbidden, InvalidInput
+from archive.i18n import use_language
 from archive.ingest import uploads
 from archive.ingest.models import Upload, UploadState
 from archive.models import Event, new_id
@@ -455,7 +456,10 @@ def test_annual_report_totals_match_its_rows_and_it_is_signed(engine: Engine, se
             select(func.count()).select_from(Decision).where(Decision.decided_on >= date(2025, 1, 1))
         ).one()
         assert n == len(rows)
-    assert "2025年度行政执法总体情况" in report.render_html(body)
+    with use_language("zh-CN"):
+        assert "2025年度行政执法总体情况" in report.render_html(body)
+    with use_language("en"):
+        assert "Enforcement in 2025: the yearly report" in report.render_html(body)
     with pytest.raises(Forbidden), session_scope(engine) as s:
         report.draft(s, u["auditor"], 2025, keyring)
     with pytest.raises(DigestMismatch), session_scope(engine) as s:
