@@ -18,11 +18,13 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from sqlalchemy import text
+from sqlalchemy.exc import DataError
 from sqlmodel import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import metrics, validation
+from api import metrics, openapi, validation
 from api.deps import ClientAddr, CurrentUser, SessionDep, bearer_token, client_addr, make_throttle
+from api.headers import SafeHeaders
 from api.i18n import LanguageMiddleware, request_language
 from api.i18n import remember as remember_language
 from api.routers import (
@@ -154,6 +156,9 @@ def create_app() -> FastAPI:
     app.add_middleware(LanguageMiddleware)
     app.include_router(metrics.router)
     app.add_middleware(metrics.RequestContext)
+    app.add_middleware(SafeHeaders)
+    # The document says what the routes really answer (errors, media types, security): api/openapi.py.
+    openapi.install(app)
     if get_settings().log_json:
         logs.use_json("uvicorn", "uvicorn.error", "uvicorn.access")
 
@@ -185,6 +190,14 @@ def create_app() -> FastAPI:
         # pydantic's English reworded in the request's language, naming each field (api/validation.py)
         return JSONResponse(error_body(validation.detail(exc.errors()), "request.invalid"), status_code=422)
 
+    @app.exception_handler(DataError)
+    async def unstorable_value(request: Request, exc: DataError) -> JSONResponse:
+        # The database refused a value the request carried: an id past the integer range, a NUL
+        # character in text (found by tests/api/test_schema_fuzz.py). The client's input, not a fault.
+        log.info("database refused a value on %s %s: %s", request.method, request.url.path, exc.orig)
+        detail = _("invalid request: a value is out of range or contains a character that cannot be stored")
+        return JSONResponse(error_body(detail, "request.unstorable"), status_code=400)
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code, message = _HTTP_ERRORS.get(exc.status_code, (f"http_{exc.status_code}", ""))
@@ -193,7 +206,16 @@ def create_app() -> FastAPI:
             error_body(detail, code), status_code=exc.status_code, headers=getattr(exc, "headers", None)
         )
 
-    @app.get("/healthz", tags=["health"])
+    class HealthOut(BaseModel):
+        status: str = Field(description="`ok`, or `down: ` and what is down")
+        checks: dict[str, str] = Field(description="database, redis, s3, worker: `ok` or why not")
+
+    @app.get(
+        "/healthz",
+        tags=["health"],
+        response_model=HealthOut,
+        responses={503: {"model": HealthOut, "description": "Something the archive needs is down"}},
+    )
     def healthz(request: Request) -> JSONResponse:
         """200 when the API, database, Redis and S3 answer and a worker is alive; 503 naming what is down."""
         checks: dict[str, str] = {}

@@ -42,7 +42,7 @@ def create(r: redis.Redis, user_name: str, ttl_s: int, credential: str = "") -> 
     """A cookie value for ``user_name``, bound to the credential the page holds (its API token or
     page session): rotating the token, ending the session or disabling the account ends the cookie."""
     value = secrets.token_urlsafe(32)
-    r.setex(_key(value), ttl_s, f"{user_name}\n{credential}")
+    r.set(_key(value), f"{user_name}\n{credential}", ex=ttl_s)
     return value
 
 

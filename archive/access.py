@@ -18,7 +18,7 @@ from archive.i18n import _
 class Permission(StrEnum):
     # ingest
     UPLOAD = "media.upload"  # dock recordings (officers: only as themselves)
-    UPLOAD_AS_ANYONE = "media.upload.any-officer"
+    UPLOAD_AS_ANYONE = "media.upload.any-officer"  # dock recordings in another officer's name
     UPLOAD_MANAGE_ALL = "media.upload.manage-all"  # see and end uploads someone else started
     # the device registry (issue 10, finding 3): who may dock which recorder
     DEVICE_MANAGE = "device.manage"  # register a recorder to an officer or a pool, retire it
@@ -28,23 +28,23 @@ class Permission(StrEnum):
     MEDIA_READ_OWN = "media.read.own"  # the recordings made under your own badge
     MEDIA_READ_ALL = "media.read.all"  # every item, linked or not
     CASE_READ_ASSIGNED = "case.read.assigned"  # the cases assigned to you, and the media linked to them
-    CASE_READ_ALL = "case.read.all"
+    CASE_READ_ALL = "case.read.all"  # every case, assigned or not
     CASE_ADMIN = "case.admin"  # open cases, assign reviewers, move stage and status
     CASE_WRITE_ASSIGNED = "case.write.assigned"  # write records/links in cases assigned to you
-    EXPORT = "case.export"
+    EXPORT = "case.export"  # export a case as an evidence package (within need-to-know)
     CASE_OFFICERS_MANAGE = "case.officers.manage"  # put officers on a case (the auto-link rule's scope)
     CASE_LINK_CONFIRM = "case.link.confirm"  # confirm a pending auto-link (needs to see the media)
     # retention
-    RETENTION_FLAG = "retention.flag"
-    RETENTION_HOLD = "retention.hold"
-    RETENTION_HOLD_RELEASE = "retention.hold.release"
-    RETENTION_POLICY_READ = "retention.policy.read"
-    RETENTION_POLICY_SET = "retention.policy.set"
+    RETENTION_FLAG = "retention.flag"  # flag a recording with a reason (the rules may keep it longer)
+    RETENTION_HOLD = "retention.hold"  # place a legal hold
+    RETENTION_HOLD_RELEASE = "retention.hold.release"  # release a legal hold
+    RETENTION_POLICY_READ = "retention.policy.read"  # read the retention rules and an item's explanation
+    RETENTION_POLICY_SET = "retention.policy.set"  # install new retention rules (with a reason)
     RETENTION_REPORT = "retention.report"  # what becomes deletable soon
     # audit
-    AUDIT = "audit"
+    AUDIT = "audit"  # custody log, proofs, checkpoints, verification
     # the working-day calendar (operator overrides of holidays and make-up days)
-    CALENDAR_SET = "calendar.set"
+    CALENDAR_SET = "calendar.set"  # override holidays and make-up working days
     # legal review of major enforcement decisions (issue 12)
     LEGAL_READ = "legal.review.read"  # a case's review, within need-to-know
     LEGAL_READ_ALL = "legal.review.read.all"  # lists across cases (overdue reviews)
@@ -52,17 +52,17 @@ class Permission(StrEnum):
     LEGAL_MARK = "legal.case.mark"  # mark a case major by hand
     LEGAL_REVIEW_DECIDE = "legal.review.decide"  # answer the checklist, give the opinion
     LEGAL_COLLECTIVE_DECIDE = "legal.collective.decide"  # record collective discussion
-    LEGAL_CATALOGUE_SET = "legal.catalogue.set"
+    LEGAL_CATALOGUE_SET = "legal.catalogue.set"  # install the catalogue of decisions needing legal review
     CASE_READ_SUBMITTED = "case.read.submitted"  # cases submitted for legal review, their linked media
     # enforcement publicity (issue 14)
-    ROSTER_READ = "publicity.roster.read"
+    ROSTER_READ = "publicity.roster.read"  # read the qualified staff roster
     ROSTER_MANAGE = "publicity.roster.manage"  # admins maintain the roster
     PUBLICITY_READ = "publicity.read"  # decisions, drafts, due lists, deliveries, qualification flags
     PUBLICITY_REGISTER = "publicity.decision.register"  # give a case's decision its category and date
     PUBLISH = "publicity.publish"  # redact, approve, publish, withdraw, documents, reports
     # whole-process recording (issue 13)
-    RECORDING_LIST_READ = "recording.list.read"
-    RECORDING_LIST_SET = "recording.list.set"
+    RECORDING_LIST_READ = "recording.list.read"  # read the recording-item list (音像记录事项清单)
+    RECORDING_LIST_SET = "recording.list.set"  # install a new recording-item list
     PARTY_WRITE = "party.write"  # name parties of a case (case writers also need case write rights)
     PARTY_READ = "party.read"  # the party view: every case, record and recording of one party
     PARTY_ID_READ = "party.id.read"  # identity document numbers unmasked

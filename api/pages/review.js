@@ -462,6 +462,25 @@ function offerSignOut() {
   });
 }
 
+async function offerPurpose(key, purpose) {
+  // Only a user who holds grants is asked; everyone else never learns that anything is marked.
+  let mine = [];
+  try { mine = await api("/api/v1/restricted/mine"); } catch (e) { return; }
+  if (!mine.length) return;
+  const form = document.getElementById("purpose-form");
+  const input = document.getElementById("purpose");
+  input.value = purpose;
+  document.getElementById("purpose-shown").hidden = !purpose;
+  form.hidden = false;
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const why = input.value.trim();
+    if (!why) return;
+    sessionStorage.setItem(key, why);
+    location.reload();
+  });
+}
+
 async function start() {
   state.token = takeToken();
   if (state.token) offerSignOut();
@@ -487,12 +506,17 @@ async function start() {
       return;
     }
     sessionStorage.removeItem("custody_lang_reload");
-    const tl = await api(`/api/v1/cases/${encodeURIComponent(state.caseId)}/timeline?via=page`);
+    // Restricted items granted to this user are read only for a stated purpose (kept for this tab).
+    const purposeKey = `custody_purpose:${state.caseId}`;
+    const purpose = sessionStorage.getItem(purposeKey) || "";
+    const withPurpose = purpose ? `purpose=${encodeURIComponent(purpose)}` : "";
+    const tl = await api(`/api/v1/cases/${encodeURIComponent(state.caseId)}/timeline?via=page&${withPurpose}`);
     build(tl);
+    await offerPurpose(purposeKey, purpose);
     await loadLegal();
     try {
       const id = encodeURIComponent(state.caseId);
-      const [cov, sigs] = await Promise.all([api(`/api/v1/cases/${id}/coverage`), api(`/api/v1/cases/${id}/signatures`)]);
+      const [cov, sigs] = await Promise.all([api(`/api/v1/cases/${id}/coverage?${withPurpose}`), api(`/api/v1/cases/${id}/signatures`)]);
       drawCoverage(cov, sigs);
     } catch (e) {
       // Roles without access to the case's coverage simply do not see the bar.

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from starlette.background import BackgroundTask
 
 from api.deps import ClientAddr, ContextDep, CurrentUser, KeyringDep, SessionDep, StoreDep
+from api.openapi import binary, header
 from archive.access import actor
 from archive.audit import services as audit
 from archive.copyout import services as copyout
@@ -115,7 +116,17 @@ def _remove(path: Path) -> None:
     path.parent.rmdir()
 
 
-@exports.post("", response_class=FileResponse)
+@exports.post(
+    "",
+    response_class=FileResponse,
+    responses=binary(
+        "application/zip",
+        description="The evidence package (check it with the `verify_export.py` inside)",
+        headers={
+            "Content-Disposition": header("`attachment; filename=custody-export-<id>.zip`", required=True)
+        },
+    ),
+)
 async def create_export(
     body: ExportIn, ctx: ContextDep, user: CurrentUser, addr: ClientAddr, store: StoreDep, keyring: KeyringDep
 ) -> FileResponse:

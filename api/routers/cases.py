@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from api import viewsession
 from api.deps import ClientAddr, CurrentUser, DispatcherDep, KeyringDep, SessionDep, StoreDep
 from api.i18n import remember as remember_language
+from api.openapi import header
 from api.templating import PAGE_HEADERS, render_page
 from archive import i18n, vocabulary
 from archive.accounts import services as accounts
@@ -291,9 +292,15 @@ async def upload_attachment(
 
 @router.get("/cases/{case_id}/records", response_model=list[RecordPublic])
 def list_records(
-    case_id: str, session: SessionDep, user: CurrentUser, addr: ClientAddr, all_versions: bool = False
+    case_id: str,
+    session: SessionDep,
+    user: CurrentUser,
+    addr: ClientAddr,
+    all_versions: bool = False,
+    purpose: Annotated[str | None, Query(max_length=2000)] = None,
 ) -> list[RecordPublic]:
-    return cases.read_records(session, user, case_id, all_versions=all_versions, addr=addr)
+    """A case's records. Restricted ones the caller holds a grant for are listed with ``purpose``."""
+    return cases.read_records(session, user, case_id, all_versions=all_versions, addr=addr, purpose=purpose)
 
 
 @router.get("/cases/{case_id}/records/{record_id}", response_model=list[RecordPublic])
@@ -311,9 +318,17 @@ def record_versions(
 
 @router.get("/cases/{case_id}/media", response_model=list[LinkPublic])
 def list_links(
-    case_id: str, session: SessionDep, user: CurrentUser, addr: ClientAddr, include_unlinked: bool = False
+    case_id: str,
+    session: SessionDep,
+    user: CurrentUser,
+    addr: ClientAddr,
+    include_unlinked: bool = False,
+    purpose: Annotated[str | None, Query(max_length=2000)] = None,
 ) -> list[LinkPublic]:
-    return cases.read_links(session, user, case_id, include_closed=include_unlinked, addr=addr)
+    """A case's links. Restricted recordings the caller holds a grant for are listed with ``purpose``."""
+    return cases.read_links(
+        session, user, case_id, include_closed=include_unlinked, addr=addr, purpose=purpose
+    )
 
 
 @router.post("/cases/{case_id}/media", response_model=LinkPublic, status_code=201)
@@ -384,9 +399,13 @@ def timeline(
     user: CurrentUser,
     addr: ClientAddr,
     via: Annotated[str, Query(pattern="^(api|page)$")] = "api",
+    purpose: Annotated[str | None, Query(max_length=2000)] = None,
+    coverage: bool = False,
 ) -> Timeline:
-    """Text records and linked media in time order, media on the corrected clock."""
-    return cases.timeline(session, user, case_id, addr=addr, via=via)
+    """Text records and linked media in time order, media on the corrected clock. Restricted items the
+    caller holds a grant for are on it with ``purpose`` (each a logged read). ``coverage=true``: each
+    record carries its coverage (status and gaps), as ``GET /cases/{id}/coverage`` answers it."""
+    return cases.timeline(session, user, case_id, addr=addr, via=via, purpose=purpose, coverage=coverage)
 
 
 @router.get("/records/search", response_model=list[RecordPublic])
@@ -396,15 +415,27 @@ def search(
     addr: ClientAddr,
     q: Annotated[str, Query(min_length=1, max_length=500)],
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    purpose: Annotated[str | None, Query(max_length=2000)] = None,
 ) -> list[RecordPublic]:
-    """Full-text search over record versions in the cases the caller may see (every word must match)."""
-    return cases.search(session, user, q, limit=limit, addr=addr)
+    """Full-text search over record versions in the cases the caller may see (every word must match);
+    restricted records the caller holds a grant for are found with ``purpose``."""
+    return cases.search(session, user, q, limit=limit, addr=addr, purpose=purpose)
 
 
 # --------------------------------------------------------------------------- review session + page
 
 
-@router.post("/session", status_code=204, tags=["review page"])
+@router.post(
+    "/session",
+    status_code=204,
+    tags=["review page"],
+    responses={
+        204: {
+            "description": "The streaming cookie is set (HttpOnly, SameSite=Strict, Path=/api/v1/media)",
+            "headers": {"Set-Cookie": header("`custody_view=...`", required=True)},
+        }
+    },
+)
 def open_session(
     request: Request, response: Response, session: SessionDep, user: CurrentUser, addr: ClientAddr
 ) -> None:
@@ -514,7 +545,7 @@ def _review_labels() -> dict[str, dict[str, str]]:
     return labels
 
 
-@pages.get("/cases/{case_id}", response_class=HTMLResponse, include_in_schema=False)
+@pages.get("/cases/{case_id}", response_class=HTMLResponse)
 def review_page(case_id: str) -> HTMLResponse:
     """The review page (its view is logged when its script reads the timeline: case.timeline via=page),
     served in the reader's language with times in the agency's zone."""

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from api.deps import ClientAddr, CurrentUser, SessionDep
@@ -58,8 +58,12 @@ def set_activity(
 
 @router.get("/cases/{case_id}/coverage", response_model=CaseCoveragePublic)
 def case_coverage(
-    case_id: str, session: SessionDep, user: CurrentUser, addr: ClientAddr
+    case_id: str,
+    session: SessionDep,
+    user: CurrentUser,
+    addr: ClientAddr,
+    purpose: Annotated[str | None, Query(max_length=2000)] = None,
 ) -> CaseCoveragePublic:
     """Per record: ``status`` (covered, gaps, missing, not-required, missing-with-reason) and the gap
-    spans, on the corrected clock."""
-    return coverage.case_coverage(session, user, case_id, addr=addr)
+    spans, on the corrected clock. Restricted items the caller holds a grant for count with ``purpose``."""
+    return coverage.case_coverage(session, user, case_id, addr=addr, purpose=purpose)

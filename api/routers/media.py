@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
 from api.deps import ClientAddr, CurrentUser, SessionDep, StoreDep
+from api.openapi import binary, header
 from api.ranges import parse_range
 from api.routers import restricted as restricted_routes
 from api.viewsession import Viewer
@@ -37,6 +38,7 @@ class MediaList(BaseModel):
 def list_media(
     session: SessionDep,
     user: CurrentUser,
+    addr: ClientAddr,
     officer: str | None = None,
     device: str | None = None,
     sha256: Annotated[str | None, Query(pattern="^[0-9a-fA-F]{64}$")] = None,
@@ -46,11 +48,14 @@ def list_media(
     until: LocalDateTime | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
+    purpose: Annotated[str | None, Query(max_length=2000)] = None,
 ) -> MediaList:
     """``linked``: only media linked (or not linked) to some case; ``since``/``until``: the device's
     recording time (``recorded_at``)."""
     where = media.MediaFilter(officer, device, sha256, state, linked, since, until)
-    items, total = media.list_media(session, user, where, limit=limit, offset=offset)
+    items, total = media.list_media(
+        session, user, where, limit=limit, offset=offset, purpose=purpose, addr=addr
+    )
     return MediaList(items=items, total=total)
 
 
@@ -105,7 +110,29 @@ def _serve(
     )
 
 
-@router.get("/{media_id}/original")
+_SERVED = {
+    "Content-Length": header("Bytes in this answer", required=True, type_="integer"),
+    "Content-Disposition": header("`attachment` for originals, `inline` for review copies", required=True),
+    "Cache-Control": header("`private, no-store`", required=True),
+}
+
+
+# ``via=storage`` without encryption at rest: a redirect to a presigned URL for this one object.
+_TO_STORAGE: dict[int | str, dict[str, Any]] = {
+    307: {
+        "description": "via=storage: read the bytes from storage on this presigned URL (expires in minutes)",
+        "headers": {"Location": header("The presigned URL", required=True)},
+    }
+}
+
+
+@router.get(
+    "/{media_id}/original",
+    response_class=StreamingResponse,
+    responses=binary(
+        "*/*", description="The original's bytes, with the uploader's type", ranges=True, headers=_SERVED
+    ),
+)
 def original(
     media_id: str,
     request: Request,
@@ -122,7 +149,21 @@ def original(
     return _serve(request, session, store, user, readable, addr, None)
 
 
-@router.get("/{media_id}/proxy")
+@router.get(
+    "/{media_id}/proxy",
+    response_class=StreamingResponse,
+    responses={
+        **binary(
+            "video/mp4",
+            "audio/mp4",
+            "image/jpeg",
+            description="The review copy",
+            ranges=True,
+            headers=_SERVED,
+        ),
+        **_TO_STORAGE,
+    },
+)
 def proxy(
     media_id: str,
     request: Request,
@@ -153,7 +194,14 @@ def _redirect(
     return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
 
 
-@router.get("/{media_id}/poster")
+@router.get(
+    "/{media_id}/poster",
+    response_class=StreamingResponse,
+    responses={
+        **binary("image/jpeg", description="A still frame", ranges=True, headers=_SERVED),
+        **_TO_STORAGE,
+    },
+)
 def poster(
     media_id: str,
     request: Request,

@@ -124,7 +124,7 @@ def _labels() -> dict[str, dict[str, str]]:
     return {"warning": {k: _(v) for k, v in LABELS_EN.items()}, "subject": subjects}
 
 
-@pages.get("/oversight", response_class=HTMLResponse, include_in_schema=False)
+@pages.get("/oversight", response_class=HTMLResponse)
 def oversight_page() -> HTMLResponse:
     """The auditors' page; its script reads the API with the auditor's token (the reads are logged).
     Served in the reader's language, times in the agency's zone."""

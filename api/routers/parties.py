@@ -66,7 +66,13 @@ def find_parties(
 
 @router.get("/parties/{party_id}", response_model=PartyView)
 def party_view(
-    party_id: str, session: SessionDep, user: CurrentUser, cipher: CipherDep, addr: ClientAddr
+    party_id: str,
+    session: SessionDep,
+    user: CurrentUser,
+    cipher: CipherDep,
+    addr: ClientAddr,
+    purpose: Annotated[str | None, Query(max_length=2000)] = None,
 ) -> PartyView:
-    """Every case, record and recording of one party."""
-    return parties.party_view(session, user, party_id, cipher, addr=addr)
+    """Every case, record and recording of one party (restricted ones the caller holds a grant for
+    with ``purpose``)."""
+    return parties.party_view(session, user, party_id, cipher, addr=addr, purpose=purpose)

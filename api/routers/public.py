@@ -30,11 +30,13 @@ from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.responses import HTMLResponse
 from limits import RateLimitItem, parse
 from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
 from api.deps import client_addr, get_context
+from api.openapi import errors, header
 from archive import i18n, vocabulary
 from archive.config import get_settings
 from archive.i18n import N_, _
@@ -99,7 +101,15 @@ def _open(request: Request) -> Iterator[public.Reader]:
         yield session
 
 
-router = APIRouter(prefix="/public", tags=["public"])
+router = APIRouter(
+    prefix="/public",
+    tags=["public"],
+    responses={
+        200: {"headers": {"ETag": header("SHA-256 of the body (strong)", required=True)}},
+        304: {"description": "Not modified: `If-None-Match` named the current ETag"},
+        **errors(429),
+    },
+)
 
 
 def _etag(body: bytes) -> str:
@@ -295,7 +305,7 @@ def _decision_html(entry: dict[str, Any], full: bool) -> str:
     return head
 
 
-@router.get("/", include_in_schema=False)
+@router.get("/", response_class=HTMLResponse)
 def index(request: Request) -> Response:
     rate_limit(request)
     view = _view(request)
@@ -303,7 +313,7 @@ def index(request: Request) -> Response:
     return _page(request, view, _("Enforcement publicity"), f'<ul class="index">{items}</ul>')
 
 
-@router.get("/decisions", include_in_schema=False)
+@router.get("/decisions", response_class=HTMLResponse)
 def decisions_page(
     request: Request,
     category: DecisionCategory | None = None,
@@ -348,7 +358,7 @@ def decisions_page(
         return _rendered.answer(request, session, key, "text/html; charset=utf-8", render) or _not_found()
 
 
-@router.get("/decisions/{ref}", include_in_schema=False)
+@router.get("/decisions/{ref}", response_class=HTMLResponse)
 def decision_page(ref: str, request: Request) -> Response:
     view = _view(request)
     with _open(request) as session:
@@ -373,7 +383,7 @@ def _not_found() -> Response:
     raise HTTPException(status_code=404, detail=_("No such published decision."))
 
 
-@router.get("/roster", include_in_schema=False)
+@router.get("/roster", response_class=HTMLResponse)
 def roster_page(request: Request) -> Response:
     view = _view(request)
     with _open(request) as session:
@@ -403,7 +413,7 @@ def roster_page(request: Request) -> Response:
         return _page(request, view, _("Enforcement staff"), body)
 
 
-@router.get("/documents", include_in_schema=False)
+@router.get("/documents", response_class=HTMLResponse)
 def documents_page(request: Request) -> Response:
     view = _view(request)
     with _open(request) as session:
@@ -416,7 +426,7 @@ def documents_page(request: Request) -> Response:
         return _page(request, view, _("Published in advance"), f'<ul class="documents">{items}</ul>')
 
 
-@router.get("/documents/{key}", include_in_schema=False)
+@router.get("/documents/{key}", response_class=HTMLResponse)
 def document_page(key: str, request: Request) -> Response:
     view = _view(request)
     with _open(request) as session:
@@ -435,7 +445,7 @@ def document_page(key: str, request: Request) -> Response:
         return _page(request, view, d["title"], body, "/public/documents/" + quote(d["key"]))
 
 
-@router.get("/reports", include_in_schema=False)
+@router.get("/reports", response_class=HTMLResponse)
 def reports_page(request: Request) -> Response:
     view = _view(request)
     name = _("Enforcement in {year}: the yearly report")
@@ -447,7 +457,7 @@ def reports_page(request: Request) -> Response:
         return _page(request, view, _("Yearly reports"), f'<ul class="reports">{items}</ul>')
 
 
-@router.get("/reports/{year}", include_in_schema=False)
+@router.get("/reports/{year}", response_class=HTMLResponse)
 def report_page(year: int, request: Request) -> Response:
     view = _view(request)
     with _open(request) as session:

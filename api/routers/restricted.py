@@ -77,7 +77,15 @@ def read_record(
     ]
 
 
-def media_gate(request: Request, session: SessionDep, addr: ClientAddr) -> None:
+def media_gate(
+    request: Request,
+    session: SessionDep,
+    addr: ClientAddr,
+    purpose: Annotated[
+        str | None,
+        Query(max_length=2000, description="Why you read a restricted item (needed with a grant; logged)"),
+    ] = None,
+) -> None:
     """Router-level dependency of /api/v1/media/{media_id}/...: a marked recording or attachment is
     404 without a grant, and needs ``purpose=...`` with one; the read is logged with its purpose.
     Unmarked items pass without a look at the caller, so the review page's players (which stream with
@@ -93,7 +101,7 @@ def media_gate(request: Request, session: SessionDep, addr: ClientAddr) -> None:
         user,
         SubjectKind.MEDIA,
         str(media_id),
-        request.query_params.get("purpose"),
+        purpose,
         addr=addr,
         action="media" if what == media_id else what,
     )

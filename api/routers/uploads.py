@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from api.deps import ClientAddr, CurrentUser, DispatcherDep, SessionDep, StoreDep
+from api.openapi import errors, header
 from archive.config import get_settings
 from archive.errors import InvalidInput
 from archive.i18n import _
@@ -30,8 +32,44 @@ from archive.ingest.patch import patch_request, receive_patch
 router = APIRouter(prefix="/api/v1/uploads", tags=["uploads"], max_body_size=2**50)
 TUS_VERSION = tus.TUS_VERSION
 
+# The tus headers, as the OpenAPI document states them (api/openapi.py fills in the error bodies).
+_TUS_RESUMABLE = header("`1.0.0`", required=True)
+_OFFSET = header("Bytes received so far", required=True, type_="integer")
+_MEDIA_ID = header("The archived media item, once the last byte is in")
 
-@router.options("", status_code=204)
+
+def _tus_header(
+    name: str, description: str, *, required: bool = False, **schema: object
+) -> dict[str, object]:
+    return {
+        "name": name,
+        "in": "header",
+        "required": required,
+        "description": description,
+        "schema": {"type": "string", **schema},
+    }
+
+
+_TUS_VERSION_IN = _tus_header("Tus-Resumable", "The tus version: `1.0.0` (else 412)", required=True)
+
+
+@router.options(
+    "",
+    status_code=204,
+    response_class=Response,
+    responses={
+        204: {
+            "description": "What this tus server supports",
+            "headers": {
+                "Tus-Resumable": _TUS_RESUMABLE,
+                "Tus-Version": header("`1.0.0`", required=True),
+                "Tus-Extension": header("`creation,termination,checksum`", required=True),
+                "Tus-Max-Size": header("Largest upload, bytes", required=True, type_="integer"),
+                "Tus-Checksum-Algorithm": header("`sha1,sha256,md5`", required=True),
+            },
+        }
+    },
+)
 def options() -> Response:
     s = get_settings()
     return Response(
@@ -46,16 +84,40 @@ def options() -> Response:
     )
 
 
-@router.post("", status_code=201)
+@router.post(
+    "",
+    status_code=201,
+    response_class=Response,
+    responses={
+        201: {
+            "description": "Created; send the bytes with PATCH to `Location`",
+            "headers": {
+                "Location": header("`/api/v1/uploads/{id}`", required=True),
+                "Tus-Resumable": _TUS_RESUMABLE,
+                "Upload-Offset": _OFFSET,
+            },
+        },
+        **errors(412, 413),
+    },
+)
 def create(
     request: Request,
     session: SessionDep,
     user: CurrentUser,
     store: StoreDep,
     addr: ClientAddr,
-    tus_resumable: str | None = Header(None),
-    upload_length: str | None = Header(None),
-    upload_metadata: str | None = Header(None),
+    tus_resumable: Annotated[str | None, Header(description="The tus version: `1.0.0` (else 412)")] = None,
+    upload_length: Annotated[
+        str | None, Header(description="The file's size in bytes, a decimal integer (required; else 400)")
+    ] = None,
+    upload_metadata: Annotated[
+        str | None,
+        Header(
+            description="`key base64(value)` pairs, comma-separated: `filename`, `path`, `officer`, "
+            "`device`, `sha256` (hex or `deferred`), `recorded_at`, `content_type`, `clock_offset_s`, "
+            "`clock_source` (docs/api.md); at most 8 KiB (else 413)"
+        ),
+    ] = None,
 ) -> Response:
     tus.check_version(tus_resumable)
     if request.headers.get("upload-defer-length"):
@@ -91,7 +153,22 @@ def _locks(request: Request) -> UploadLocks:
 HEAD_SETTLE_S = 5.0
 
 
-@router.head("/{upload_id}")
+@router.head(
+    "/{upload_id}",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Where the upload stands (no body)",
+            "headers": {
+                "Tus-Resumable": _TUS_RESUMABLE,
+                "Upload-Offset": _OFFSET,
+                "Upload-Length": header("The file's size in bytes", required=True, type_="integer"),
+                "Upload-Metadata": header("The metadata the upload was created with", required=True),
+                "Custody-Media-Id": _MEDIA_ID,
+            },
+        }
+    },
+)
 async def head(upload_id: str, request: Request, session: SessionDep, user: CurrentUser) -> Response:
     upload = await run_in_threadpool(uploads.get_upload_for, session, upload_id, user)
     locks = _locks(request)
@@ -120,7 +197,12 @@ def status(upload_id: str, session: SessionDep, user: CurrentUser) -> UploadStat
     return uploads.upload_status(session, user, upload_id)
 
 
-@router.delete("/{upload_id}", status_code=204)
+@router.delete(
+    "/{upload_id}",
+    status_code=204,
+    response_class=Response,
+    responses={204: {"description": "Terminated", "headers": {"Tus-Resumable": _TUS_RESUMABLE}}},
+)
 def terminate(
     upload_id: str, session: SessionDep, user: CurrentUser, store: StoreDep, addr: ClientAddr
 ) -> Response:
@@ -137,7 +219,44 @@ async def _body(request: Request) -> AsyncIterator[bytes]:
         raise BodyCut from None
 
 
-@router.patch("/{upload_id}", status_code=204)
+@router.patch(
+    "/{upload_id}",
+    status_code=204,
+    response_class=Response,
+    responses={
+        204: {
+            "description": "The bytes are stored",
+            "headers": {
+                "Tus-Resumable": _TUS_RESUMABLE,
+                "Upload-Offset": _OFFSET,
+                "Custody-Media-Id": _MEDIA_ID,
+            },
+        },
+        **errors(412, 415, 423, 460),
+    },
+    # The handler reads these headers and the body itself (archive.ingest.patch), as a stream.
+    openapi_extra={
+        "parameters": [
+            _TUS_VERSION_IN,
+            _tus_header(
+                "Upload-Offset", "Where these bytes start (else 409)", required=True, pattern="^[0-9]+$"
+            ),
+            _tus_header(
+                "Upload-Checksum", "`sha1|sha256|md5 base64(digest)` of this PATCH's body (else 460)"
+            ),
+            _tus_header(
+                "Custody-Sha256",
+                "The file's SHA-256 (hex), on the final PATCH when the metadata said `sha256 deferred`",
+            ),
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/offset+octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        },
+    },
+)
 async def patch(
     upload_id: str,
     request: Request,

@@ -249,10 +249,14 @@ approvals.register_handler(
 )
 
 
-def links(session: Session, user: User, case_id: str, *, include_closed: bool = False) -> list[CaseMedia]:
+def links(
+    session: Session, user: User, case_id: str, *, include_closed: bool = False, purpose: str | None = None
+) -> list[CaseMedia]:
+    """A case's links; a marked recording's only for a reader granted it who states ``purpose``."""
     case = get_case(session, user, case_id)
     stmt = select(CaseMedia).where(
-        CaseMedia.case_id == case.id, restricted.unmarked_clause(SubjectKind.MEDIA, CaseMedia.media_id)
+        CaseMedia.case_id == case.id,
+        restricted.listing_clause(user, SubjectKind.MEDIA, CaseMedia.media_id, purpose),
     )
     if not include_closed:
         stmt = stmt.where(col(CaseMedia.unlinked_at).is_(None))
@@ -459,11 +463,21 @@ def autolink_media(
 
 
 def read_links(
-    session: Session, user: User, case_id: str, *, include_closed: bool = False, addr: str = ""
+    session: Session,
+    user: User,
+    case_id: str,
+    *,
+    include_closed: bool = False,
+    addr: str = "",
+    purpose: str | None = None,
 ) -> list[LinkPublic]:
-    """A case's links (open ones, or all), the read logged as ``case.links``."""
-    rows = links(session, user, case_id, include_closed=include_closed)
+    """A case's links (open ones, or all), the read logged as ``case.links`` (and each restricted
+    recording listed through a grant, with the stated ``purpose``)."""
+    rows = links(session, user, case_id, include_closed=include_closed, purpose=purpose)
     log_change(session, user, "case.links", "case", case_id, addr, utcnow)
+    restricted.log_listed(
+        session, user, SubjectKind.MEDIA, [x.media_id for x in rows], purpose, via="links", addr=addr
+    )
     return [link_public(x) for x in rows]
 
 

@@ -301,6 +301,8 @@ class TimelineRecord(SQLModel):
     end: datetime
     body: str
     attachments: list[str]
+    # With ``coverage=true``: the record's coverage (status, status_zh, gaps), as GET .../coverage has it.
+    coverage: dict[str, Any] | None = None
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -225,14 +225,21 @@ def add_record(
 
 
 def records(
-    session: Session, user: User, case_id: str, *, all_versions: bool = False, include_marked: bool = False
+    session: Session,
+    user: User,
+    case_id: str,
+    *,
+    all_versions: bool = False,
+    include_marked: bool = False,
+    purpose: str | None = None,
 ) -> list[TextRecord]:
-    """A case's records. A restricted (marked) record is left out unless ``include_marked``: it is
-    read only through its own route, with a grant and a stated purpose (issue 13)."""
+    """A case's records. A restricted (marked) record is left out, except for a reader who holds a
+    grant for it (or its case) and states ``purpose`` (issue 13; the caller logs each such read with
+    ``restricted.log_listed``), or with ``include_marked`` (the archive's own passes, never shown)."""
     case = get_case(session, user, case_id)
     stmt = select(TextRecord).where(TextRecord.case_id == case.id)
     if not include_marked:
-        stmt = stmt.where(restricted.unmarked_clause(SubjectKind.RECORD, TextRecord.record_id))
+        stmt = stmt.where(restricted.listing_clause(user, SubjectKind.RECORD, TextRecord.record_id, purpose))
     rows = list(
         session.exec(
             stmt.order_by(col(TextRecord.occurred_from), col(TextRecord.record_id), col(TextRecord.version))
@@ -283,7 +290,9 @@ def _fts_query(q: str) -> list[str]:
     return list(re.findall(r"\w+", q)[:20])
 
 
-def search_records(session: Session, user: User, q: str, *, limit: int = 50) -> list[TextRecord]:
+def search_records(
+    session: Session, user: User, q: str, *, limit: int = 50, purpose: str | None = None
+) -> list[TextRecord]:
     words = _fts_query(q)
     if not words:
         raise InvalidInput(_("search needs at least one word"))
@@ -314,7 +323,7 @@ def search_records(session: Session, user: User, q: str, *, limit: int = 50) -> 
             .where(
                 col(TextRecord.id).in_(ids),
                 visible_cases_clause(user),
-                restricted.unmarked_clause(SubjectKind.RECORD, TextRecord.record_id),
+                restricted.listing_clause(user, SubjectKind.RECORD, TextRecord.record_id, purpose),
             )
         )
     }
@@ -322,11 +331,21 @@ def search_records(session: Session, user: User, q: str, *, limit: int = 50) -> 
 
 
 def read_records(
-    session: Session, user: User, case_id: str, *, all_versions: bool = False, addr: str = ""
+    session: Session,
+    user: User,
+    case_id: str,
+    *,
+    all_versions: bool = False,
+    addr: str = "",
+    purpose: str | None = None,
 ) -> list[RecordPublic]:
-    """A case's records (the current versions, or all), the read logged as ``case.records``."""
-    rows = records(session, user, case_id, all_versions=all_versions)
+    """A case's records (the current versions, or all), the read logged as ``case.records``; restricted
+    records the reader is granted are listed when ``purpose`` is stated, each read logged with it."""
+    rows = records(session, user, case_id, all_versions=all_versions, purpose=purpose)
     log_change(session, user, "case.records", "case", case_id, addr, utcnow)
+    restricted.log_listed(
+        session, user, SubjectKind.RECORD, [r.record_id for r in rows], purpose, via="records", addr=addr
+    )
     return [record_public(r) for r in rows]
 
 
@@ -336,14 +355,21 @@ def read_record_versions(
     """Every version of one record, oldest first; the read logged as ``case.records``. A restricted
     record needs a grant and ``purpose``."""
     rows = record_versions(session, user, case_id, record_id, purpose=purpose, addr=addr)
-    log_change(session, user, "case.records", "case", case_id, addr, utcnow)
+    # The record rides along, so access oversight answers who read this record (not only its case).
+    log_change(session, user, "case.records", "case", case_id, addr, utcnow, record=record_id)
     return [record_public(r) for r in rows]
 
 
-def search(session: Session, user: User, q: str, *, limit: int = 50, addr: str = "") -> list[RecordPublic]:
-    """Full-text search over record versions in the cases the caller may see; the query is logged."""
-    rows = search_records(session, user, q, limit=limit)
+def search(
+    session: Session, user: User, q: str, *, limit: int = 50, addr: str = "", purpose: str | None = None
+) -> list[RecordPublic]:
+    """Full-text search over record versions in the cases the caller may see; the query is logged (and
+    each restricted record found through a grant, with the stated ``purpose``)."""
+    rows = search_records(session, user, q, limit=limit, purpose=purpose)
     log_change(session, user, "records.search", "query", str(len(rows)), addr, utcnow, q=q[:200])
+    restricted.log_listed(
+        session, user, SubjectKind.RECORD, [r.record_id for r in rows], purpose, via="search", addr=addr
+    )
     return [record_public(r) for r in rows]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -22,6 +23,8 @@ from archive.cases.records import records
 from archive.clock import Clock, as_utc, utcnow
 from archive.config import get_settings
 from archive.media.models import Derivative, DerivativeKind, Media
+from archive.restricted import services as restricted
+from archive.restricted.models import SubjectKind
 
 # --------------------------------------------------------------------------- timeline
 
@@ -34,13 +37,22 @@ class _Row:
 
 
 def timeline(
-    session: Session, user: User, case_id: str, *, addr: str = "", via: str = "api", clock: Clock = utcnow
+    session: Session,
+    user: User,
+    case_id: str,
+    *,
+    addr: str = "",
+    via: str = "api",
+    clock: Clock = utcnow,
+    purpose: str | None = None,
+    coverage: bool = False,
 ) -> Timeline:
-    """Text records (latest versions) and linked media in time order on the corrected clock."""
+    """Text records (latest versions) and linked media in time order on the corrected clock. Restricted
+    items the reader holds a grant for are on it when ``purpose`` is stated, each a logged read."""
     case = get_case(session, user, case_id)
     log_change(session, user, "case.timeline", "case", case.id, addr, clock, via=via)
-    recs = records(session, user, case.id)
-    open_links = links(session, user, case.id)
+    recs = records(session, user, case.id, purpose=purpose)
+    open_links = links(session, user, case.id, purpose=purpose)
     by_media: dict[str, list[CaseMedia]] = {}
     for ln in open_links:
         if ln.pending and not can(user, Permission.MEDIA_READ_ALL):
@@ -53,6 +65,7 @@ def timeline(
     if media_rows:
         for d in session.exec(select(Derivative).where(col(Derivative.media_id).in_(list(by_media)))):
             ders[(d.media_id, d.kind)] = d
+    covered = _coverage(session, user, case.id, recs, purpose) if coverage else {}
     rows: list[_Row] = []
     for r in recs:
         rows.append(
@@ -71,6 +84,7 @@ def timeline(
                     end=as_utc(r.occurred_to),
                     body=r.body,
                     attachments=r.attachments,
+                    coverage=covered.get(r.record_id),
                 ),
             )
         )
@@ -110,8 +124,35 @@ def timeline(
                 ),
             )
         )
+    where = f"timeline-{via}"
+    shown = (
+        (SubjectKind.RECORD, [r.record_id for r in recs]),
+        (SubjectKind.MEDIA, [m.id for m in media_rows]),
+    )
+    for kind, ids in shown:
+        restricted.log_listed(session, user, kind, ids, purpose, via=where, addr=addr, clock=clock)
     far = datetime.max.replace(tzinfo=UTC)
     rows.sort(
         key=lambda r: (r.at or far, r.order, getattr(r.item, "id", "") or getattr(r.item, "record_id", ""))
     )
     return Timeline(case=case_public(session, case), items=[r.item for r in rows])
+
+
+def _coverage(
+    session: Session, user: User, case_id: str, recs: list[Any], purpose: str | None
+) -> dict[str, dict[str, Any]]:
+    """Each listed record's coverage by the rule of GET /cases/{id}/coverage, over the recordings the
+    reader may count (a marked one only with a grant and a purpose)."""
+    from archive.coverage import services as coverage  # coverage builds on the case services
+
+    acts = coverage.latest_activities(session, (r.record_id for r in recs))
+    recordings = coverage.case_recordings(session, case_id, user, purpose)
+    result = coverage.compute_case(coverage.current_list(session), case_id, recs, acts, recordings)
+    return {
+        c.record_id: {
+            "status": c.status,
+            "status_zh": c.status_zh,
+            "gaps": [g.model_dump(mode="json") for g in c.gaps],
+        }
+        for c in result.records
+    }

@@ -208,16 +208,22 @@ def recording_spans(media: Iterable[Media]) -> list[Recording]:
     return out
 
 
-def case_recordings(session: Session, case_id: str) -> list[Recording]:
-    """Recordings linked (open links, not attachments) to the case, with their corrected spans."""
+def case_recordings(
+    session: Session, case_id: str, user: User | None = None, purpose: str | None = None
+) -> list[Recording]:
+    """Recordings linked (open links, not attachments) to the case, with their corrected spans. A marked
+    recording counts only for a reader granted it who states ``purpose`` (else it is absent)."""
     ids = select(CaseMedia.media_id).where(
         CaseMedia.case_id == case_id,
         col(CaseMedia.unlinked_at).is_(None),
         CaseMedia.source != LinkSource.ATTACHMENT,
     )
-    # Marked recordings are left out as if absent (they are read only through their own route).
-    unmarked = restricted.unmarked_clause(SubjectKind.MEDIA, Media.id)
-    return recording_spans(session.exec(select(Media).where(col(Media.id).in_(ids), unmarked)))
+    listed = (
+        restricted.listing_clause(user, SubjectKind.MEDIA, Media.id, purpose)
+        if user is not None
+        else restricted.unmarked_clause(SubjectKind.MEDIA, Media.id)
+    )
+    return recording_spans(session.exec(select(Media).where(col(Media.id).in_(ids), listed)))
 
 
 @dataclass(frozen=True)
@@ -311,8 +317,11 @@ def compute_case(
     )
 
 
-def latest_records(session: Session, case_id: str) -> list[RecordRow]:
-    """The latest version of each record of the case, without bodies, in time order."""
+def latest_records(
+    session: Session, case_id: str, user: User | None = None, purpose: str | None = None
+) -> list[RecordRow]:
+    """The latest version of each record of the case, without bodies, in time order (a marked record
+    only for a reader granted it who states ``purpose``)."""
     latest: dict[str, RecordRow] = {}
     for rid, version, title, officers, start, end in session.execute(
         sa_select(
@@ -324,7 +333,9 @@ def latest_records(session: Session, case_id: str) -> list[RecordRow]:
             col(TextRecord.occurred_to),
         ).where(
             col(TextRecord.case_id) == case_id,
-            restricted.unmarked_clause(SubjectKind.RECORD, TextRecord.record_id),
+            restricted.listing_clause(user, SubjectKind.RECORD, TextRecord.record_id, purpose)
+            if user is not None
+            else restricted.unmarked_clause(SubjectKind.RECORD, TextRecord.record_id),
         )
     ):
         prev = latest.get(rid)
@@ -334,13 +345,27 @@ def latest_records(session: Session, case_id: str) -> list[RecordRow]:
 
 
 def case_coverage(
-    session: Session, user: User, case_id: str, *, addr: str = "", log: bool = True
+    session: Session,
+    user: User,
+    case_id: str,
+    *,
+    addr: str = "",
+    log: bool = True,
+    purpose: str | None = None,
 ) -> CaseCoveragePublic:
-    """Coverage of every record (latest version) of a case the caller may see."""
+    """Coverage of every record (latest version) of a case the caller may see. Restricted records and
+    recordings the caller holds a grant for count when ``purpose`` is stated (each a logged read)."""
     case = cases.get_case(session, user, case_id)
-    recs = latest_records(session, case.id)
+    recs = latest_records(session, case.id, user, purpose)
     acts = latest_activities(session, (r.record_id for r in recs))
-    result = compute_case(current_list(session), case.id, recs, acts, case_recordings(session, case.id))
+    recordings = case_recordings(session, case.id, user, purpose)
+    result = compute_case(current_list(session), case.id, recs, acts, recordings)
+    if log:
+        for kind, ids in (
+            (SubjectKind.RECORD, [r.record_id for r in recs]),
+            (SubjectKind.MEDIA, [r.media_id for r in recordings]),
+        ):
+            restricted.log_listed(session, user, kind, ids, purpose, via="coverage", addr=addr)
     if log:
         events.record(
             session,

@@ -74,12 +74,20 @@ class MediaFilter:
 
 
 def list_media(
-    session: Session, user: User, where: MediaFilter, *, limit: int = 100, offset: int = 0
+    session: Session,
+    user: User,
+    where: MediaFilter,
+    *,
+    limit: int = 100,
+    offset: int = 0,
+    purpose: str | None = None,
+    addr: str = "",
 ) -> tuple[list[MediaPublic], int]:
-    """The items ``user`` may see that match, newest first, and how many match in all."""
-    # A restricted (marked) item is absent from lists; it is read through its own route (issue 13).
-    unmarked = restricted.unmarked_clause(SubjectKind.MEDIA, Media.id)
-    q = select(Media).where(cases.visible_media_clause(user), unmarked)
+    """The items ``user`` may see that match, newest first, and how many match in all. A restricted
+    (marked) item is absent, except for a reader granted it who states ``purpose`` (each such item
+    listed is a ``restricted.read`` with it; issue 13)."""
+    listed = restricted.listing_clause(user, SubjectKind.MEDIA, Media.id, purpose)
+    q = select(Media).where(cases.visible_media_clause(user), listed)
     if where.linked is not None:
         q = q.where(cases.linked_clause(where.linked))
     if where.since:
@@ -98,6 +106,9 @@ def list_media(
         session.exec(q.order_by(col(Media.received_at).desc(), col(Media.id)).offset(offset).limit(limit))
     )
     total = len(list(session.exec(q)))
+    restricted.log_listed(
+        session, user, SubjectKind.MEDIA, [m.id for m in rows], purpose, via="media", addr=addr
+    )
     return [public(session, m) for m in rows], total
 
 

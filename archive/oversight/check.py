@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, cast
+from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import DateTime, String, and_, exists, insert, select, type_coerce
 from sqlalchemy import cast as cast_
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from archive import events
@@ -32,12 +35,13 @@ from archive.coverage.itemlist import ItemList, Mode
 from archive.coverage.models import RecordActivity
 from archive.coverage.services import NOT_RECORDINGS, current_list
 from archive.media.models import Media, MediaState
+from archive.oversight import check_sql
 from archive.oversight.models import OversightRun, OversightWarning, WarningKind
 
 SYSTEM_OVERSIGHT = "system:oversight"
-CASE_BATCH = 2000
+log = logging.getLogger("custody.oversight")
+STREAM_ROWS = 20000
 INSERT_BATCH = 20000
-_NOT_RECORDING_VALUES = frozenset(s.value for s in NOT_RECORDINGS) | NOT_RECORDINGS
 # Plain DateTime: the driver's value as is (as_utc settles the zone), without a per-row converter.
 _TIME = DateTime(timezone=True)
 _WARNING_COLUMNS = ("run_id", "kind", "subject_type", "subject_id", "case_id", "agency", "officer", "details")
@@ -85,21 +89,6 @@ class _Stat:
     per_activity: Counter[str] = field(default_factory=Counter)
 
 
-def _batches(session: Session) -> Iterator[list[tuple[str, str]]]:
-    last = ""
-    while True:
-        rows = session.execute(
-            select(col(Case.id), col(Case.agency))
-            .where(col(Case.id) > last)
-            .order_by(col(Case.id))
-            .limit(CASE_BATCH)
-        ).all()
-        if not rows:
-            return
-        yield [(r[0], r[1]) for r in rows]
-        last = rows[-1][0]
-
-
 def run_check(
     session: Session,
     *,
@@ -108,9 +97,14 @@ def run_check(
     clock: Clock = utcnow,
     certificate_check: CertificateCheck | None = None,
     actor: str = SYSTEM_OVERSIGHT,
+    method: Literal["auto", "python"] = "auto",
 ) -> OversightRun:
     """Compute every warning and the statistics per unit (the case's agency) and officer; store them
-    as one run. Idempotent in effect: a new run supersedes the previous one, which stays on record."""
+    as one run. Idempotent in effect: a new run supersedes the previous one, which stays on record.
+
+    On PostgreSQL the records' coverage is measured in set-based SQL (``check_sql``); elsewhere, or
+    with ``method="python"`` (the equivalence test), one streamed pass in Python. Both apply the rule
+    of ``archive.coverage.logic`` to the spans of ``corrected_span``."""
     items = current_list(session)
     started = clock()
     run = OversightRun(started_at=started, item_list_version=items.version)
@@ -144,8 +138,20 @@ def run_check(
             _insert_warnings(session, pending)
             pending.clear()
 
-    for batch in _batches(session):
-        _check_cases(session, items, batch, warn, stats, officers_seen)
+    if session.get_bind().dialect.name == "postgresql" and method != "python":
+        try:
+            with session.begin_nested():  # a failure leaves nothing of this path behind
+                _check_cases_sql(session, items, run_id, counts, stats, officers_seen)
+        except DBAPIError as exc:
+            # A value the SQL cannot read (a probe fact of an unexpected type, say) must not stop the
+            # check: the same rule in Python reads it (slower, and said so in the log).
+            log.warning("oversight check: SQL path failed (%s); running the Python path", exc.orig)
+            counts.clear()
+            stats.clear()
+            officers_seen.clear()
+            _check_cases(session, items, warn, stats, officers_seen)
+    else:
+        _check_cases(session, items, warn, stats, officers_seen)
     _check_unlinked(session, started - timedelta(days=unlinked_days), warn, stats, officers_seen)
     check = certificate_check if certificate_check is not None else publicity_certificate_check()
     if check is not None:
@@ -196,6 +202,27 @@ def _insert_warnings(session: Session, rows: list[dict[str, Any]]) -> None:
     conn.execute(insert(OversightWarning.__table__), [{**r, "kind": str(r["kind"])} for r in rows])  # type: ignore[attr-defined]
 
 
+def _check_cases_sql(
+    session: Session,
+    items: ItemList,
+    run_id: int,
+    counts: Counter[str],
+    stats: dict[tuple[str, str], _Stat],
+    officers_seen: set[str],
+) -> None:
+    res = check_sql.check_cases(session, items, run_id)
+    counts.update(res.counts)
+    for key, (records, required, statuses) in res.records.items():
+        st = stats[key]
+        st.records, st.required = records, required
+        st.statuses.update(statuses)
+    for key, n in res.recordings.items():
+        stats[key].recordings = n
+    for key, per in res.per_activity.items():
+        stats[key].per_activity.update(per)
+    officers_seen.update(res.officers)
+
+
 def _stat_row(agency: str, officer: str, s: _Stat) -> dict[str, Any]:
     covered = s.statuses.get(logic.Status.COVERED, 0)
     return {
@@ -225,93 +252,189 @@ def _officers(raw: Any) -> list[str]:
     return _BADGES.findall(raw or "")
 
 
+def _by_case(rows: Iterable[Any]) -> Iterator[tuple[str, list[Any]]]:
+    """Consecutive rows of one case (the rows come ordered by case id, column 0)."""
+    case_id: str | None = None
+    group: list[Any] = []
+    for row in rows:
+        if row[0] != case_id:
+            if group:
+                yield cast(str, case_id), group
+            case_id, group = row[0], []
+        group.append(row)
+    if group:
+        yield cast(str, case_id), group
+
+
+def _stream(session: Session, stmt: Any) -> Iterator[Any]:
+    """The statement's rows as plain tuples, fetched in partitions through a server-side cursor on
+    PostgreSQL (the whole archive is never held in memory at once)."""
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        # A cursor is planned for its first rows by default (cursor_tuple_fraction 0.1: nested loops);
+        # this one is read to the end, so plan it for all of them (hash joins, one sort).
+        conn.exec_driver_sql("SET LOCAL cursor_tuple_fraction = 1.0")
+    result = conn.execute(stmt, execution_options={"stream_results": True})
+    for part in result.partitions(STREAM_ROWS):
+        yield from part
+
+
+def _case_order(session: Session, column: Any) -> Any:
+    """ORDER BY the case id in code-point order on every database, the order Python's ``<`` on str
+    uses: the merge of the record stream with the recording stream compares ids in Python, and a
+    PostgreSQL database's own collation (en_US, zh_CN) may order them differently."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column.collate("C")
+    return column
+
+
+def _record_rows(session: Session) -> Any:
+    """Each record's latest version with its latest activity and its case's agency, by case."""
+    later_version = aliased(TextRecord)
+    later_activity = aliased(RecordActivity)
+    act = aliased(RecordActivity)
+    return (
+        select(
+            col(TextRecord.case_id),
+            col(Case.agency),
+            col(TextRecord.record_id),
+            col(TextRecord.version),
+            cast_(col(TextRecord.officers), String),
+            type_coerce(col(TextRecord.occurred_from), _TIME),
+            type_coerce(col(TextRecord.occurred_to), _TIME),
+            col(act.activity),
+            col(act.no_recording_reason),
+        )
+        .join(Case, col(Case.id) == col(TextRecord.case_id))
+        .outerjoin(
+            act,
+            and_(
+                col(act.record_id) == col(TextRecord.record_id),
+                ~exists().where(
+                    col(later_activity.record_id) == col(act.record_id),
+                    col(later_activity.id) > col(act.id),
+                ),
+            ),
+        )
+        .where(
+            ~exists().where(
+                col(later_version.record_id) == col(TextRecord.record_id),
+                col(later_version.version) > col(TextRecord.version),
+            )
+        )
+        .order_by(_case_order(session, col(TextRecord.case_id)))
+    )
+
+
+def _span_rows(session: Session) -> Any:
+    """The recordings of each case (open links, not attachments, not quarantined or duplicates), by case,
+    with the facts the one clock-correction rule reads."""
+    probe = col(Media.probe)
+    return (
+        select(
+            col(CaseMedia.case_id),
+            col(Case.agency),
+            col(Media.officer_badge),
+            # The JSON values themselves: corrected_span reads them as they are (a number, a string).
+            probe["duration_s"],
+            probe["creation_time"],
+            type_coerce(col(Media.recorded_at), _TIME),
+            col(Media.clock_offset_s),
+        )
+        .join(Media, col(Media.id) == col(CaseMedia.media_id))
+        .join(Case, col(Case.id) == col(CaseMedia.case_id))
+        .where(
+            col(CaseMedia.unlinked_at).is_(None),
+            col(CaseMedia.source) != LinkSource.ATTACHMENT,
+            col(Media.state).not_in(list(NOT_RECORDINGS)),
+        )
+        .order_by(_case_order(session, col(CaseMedia.case_id)))
+    )
+
+
 def _check_cases(
     session: Session,
     items: ItemList,
-    batch: list[tuple[str, str]],
     warn: Callable[..., None],
     stats: dict[tuple[str, str], _Stat],
     officers_seen: set[str],
 ) -> None:
-    # Core rows fetched whole per batch (fetchall): no ORM identity map, no per-row driver round trip.
-    conn = session.connection()
-    agency = dict(batch)
-    ids = list(agency)
-    latest: dict[str, tuple[Any, ...]] = {}
-    for row in conn.execute(
-        select(
-            col(TextRecord.record_id),
-            col(TextRecord.version),
-            col(TextRecord.case_id),
-            cast_(col(TextRecord.officers), String),
-            type_coerce(col(TextRecord.occurred_from), _TIME),
-            type_coerce(col(TextRecord.occurred_to), _TIME),
-        ).where(col(TextRecord.case_id).in_(ids))
-    ).all():
-        prev = latest.get(row[0])
-        if prev is None or row[1] > prev[1]:
-            latest[row[0]] = tuple(row)
-    acts: dict[str, tuple[str | None, str]] = {}
-    for act_rid, act_key, act_reason in conn.execute(
-        select(
-            col(RecordActivity.record_id),
-            col(RecordActivity.activity),
-            col(RecordActivity.no_recording_reason),
-        )
-        .where(col(RecordActivity.case_id).in_(ids))
-        .order_by(col(RecordActivity.id))
-    ).all():
-        acts[act_rid] = (act_key, act_reason)
-    spans: dict[str, list[logic.Span]] = defaultdict(list)
-    media_of_case: dict[str, list[tuple[str, logic.Span]]] = defaultdict(list)
-    probe = col(Media.probe)
-    for case_id, officer, duration, created, recorded_at, offset, state in conn.execute(
-        select(
-            col(CaseMedia.case_id),
-            col(Media.officer_badge),
-            probe["duration_s"].as_float(),
-            probe["creation_time"].as_string(),
-            type_coerce(col(Media.recorded_at), _TIME),
-            col(Media.clock_offset_s),
-            col(Media.state),
-        )
-        .join(Media, col(Media.id) == col(CaseMedia.media_id))
-        .where(
-            col(CaseMedia.case_id).in_(ids),
-            col(CaseMedia.unlinked_at).is_(None),
-            col(CaseMedia.source) != LinkSource.ATTACHMENT,
-        )
-    ).all():
-        if state in _NOT_RECORDING_VALUES:
-            continue
-        # corrected_span reads these two probe facts; the rest of the probe is not fetched.
-        facts = {"duration_s": duration, "creation_time": created}
-        span = cases.corrected_span(cast(Media, _SpanRow(facts, recorded_at, offset)))
-        if span is not None and span[1] > span[0]:
-            spans[case_id].append(span)
-            media_of_case[case_id].append((officer, span))
-    merged = {cid: logic.merge(s) for cid, s in spans.items()}
-    empty = logic.merge(())
+    """One pass over two streams ordered by case: the records and the recordings, merged by case id.
+    Every table is read once (no per-batch lookups), so the time grows linearly with the archive."""
+    recordings = _by_case(_stream(session, _span_rows(session)))
+    pending_media: tuple[str, list[Any]] | None = next(recordings, None)
     modes: dict[str, tuple[Mode | None, float]] = {
         a.key: (a.mode, items.tolerance_s(a)) for a in items.activities
     }
-    default: tuple[Mode | None, float] = (None, items.gap_tolerance_s)
+
+    def media_of(case_id: str) -> list[Any]:
+        """The recordings of ``case_id``; cases before it that have recordings but no records are
+        counted on the way (their recordings still count in the statistics)."""
+        nonlocal pending_media
+        while pending_media is not None and pending_media[0] < case_id:
+            _count_recordings(_case_spans(pending_media[1]), stats, officers_seen)
+            pending_media = next(recordings, None)
+        if pending_media is not None and pending_media[0] == case_id:
+            rows = pending_media[1]
+            pending_media = next(recordings, None)
+            return rows
+        return []
+
+    for case_id, recs in _by_case(_stream(session, _record_rows(session))):
+        media = _case_spans(media_of(case_id))
+        _check_case(case_id, recs, media, modes, items.gap_tolerance_s, warn, stats, officers_seen)
+        _count_recordings(media, stats, officers_seen)
+    while pending_media is not None:
+        _count_recordings(_case_spans(pending_media[1]), stats, officers_seen)
+        pending_media = next(recordings, None)
+
+
+def _case_spans(rows: list[Any]) -> list[tuple[str, str, logic.Span]]:
+    """(agency, officer, corrected span) of a case's recordings, by the one clock-correction rule
+    (``corrected_span`` is fed a light row: it reads only the probe's two facts, the device time and
+    the offset). Recordings without a duration (photos, unprobed) cover nothing and are left out."""
+    out = []
+    for _case_id, agency, officer, duration, created, recorded_at, offset in rows:
+        facts = {"duration_s": duration, "creation_time": created}
+        span = cases.corrected_span(cast(Media, _SpanRow(facts, recorded_at, offset)))
+        if span is not None and span[1] > span[0]:
+            out.append((agency, officer, span))
+    return out
+
+
+def _count_recordings(
+    media: list[tuple[str, str, logic.Span]], stats: dict[tuple[str, str], _Stat], officers_seen: set[str]
+) -> None:
+    for agency, officer, _span in media:
+        stats[(agency, officer)].recordings += 1
+        officers_seen.add(officer)
+
+
+def _check_case(
+    case_id: str,
+    recs: list[Any],
+    media: list[tuple[str, str, logic.Span]],
+    modes: dict[str, tuple[Mode | None, float]],
+    gap_tolerance_s: float,
+    warn: Callable[..., None],
+    stats: dict[tuple[str, str], _Stat],
+    officers_seen: set[str],
+) -> None:
+    merged = logic.merge(m[2] for m in media)
+    default: tuple[Mode | None, float] = (None, gap_tolerance_s)
     required_modes = (Mode.AV, Mode.WHOLE_PROCESS)
-    for rid, version, case_id, raw_officers, start, end in latest.values():
+    for _cid, unit, rid, version, raw_officers, start, end, activity, reason in recs:
         if start.tzinfo is not UTC:
             start, end = as_utc(start), as_utc(end)
-        activity, reason = acts.get(rid, (None, ""))
         mode, tol = modes.get(activity, default) if activity else default
         required = mode in required_modes
         # Records needing no recording are counted, not measured (their gaps warn nobody).
-        status = (
-            logic.measure(
-                (start, end), merged.get(case_id, empty), mode, tolerance_s=tol, reason=reason
-            ).status
+        res = (
+            logic.measure((start, end), merged, mode, tolerance_s=tol, reason=reason or "")
             if required
-            else logic.Status.NOT_REQUIRED
+            else None
         )
-        unit = agency[case_id]
+        status = res.status if res is not None else logic.Status.NOT_REQUIRED
         officers = _officers(raw_officers)
         officers_seen.update(officers)
         for officer in officers or [""]:
@@ -330,10 +453,7 @@ def _check_cases(
                 officer=",".join(officers)[:64],
                 details={"activity": activity, "version": version},
             )
-        elif status is logic.Status.GAPS:
-            res = logic.measure(
-                (start, end), merged.get(case_id, empty), mode, tolerance_s=tol, reason=reason
-            )
+        elif status is logic.Status.GAPS and res is not None:
             gaps = [[a.isoformat(), b.isoformat()] for a, b in res.gaps[:50]]
             warn(
                 WarningKind.GAPS,
@@ -354,15 +474,11 @@ def _check_cases(
                 officer=",".join(officers)[:64],
                 details={"version": version},
             )
-        if activity and case_id in media_of_case:
+        if activity and media:
             # Recordings per activity: the linked recordings that overlap this record's window.
-            for officer, (a, b) in media_of_case[case_id]:
+            for agency, officer, (a, b) in media:
                 if a < end and b > start:
-                    stats[(unit, officer)].per_activity[activity] += 1
-    for case_id, recs in media_of_case.items():
-        for officer, _span in recs:
-            stats[(agency[case_id], officer)].recordings += 1
-            officers_seen.add(officer)
+                    stats[(agency, officer)].per_activity[activity] += 1
 
 
 def _check_unlinked(

@@ -175,10 +175,19 @@ def access(
     if q.subject_id and not q.subject_type:
         raise InvalidQuery(_("subject_id needs subject_type"))
     stmt = select(Event).where(col(Event.action).in_([q.action] if q.action else list(ACCESS_ACTIONS)))
-    if q.subject_type:
-        stmt = stmt.where(Event.subject_type == q.subject_type)
-    if q.subject_id:
-        stmt = stmt.where(Event.subject_id == q.subject_id)
+    if q.subject_type == "record" and q.subject_id:
+        # A record's reads: through its own route (logged on its case, naming it) and restricted reads.
+        stmt = stmt.where(
+            or_(
+                (col(Event.subject_type) == "record") & (col(Event.subject_id) == q.subject_id),
+                col(Event.details)["record"].as_string() == q.subject_id,
+            )
+        )
+    else:
+        if q.subject_type:
+            stmt = stmt.where(Event.subject_type == q.subject_type)
+        if q.subject_id:
+            stmt = stmt.where(Event.subject_id == q.subject_id)
     if q.case_id:
         # Reads of the case itself, and of media streamed through it ("?case=" rides on the event).
         stmt = stmt.where(

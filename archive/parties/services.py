@@ -198,9 +198,18 @@ def find_parties(
     return [public(session, user, p, cipher, addr=addr) for p in rows]
 
 
-def party_view(session: Session, user: User, party_id: str, cipher: IdCipher, *, addr: str = "") -> PartyView:
+def party_view(
+    session: Session,
+    user: User,
+    party_id: str,
+    cipher: IdCipher,
+    *,
+    addr: str = "",
+    purpose: str | None = None,
+) -> PartyView:
     """Every case naming the party, every record of those cases (latest versions) and every recording
-    linked to them, for the party view (logged: it is a read of evidence)."""
+    linked to them, for the party view (logged: it is a read of evidence). Restricted items the reader
+    holds a grant for are listed when ``purpose`` is stated, each a ``restricted.read`` with it."""
     authorize(user, Permission.PARTY_READ)
     party = session.get(Party, party_id)
     if party is None:
@@ -217,7 +226,7 @@ def party_view(session: Session, user: User, party_id: str, cipher: IdCipher, *,
     recs: list[PartyRecordPublic] = []
     recordings: list[PartyRecordingPublic] = []
     for _cp, c in links:
-        for r in cases.records(session, user, c.id):
+        for r in cases.records(session, user, c.id, purpose=purpose):
             recs.append(
                 PartyRecordPublic(
                     case_id=c.id,
@@ -236,7 +245,10 @@ def party_view(session: Session, user: User, party_id: str, cipher: IdCipher, *,
         )
         for m in session.exec(
             select(Media)
-            .where(col(Media.id).in_(media_ids), restricted.unmarked_clause(SubjectKind.MEDIA, Media.id))
+            .where(
+                col(Media.id).in_(media_ids),
+                restricted.listing_clause(user, SubjectKind.MEDIA, Media.id, purpose),
+            )
             .order_by(col(Media.recorded_at))
         ):
             span = cases.corrected_span(m)
@@ -250,6 +262,11 @@ def party_view(session: Session, user: User, party_id: str, cipher: IdCipher, *,
                     end=span[1] if span else None,
                 )
             )
+    for kind, ids in (
+        (SubjectKind.RECORD, [r.record_id for r in recs]),
+        (SubjectKind.MEDIA, [r.media_id for r in recordings]),
+    ):
+        restricted.log_listed(session, user, kind, ids, purpose, via="party", addr=addr)
     events.record(
         session,
         actor=actor(user),

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists
+from sqlalchemy import ColumnElement, and_, exists, or_
 from sqlmodel import Session, col, select
 
 from archive import events
@@ -328,11 +328,88 @@ def read_record(
 
 
 def unmarked_clause(kind: SubjectKind, id_column: Any) -> ColumnElement[bool]:
-    """SQL: the item carries no active mark. Listings use it: a marked item is read only through its
-    own route with a stated purpose, and is absent from lists for everyone."""
+    """SQL: the item carries no active mark (what everyone may list without stating a purpose)."""
     return ~exists().where(
         col(Mark.subject_kind) == kind, col(Mark.subject_id) == id_column, col(Mark.lifted_at).is_(None)
     )
+
+
+def stated(purpose: str | None) -> str:
+    """The purpose a reader stated, trimmed ("" when none)."""
+    return (purpose or "").strip()[:MAX_PURPOSE]
+
+
+def _granted_clause(user: User, kind: SubjectKind) -> ColumnElement[bool]:
+    """SQL, inside a query on ``Mark``: ``user`` holds an active grant for the marked item or its case
+    (a record's case is on its mark; a recording's cases are those it is linked to), as :func:`hidden`."""
+    item = and_(col(Grant.subject_kind) == kind, col(Grant.subject_id) == col(Mark.subject_id))
+    if kind is SubjectKind.RECORD:
+        case = col(Grant.subject_id) == col(Mark.case_id)
+    else:
+        case = exists().where(
+            col(CaseMedia.media_id) == col(Mark.subject_id),
+            col(CaseMedia.case_id) == col(Grant.subject_id),
+            col(CaseMedia.unlinked_at).is_(None),
+        )
+    return exists().where(
+        col(Grant.user_name) == user.name,
+        col(Grant.revoked_at).is_(None),
+        or_(item, and_(col(Grant.subject_kind) == SubjectKind.CASE, case)),
+    )
+
+
+def listing_clause(user: User, kind: SubjectKind, id_column: Any, purpose: str | None) -> ColumnElement[bool]:
+    """SQL: the item appears in ``user``'s listing. An unmarked item always; a marked item only for a
+    reader who holds a grant for it (or its case) and stated a purpose, for whom every marked item
+    listed is a logged read (:func:`log_listed`); for everyone else it is absent, as if it did not exist."""
+    if not stated(purpose):
+        return unmarked_clause(kind, id_column)
+    return ~exists().where(
+        col(Mark.subject_kind) == kind,
+        col(Mark.subject_id) == id_column,
+        col(Mark.lifted_at).is_(None),
+        ~_granted_clause(user, kind),
+    )
+
+
+def log_listed(
+    session: Session,
+    user: User,
+    kind: SubjectKind,
+    ids: Iterable[str],
+    purpose: str | None,
+    *,
+    via: str,
+    addr: str = "",
+    clock: Clock = utcnow,
+) -> int:
+    """One ``restricted.read`` event, with the stated purpose, for each marked item a listing showed
+    (the listing let them through :func:`listing_clause`, so the reader holds a grant). Returns how many."""
+    why = stated(purpose)
+    wanted = sorted(set(ids))
+    if not why or not wanted:
+        return 0
+    found: list[Mark] = []
+    for i in range(0, len(wanted), 500):
+        found += session.exec(
+            select(Mark).where(
+                Mark.subject_kind == kind,
+                col(Mark.subject_id).in_(wanted[i : i + 500]),
+                col(Mark.lifted_at).is_(None),
+            )
+        )
+    for m in sorted(found, key=lambda m: m.subject_id):
+        events.record(
+            session,
+            actor=actor(user),
+            action="restricted.read",
+            subject_type=kind,
+            subject_id=m.subject_id,
+            client_addr=addr,
+            clock=clock,
+            details={"purpose": why, "sensitivity": m.sensitivity, "case": m.case_id, "via": via},
+        )
+    return len(found)
 
 
 def marked_ids(session: Session, kind: SubjectKind, ids: Iterable[str]) -> set[str]:

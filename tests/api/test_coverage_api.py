@@ -105,6 +105,15 @@ def test_coverage_statuses_and_gaps_on_the_corrected_clock(
         "not-required": 2,
         "missing-with-reason": 1,
     }
+    # The timeline carries the same coverage on each record when asked.
+    tl = httpx.get(
+        f"{url}/api/v1/cases/{cid}/timeline", params={"coverage": "true"}, headers=auth(rev)
+    ).json()
+    on_timeline = {x["record_id"]: x["coverage"] for x in tl["items"] if x["type"] == "record"}
+    assert {k: v["status"] for k, v in on_timeline.items()} == {k: v["status"] for k, v in by_id.items()}
+    assert on_timeline[r_gaps]["gaps"] == gaps["gaps"] and on_timeline[r_gaps]["status_zh"] == "有间断"
+    plain = httpx.get(f"{url}/api/v1/cases/{cid}/timeline", headers=auth(rev)).json()
+    assert all(x.get("coverage") is None for x in plain["items"])
     # Unlinking a recording (a human decision) changes coverage: the questioning is now missing.
     r = httpx.post(
         f"{url}/api/v1/cases/{cid}/media/{full}/unlink",

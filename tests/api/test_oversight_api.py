@@ -165,3 +165,37 @@ def test_access_oversight_and_roles(live_api: LiveAPI, make_user: Any, engine: E
         from archive.models import Event
 
         assert s.exec(select(Event).where(Event.action == "oversight.access")).first() is not None
+
+
+def test_access_to_one_record_and_one_recording(live_api: LiveAPI, make_user: Any, engine: Engine) -> None:
+    """Who read this record, who viewed this recording: the access query by subject answers it, with
+    the reader's address, for reads through the item's own route (issue 13, item 7)."""
+    url = live_api.url
+    clerk = make_user("clerk", "records-manager")
+    rev = make_user("rev1", "reviewer")
+    aud = make_user("aud", "auditor")
+    media = media_row(engine, recorded_at=T)
+    case = new_case(url, clerk, number="O-3", reviewers=["rev1"])
+    cid = case["id"]
+    r = httpx.post(
+        f"{url}/api/v1/cases/{cid}/records",
+        json=record_body(T, T + timedelta(minutes=5), []),
+        headers=auth(clerk),
+    )
+    rid = r.json()["record"]["record_id"]
+    other = httpx.post(
+        f"{url}/api/v1/cases/{cid}/records",
+        json=record_body(T, T + timedelta(minutes=5), []),
+        headers=auth(clerk),
+    ).json()["record"]["record_id"]
+    assert httpx.get(f"{url}/api/v1/cases/{cid}/records/{rid}", headers=auth(rev)).status_code == 200
+    assert httpx.get(f"{url}/api/v1/cases/{cid}/records/{other}", headers=auth(clerk)).status_code == 200
+    assert httpx.get(f"{url}/api/v1/media/{media}", headers=auth(clerk)).status_code == 200
+    access = f"{url}/api/v1/oversight/access"
+    r = httpx.get(access, params={"subject_type": "record", "subject_id": rid}, headers=auth(aud))
+    assert r.status_code == 200, r.text
+    assert [(e["actor"], e["action"], e["case_id"], e["client_addr"]) for e in r.json()["items"]] == [
+        ("user:rev1", "case.records", cid, "127.0.0.1")
+    ]
+    r = httpx.get(access, params={"subject_type": "media", "subject_id": media}, headers=auth(aud))
+    assert [(e["actor"], e["action"]) for e in r.json()["items"]] == [("user:clerk", "media.view")]

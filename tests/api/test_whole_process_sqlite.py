@@ -145,3 +145,41 @@ def test_whole_process_on_sqlite(sqlite_api: tuple[LiveAPI, Engine]) -> None:
     assert ("user:rev1", "restricted.read", "审查") in {
         (e["actor"], e["action"], e["purpose"]) for e in acc["items"]
     }
+    # The grantee lists the marked record with a purpose (records, timeline, coverage, FTS5 search),
+    # each a logged read; without a purpose it is absent.
+    cases_url = f"{url}/api/v1/cases/{cid}"
+    for path, params, pick in (
+        (f"{cases_url}/records", {}, lambda j: {x["record_id"] for x in j}),
+        (f"{cases_url}/timeline", {}, lambda j: {x.get("record_id") for x in j["items"]}),
+        (f"{cases_url}/coverage", {}, lambda j: {x["record_id"] for x in j["records"]}),
+        (f"{url}/api/v1/records/search", {"q": "driver green"}, lambda j: {x["record_id"] for x in j}),
+    ):
+        assert rid not in pick(httpx.get(path, params=params, headers=auth(rev)).json()), path
+        r = httpx.get(path, params={**params, "purpose": "审查起诉"}, headers=auth(rev))
+        assert rid in pick(r.json()), path
+    acc = httpx.get(
+        f"{url}/api/v1/oversight/access", params={"action": "restricted.read"}, headers=auth(aud)
+    ).json()
+    assert {e["details"]["via"] for e in acc["items"] if e["purpose"] == "审查起诉"} == {
+        "records",
+        "timeline-api",
+        "coverage",
+        "search",
+    }
+    # The recording-item list, versioned, changed with a reason (an empty one refused).
+    items = httpx.get(f"{url}/api/v1/recording-items", headers=auth(clerk)).json()
+    items["gap_tolerance_s"] = 600
+    put = f"{url}/api/v1/recording-items"
+    assert httpx.put(put, json={"body": items, "reason": " "}, headers=auth(clerk)).status_code == 422
+    r = httpx.put(put, json={"body": items, "reason": "本地规定: 10 分钟"}, headers=auth(clerk))
+    assert r.status_code == 200, r.text
+    versions = httpx.get(f"{url}/api/v1/recording-items/versions", headers=auth(clerk)).json()
+    assert [v["version"] for v in versions][-2:] == [1, 2] and versions[-1]["reason"] == "本地规定: 10 分钟"
+    cov = httpx.get(f"{cases_url}/coverage", params={"purpose": "审查起诉"}, headers=auth(rev)).json()
+    assert cov["item_list_version"] == 2 and cov["records"][0]["status"] == "covered"
+    # The party view on SQLite.
+    parties = httpx.get(f"{cases_url}/parties", headers=auth(clerk)).json()
+    view = httpx.get(f"{url}/api/v1/parties/{parties[0]['id']}", headers=auth(aud)).json()
+    assert [c["case_id"] for c in view["cases"]] == [cid] and media in {
+        x["media_id"] for x in view["recordings"]
+    }

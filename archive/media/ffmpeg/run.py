@@ -501,7 +501,7 @@ def _read_at(source: str, offset: int, n: int, *, timeout_s: float) -> bytes:
             return f.read(n)
     request = Request(source, headers={"Range": f"bytes={offset}-{offset + n - 1}"})  # noqa: S310 - http(s) only
     try:
-        with urlopen(request, timeout=min(timeout_s, 30)) as response:  # noqa: S310 - as above
+        with urlopen(request, timeout=min(timeout_s, 30)) as response:  # noqa: S310  # nosec B310 - as above (http or https only)
             data: bytes = response.read(n)
             return data
     except HTTPError as exc:
