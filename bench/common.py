@@ -241,7 +241,7 @@ class Stack:
         cmd = [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port)]
         cmd.append("--no-access-log")  # as `custody serve` runs it
         p = self.procs["api"] = spawn("api", cmd, self.env, self.tmp / "api.log")
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # a loaded 2-core machine takes its time importing
         while time.monotonic() < deadline:
             try:
                 httpx.get(f"{self.url}/healthz", timeout=2)
