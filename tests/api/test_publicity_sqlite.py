@@ -72,7 +72,8 @@ def test_publicity_on_sqlite(sqlite_api: tuple[LiveAPI, Engine]) -> None:
     assert r.status_code == 200, r.text
     feed = httpx.get(f"{api.url}/public/api/decisions").json()
     assert feed["total"] == 1 and feed["items"][0]["text"] == red["text"]
-    assert "行政处罚" in httpx.get(f"{api.url}/public/decisions").text
+    # The public face in Chinese (this suite runs as an English-speaking agency: conftest)
+    assert "行政处罚" in httpx.get(f"{api.url}/public/decisions", params={"lang": "zh-CN"}).text
     assert "赵刚" in httpx.get(f"{api.url}/public/roster").text
 
     r = httpx.post(
