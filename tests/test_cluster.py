@@ -199,7 +199,10 @@ def test_osd_lost_mid_dock_then_recovered(
 
     result: dict[str, Any] = {}
     t = threading.Thread(
-        target=lambda: result.update(out=dock(live_api, officer, rec, tmp_path / "state.json")), daemon=True
+        # On the tus path (through the API), whose offset advances as the bytes arrive, so the OSD is
+        # stopped mid-upload: the direct path's parallel part PUTs can finish before the cut is made.
+        target=lambda: result.update(out=dock(live_api, officer, rec, tmp_path / "state.json", "--via-api")),
+        daemon=True,
     )
     t.start()
     cut_at = wait_offset(engine, 16 * MiB, t.is_alive)
