@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -32,6 +33,7 @@ from archive.config import Settings, get_settings
 from archive.db import make_engine, session_scope
 from archive.storage import MinioStore
 from migrations import migrate
+from tests.browser import launch
 
 ROOT = Path(__file__).resolve().parents[1]
 # Two pytest runs on one machine share the test services; CUSTODY_TEST_SLOT (0-7) gives a run its own
@@ -349,3 +351,9 @@ def serve_workers(env: dict[str, str], tmp_path: Path) -> Iterator[tuple[Proc, P
     yield ingest, transcode
     transcode.stop()
     ingest.stop()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """A headless Chromium for a page test (tests/browser.py)."""
+    yield from launch()

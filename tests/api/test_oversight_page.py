@@ -3,9 +3,7 @@ the real API: warnings, statistics and the access log render; hostile text stays
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,26 +11,17 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from tests.api.test_oversight_api import _setup
+from tests.browser import NEEDS_CHROMIUM
 from tests.case_factories import T, auth, record_body
 from tests.conftest import LiveAPI
 
-playwright_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+pytest.importorskip("playwright.sync_api")
 SCRIPT = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (deploy/install.sh)"),
+    NEEDS_CHROMIUM,
 ]
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield b
-        b.close()
 
 
 def test_oversight_page_shows_warnings_statistics_and_access(

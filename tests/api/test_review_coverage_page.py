@@ -3,35 +3,24 @@ carries its status, gaps are drawn on the case clock, and who signed what is sho
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy.engine import Engine
 
+from tests.browser import NEEDS_CHROMIUM
 from tests.case_factories import T, auth, media_row, new_case, record_body
 from tests.conftest import ROOT, LiveAPI
 
-playwright_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+pytest.importorskip("playwright.sync_api")
 M = timedelta(minutes=1)
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (deploy/install.sh)"),
+    NEEDS_CHROMIUM,
 ]
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield b
-        b.close()
 
 
 def test_review_page_draws_gaps_on_the_case_clock(

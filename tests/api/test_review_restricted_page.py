@@ -5,9 +5,7 @@ sees it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,26 +14,17 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from archive.models import Event
+from tests.browser import NEEDS_CHROMIUM
 from tests.case_factories import T, auth, media_row, new_case, record_body
 from tests.conftest import LiveAPI
 
-playwright_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+pytest.importorskip("playwright.sync_api")
 M = timedelta(minutes=1)
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (deploy/install.sh)"),
+    NEEDS_CHROMIUM,
 ]
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield b
-        b.close()
 
 
 def test_grantee_states_a_purpose_on_the_review_page(
