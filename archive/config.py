@@ -138,6 +138,10 @@ class Settings(BaseSettings):
     # Verification re-reads each original from S3; its hash state is saved this often, so a worker
     # killed half way through a large file resumes from there.
     verify_checkpoint_bytes: int = 256 * 1024**2
+    # Probe and derive start at completion, beside the verification read, and are recorded only once
+    # verification has passed on the same object (docs/architecture.md, "Derive beside verify").
+    # Off: the steps run strictly one after another, as before.
+    derive_beside_verify: bool = True
 
     # Celery. The visibility timeout must exceed the longest task or Redis redelivers it mid-run.
     transcode_time_limit_s: int = 6 * 3600

@@ -64,3 +64,22 @@ class VerifyCheckpoint(SQLModel, table=True):
     offset: int = Field(sa_column=Column(BigInteger, nullable=False))
     state: str = Field(max_length=512)  # base64 of the SHA256_CTX bytes
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class IngestDraft(SQLModel, table=True):
+    """Probe and derive work done while the original was still being verified ("derive beside
+    verify", docs/architecture.md). It states nothing until verification has passed on the same
+    object (``object_etag``): the verify step then records it (media.probe, media.derive events and
+    Derivative rows) or, for a failed verification or a replaced object, throws it away (the row and
+    the derived objects it names). Users never see a draft; media states stay truthful."""
+
+    __tablename__ = "ingest_drafts"
+    media_id: str = Field(primary_key=True, max_length=36, foreign_key="media.id")
+    object_etag: str = Field(max_length=128)  # the object the work was done on
+    probe: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    probe_reason: str = Field(default="", max_length=2000)  # unplayable reason; "" when playable
+    # None: not derived yet; a list (maybe empty) of Derivative fields once derive has finished.
+    derivatives: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    derive_reason: str = Field(default="", max_length=2000)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)

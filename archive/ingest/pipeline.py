@@ -6,6 +6,15 @@ the result is written in a short transaction that re-checks the state under a ro
 step that runs twice (Celery redelivery, the reconcile sweep) writes its result once.
 Derived objects are keyed by the source digest, the profile and their own digest, so two runs
 can never overwrite each other's bytes with different ones.
+
+Derive beside verify (``Settings.derive_beside_verify``): the verify step probes the object first
+and keeps what it found as a draft (:class:`archive.ingest.models.IngestDraft`, tied to the
+object's ETag), then starts the derive work while it re-reads the object: for an original that is
+its own proxy, ffmpeg's damage check reads the very bytes being hashed (one read); otherwise the
+derive step is sent at once and runs on the transcode worker while verify hashes. Nothing of it is
+recorded until verification has passed on the same object: the verify transaction then records
+probe and derive results (or leaves the derive step to record its own when it finishes later);
+a failed verification or a replaced object throws the draft and its derived objects away.
 """
 
 from __future__ import annotations
@@ -15,7 +24,7 @@ import hashlib
 import logging
 import tempfile
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -29,11 +38,11 @@ from archive.clock import as_utc
 from archive.config import Settings
 from archive.context import Context
 from archive.db import after_commit, session_scope
-from archive.errors import NotFound, ObjectMissing, UndecodableMedia
+from archive.errors import MediaToolFailed, NotFound, ObjectMissing, StorageError, UndecodableMedia
 from archive.hashing import digest_file
 from archive.i18n import _
 from archive.ingest import verify as ingest_verify
-from archive.ingest.models import Upload
+from archive.ingest.models import IngestDraft, Upload
 from archive.media import ffmpeg
 from archive.media.models import ORIGINAL_AS_PROXY, Derivative, DerivativeKind, Manifest, Media, MediaState
 from archive.models import Outcome
@@ -115,31 +124,281 @@ def _advance(
     )
 
 
-def verify(ctx: Context, media_id: str, sha256: str) -> Step | None:
-    """Re-read the stored bytes from S3 and compare their SHA-256 with the dock's."""
+# --------------------------------------------------------------------------------------------------
+# Drafts: probe and derive work done beside verification, recorded only once verified
+
+
+def _derivative_json(d: Derivative) -> dict[str, Any]:
+    return {
+        "kind": d.kind.value,
+        "profile": d.profile,
+        "object_key": d.object_key,
+        "sha256": d.sha256,
+        "size": d.size,
+        "content_type": d.content_type,
+        "method": d.method,
+    }
+
+
+def _derivative_of(media_id: str, fields: dict[str, Any]) -> Derivative:
+    return Derivative(media_id=media_id, **{**fields, "kind": DerivativeKind(fields["kind"])})
+
+
+def _discard(session: Session, ctx: Context, made: list[Derivative] | list[dict[str, Any]] | None) -> None:
+    """After this transaction commits, delete derived objects that no Derivative row names (work
+    thrown away). The original itself (a proxy of method "original") is never touched."""
+    keys = sorted(
+        {
+            d.object_key if isinstance(d, Derivative) else str(d["object_key"])
+            for d in made or []
+            if (d.method if isinstance(d, Derivative) else d.get("method")) != ORIGINAL_AS_PROXY
+        }
+    )
+    if not keys:
+        return
+    named = set(session.exec(select(Derivative.object_key).where(col(Derivative.object_key).in_(keys))))
+    gone = [k for k in keys if k not in named]
+    if not gone:
+        return
+
+    def delete() -> None:
+        for key in gone:
+            try:
+                ctx.store.delete(ctx.store.derived, key)
+            except (StorageError, ObjectMissing) as exc:  # an orphan left behind, never a wrong record
+                log.warning("could not delete discarded derived object %s: %s", key, exc)
+
+    after_commit(session, delete)
+
+
+def _drop_draft(session: Session, ctx: Context, draft: IngestDraft | None, why: str) -> None:
+    if draft is None:
+        return
+    log.info("media %s: early probe/derive work thrown away (%s)", draft.media_id, why)
+    _discard(session, ctx, draft.derivatives)
+    session.delete(draft)
+
+
+def _record_probe(
+    session: Session, ctx: Context, item: Media, facts: dict[str, Any] | None, reason: str, **details: Any
+) -> None:
+    item.probe = facts
+    item.state_reason = f"unplayable: {reason}" if reason else ""
+    _advance(
+        session,
+        ctx,
+        item,
+        MediaState.PROBED,
+        "media.probe",
+        playable=not reason,
+        reason=reason or None,
+        **details,
+    )
+
+
+def _record_derived(
+    session: Session, ctx: Context, item: Media, made: list[Derivative], reason: str, **details: Any
+) -> None:
+    for d in made:
+        session.add(d)
+    if reason:
+        item.state_reason = f"unplayable: {reason}"
+    _advance(
+        session,
+        ctx,
+        item,
+        MediaState.DERIVED,
+        "media.derive",
+        derivatives=[{"kind": d.kind, "sha256": d.sha256, "size": d.size, "method": d.method} for d in made],
+        reason=reason or None,
+        **details,
+    )
+
+
+def _probe_source(ctx: Context, item: Media) -> tuple[dict[str, Any] | None, str]:
+    try:
+        return ffmpeg.probe(_source_url(ctx, item)).to_json(), ""
+    except UndecodableMedia as exc:
+        return None, exc.reason
+
+
+class _Beside:
+    """The verify step's early work: probe, a draft, and the derive work started beside the read.
+
+    ``start`` (before the read): probe the object (or reuse this object's draft), store the draft;
+    then either prepare the one-read damage check (the `original` plan: ffmpeg reads what the hash
+    reads, the poster is made in a side thread) or send the derive step, which runs on the
+    transcode worker while verify hashes. ``finish`` (after a passing read): the original plan's
+    derivatives, or None when the derive step (or a later one) will make them.
+    """
+
+    def __init__(self, ctx: Context, item: Media, sender: StepSender) -> None:
+        self.ctx, self.item, self.sender = ctx, item, sender
+        self.etag: str | None = None
+        self.facts: ffmpeg.ProbeFacts | None = None
+        self.check: ffmpeg.PipedCheck | None = None
+        self.poster: Future[ffmpeg.DerivedFile | None] | None = None
+        self._side: ThreadPoolExecutor | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+
+    def start(self) -> None:
+        ctx, item = self.ctx, self.item
+        try:
+            etag = ctx.store.stat(ctx.store.originals, item.object_key).etag
+        except ObjectMissing:
+            return  # the read finds it missing too, and quarantines
+        if not etag:
+            return  # nothing to tie a draft to: the steps run one after another
+        with Session(ctx.engine, expire_on_commit=False) as session:
+            draft = session.get(IngestDraft, item.id)
+        if draft is None or draft.object_etag != etag:
+            try:
+                facts, reason = _probe_source(ctx, item)
+            except MediaToolFailed as exc:
+                log.warning("verify %s: early probe failed (%s); probing after verification", item.id, exc)
+                return
+            with session_scope(ctx.engine) as session:
+                locked = _lock(session, item.id)
+                if locked.state is not MediaState.RECEIVED:
+                    return
+                _drop_draft(session, ctx, session.get(IngestDraft, item.id), "the object was replaced")
+                session.flush()
+                draft = IngestDraft(
+                    media_id=item.id,
+                    object_etag=etag,
+                    probe=facts,
+                    probe_reason=reason,
+                    # An unplayable original has nothing to derive.
+                    derivatives=[] if facts is None else None,
+                )
+                session.add(draft)
+        self.etag = etag
+        if draft.probe is None or draft.derivatives is not None:
+            return
+        facts_ = ffmpeg.ProbeFacts.from_json(draft.probe)
+        if ffmpeg.proxy_is_original(facts_):
+            self._start_original(facts_)
+        else:
+            self.sender.send(Step.DERIVE, item.id, item.sha256)
+
+    def _start_original(self, facts: ffmpeg.ProbeFacts) -> None:
+        s = self.ctx.settings
+        self.facts = facts
+        self._tmp = tempfile.TemporaryDirectory(prefix="custody-verify-")
+        self._side = ThreadPoolExecutor(1, thread_name_prefix="poster")
+        self.poster = self._side.submit(
+            contextvars.copy_context().run,
+            ffmpeg.make_poster,
+            _source_url(self.ctx, self.item),
+            facts,
+            Path(self._tmp.name),
+            width=s.poster_width,
+        )
+        self.check = ffmpeg.PipedCheck(facts, stall_s=s.ffmpeg_stall_s, timeout_s=s.transcode_time_limit_s)
+
+    @property
+    def tee(self) -> Callable[[bytes], None] | None:
+        return self.check.write if self.check is not None else None
+
+    def finish(
+        self, stored: ingest_verify.StoredDigest
+    ) -> tuple[list[Derivative], str, dict[str, Any]] | None:
+        """The original plan's derivatives and unplayable reason, once the read has passed."""
+        if self.check is None or self.facts is None or self.poster is None or self._tmp is None:
+            return None
+        s, item = self.ctx.settings, self.item
+        clean = self.check.close() and stored.teed and stored.etag == self.etag
+        made: list[Derivative] = []
+        reason = ""
+        try:
+            if not clean:
+                # Not judged clean from the pipe (damage, a resumed read, a stalled ffmpeg): a ranged
+                # read judges it exactly as the derive step would, and its verdict counts.
+                ffmpeg.make_proxy(
+                    _source_url(self.ctx, item),
+                    self.facts,
+                    Path(self._tmp.name),
+                    height=s.proxy_height,
+                    stall_s=s.ffmpeg_stall_s,
+                    timeout_s=s.transcode_time_limit_s,
+                )
+            made.append(_original_as_proxy(self.ctx, item, stored.digest.hex))
+            poster = self.poster.result()
+            if poster is not None:
+                made.append(
+                    _store_derived(self.ctx, item, DerivativeKind.POSTER, f"jpeg-{s.poster_width}", poster)
+                )
+        except UndecodableMedia as exc:
+            reason = exc.reason
+        except MediaToolFailed as exc:
+            log.warning("verify %s: early derive failed (%s); deriving after verification", item.id, exc)
+            return None
+        # Where the damage check's bytes came from: the read that was hashed, or a read of its own.
+        return made, reason, {"damage_check": "verification read" if clean else "ranged read"}
+
+    def close(self) -> None:
+        if self.check is not None:
+            self.check.close()
+        if self._side is not None:
+            self._side.shutdown(wait=True, cancel_futures=True)
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+
+def _original_as_proxy(ctx: Context, item: Media, sha256: str) -> Derivative:
+    # The original is its own proxy: nothing stored twice; the manifest says so.
+    return Derivative(
+        media_id=item.id,
+        kind=DerivativeKind.PROXY,
+        profile=proxy_profile(ctx.settings),
+        object_key=item.object_key,
+        sha256=sha256,
+        size=item.size,
+        content_type="video/mp4",
+        method=ORIGINAL_AS_PROXY,
+    )
+
+
+def verify(ctx: Context, media_id: str, sha256: str, sender: StepSender | None = None) -> Step | None:
+    """Re-read the stored bytes from S3 and compare their SHA-256 with the dock's; with
+    ``derive_beside_verify``, probe and derive beside the read (recorded only if it passes)."""
     item = _unchanged(ctx, Step.VERIFY, media_id, sha256)
     if item is None:
         return None
     bucket = ctx.store.originals
     stored: ingest_verify.StoredDigest | None
+    beside = _Beside(ctx, item, sender or ctx.dispatcher) if ctx.settings.derive_beside_verify else None
+    early: tuple[list[Derivative], str, dict[str, Any]] | None = None
     try:
-        stored = ingest_verify.digest_stored(
-            ctx.engine,
-            ctx.store,
-            media_id,
-            bucket,
-            item.object_key,
-            checkpoint_bytes=ctx.settings.verify_checkpoint_bytes,
-            clock=ctx.clock,
-        )
-    except ObjectMissing:
-        stored = None
+        if beside is not None:
+            beside.start()
+        try:
+            stored = ingest_verify.digest_stored(
+                ctx.engine,
+                ctx.store,
+                media_id,
+                bucket,
+                item.object_key,
+                checkpoint_bytes=ctx.settings.verify_checkpoint_bytes,
+                clock=ctx.clock,
+                tee=beside.tee if beside is not None else None,
+                expect_etag=beside.etag if beside is not None else None,
+            )
+        except ObjectMissing:
+            stored = None
+        passed = stored is not None and (stored.digest.hex, stored.digest.size) == (item.sha256, item.size)
+        if beside is not None and stored is not None and passed:
+            early = beside.finish(stored)
+    finally:
+        if beside is not None:
+            beside.close()
     actual = stored.digest if stored else None
     with session_scope(ctx.engine) as session:
         item = _lock(session, media_id)
         if item.state is not MediaState.RECEIVED:
-            return None
+            return None  # another run won; its records stand
         ingest_verify.forget(session, media_id)
+        draft = session.get(IngestDraft, media_id)
         read_facts: dict[str, Any] = {}
         if stored is not None:
             read_facts = {"resumed_from": stored.resumed_from}
@@ -158,6 +417,8 @@ def verify(ctx: Context, media_id: str, sha256: str) -> Step | None:
             # Loud on purpose: a mismatch means corruption in transit, a faulty dock, or tampering.
             log.error("QUARANTINED media %s: %s", item.id, item.state_reason)
             metrics.QUARANTINES.inc()
+            # Nothing derived from unverified bytes survives.
+            _drop_draft(session, ctx, draft, "verification failed")
             _advance(
                 session,
                 ctx,
@@ -170,6 +431,9 @@ def verify(ctx: Context, media_id: str, sha256: str) -> Step | None:
             return None
         existing = session.exec(select(Media).where(Media.archived_sha256 == actual.hex)).first()
         if existing is not None:
+            _drop_draft(session, ctx, draft, "a duplicate")
+            if early is not None:
+                _discard(session, ctx, early[0])
             item.duplicate_of = existing.id
             item.state_reason = f"same bytes as archived original {existing.id}; not stored twice"
             _advance(session, ctx, item, MediaState.DUPLICATE, "media.verify", sha256=actual.hex)
@@ -191,21 +455,43 @@ def verify(ctx: Context, media_id: str, sha256: str) -> Step | None:
             cases.carry_links_to_original(session, item, existing, who=ACTOR, clock=ctx.clock)
             key = item.object_key
             after_commit(session, lambda: ctx.store.delete(bucket, key))
-            next_step = None
+            return None
+        item.archived_sha256 = actual.hex
+        _advance(
+            session,
+            ctx,
+            item,
+            MediaState.VERIFIED,
+            "media.verify",
+            sha256=actual.hex,
+            size=actual.size,
+            **read_facts,
+        )
+        assert stored is not None
+        if draft is None or draft.object_etag != stored.etag:
+            _drop_draft(session, ctx, draft, "the object was replaced since it was probed")
+            if early is not None:
+                _discard(session, ctx, early[0])
+            return Step.PROBE
+        # The draft was made on the object just verified: its facts are now facts.
+        beside_facts = {"early": True, "object_etag": draft.object_etag}
+        _record_probe(session, ctx, item, draft.probe, draft.probe_reason, **beside_facts)
+        check: dict[str, Any] = {}
+        if early is not None:
+            made, reason, check = early
+        elif draft.derivatives is not None:
+            made, reason = [_derivative_of(item.id, d) for d in draft.derivatives], draft.derive_reason
+        elif draft.probe is not None and ffmpeg.proxy_is_original(ffmpeg.ProbeFacts.from_json(draft.probe)):
+            # The one-read check did not finish here (ffmpeg failed or stalled): the derive step does it.
+            session.delete(draft)
+            return Step.DERIVE
         else:
-            item.archived_sha256 = actual.hex
-            _advance(
-                session,
-                ctx,
-                item,
-                MediaState.VERIFIED,
-                "media.verify",
-                sha256=actual.hex,
-                size=actual.size,
-                **read_facts,
-            )
-            next_step = Step.PROBE
-    return next_step
+            # The derive step sent at the start is still at work: it records when it finishes (the
+            # draft stays, now confirmed); the reconcile sweep re-drives it if its message was lost.
+            return None
+        _record_derived(session, ctx, item, made, reason, **beside_facts, **check)
+        session.delete(draft)
+    return Step.SIGN
 
 
 def _source_url(ctx: Context, item: Media) -> str:
@@ -215,25 +501,16 @@ def _source_url(ctx: Context, item: Media) -> str:
     )
 
 
-def probe(ctx: Context, media_id: str, sha256: str) -> Step | None:
+def probe(ctx: Context, media_id: str, sha256: str, sender: StepSender | None = None) -> Step | None:
     item = _unchanged(ctx, Step.PROBE, media_id, sha256)
     if item is None:
         return None
-    facts: dict[str, Any] | None
-    reason = ""
-    try:
-        facts = ffmpeg.probe(_source_url(ctx, item)).to_json()
-    except UndecodableMedia as exc:
-        facts, reason = None, exc.reason
+    facts, reason = _probe_source(ctx, item)
     with session_scope(ctx.engine) as session:
         item = _lock(session, media_id)
         if item.state is not MediaState.VERIFIED:
             return None
-        item.probe = facts
-        item.state_reason = f"unplayable: {reason}" if reason else ""
-        _advance(
-            session, ctx, item, MediaState.PROBED, "media.probe", playable=not reason, reason=reason or None
-        )
+        _record_probe(session, ctx, item, facts, reason)
     return Step.DERIVE
 
 
@@ -262,82 +539,117 @@ def proxy_profile(settings: Settings) -> str:
     return f"h264-{settings.proxy_height}p"
 
 
-def derive(ctx: Context, media_id: str, sha256: str) -> Step | None:
+def _make_derivatives(ctx: Context, item: Media, facts: ffmpeg.ProbeFacts) -> tuple[list[Derivative], str]:
+    """Proxy and poster of the original (stored in the derived bucket), and the unplayable reason."""
+    made: list[Derivative] = []
+    reason = ""
+    source = _source_url(ctx, item)
+    s = ctx.settings
+    with (
+        tempfile.TemporaryDirectory(prefix="custody-derive-") as tmp,
+        ThreadPoolExecutor(1, thread_name_prefix="poster") as side,
+    ):
+        # The poster (one frame) is made while the proxy is: both read the original. In this
+        # thread's context (the language its messages are written in).
+        poster_job = side.submit(
+            contextvars.copy_context().run,
+            ffmpeg.make_poster,
+            source,
+            facts,
+            Path(tmp),
+            width=s.poster_width,
+        )
+        try:
+            proxy = ffmpeg.make_proxy(
+                source,
+                facts,
+                Path(tmp),
+                height=s.proxy_height,
+                stall_s=s.ffmpeg_stall_s,
+                timeout_s=s.transcode_time_limit_s,
+            )
+            if proxy.path is None:
+                made.append(_original_as_proxy(ctx, item, item.archived_sha256 or item.sha256))
+            else:
+                made.append(_store_derived(ctx, item, DerivativeKind.PROXY, proxy_profile(s), proxy))
+                proxy.path.unlink()
+            poster = poster_job.result()
+            if poster is not None:
+                made.append(
+                    _store_derived(ctx, item, DerivativeKind.POSTER, f"jpeg-{s.poster_width}", poster)
+                )
+        except UndecodableMedia as exc:
+            reason = exc.reason
+    return made, reason
+
+
+def _etag(ctx: Context, item: Media) -> str | None:
+    try:
+        return ctx.store.stat(ctx.store.originals, item.object_key).etag
+    except ObjectMissing:
+        return None
+
+
+def _derive_early(ctx: Context, item: Media) -> Step | None:
+    """The derive step sent at completion (the item still ``received``): derive from the object the
+    draft was probed on, then hand the result to the draft (verify records it) or, if verify has
+    passed on that object meanwhile, record it; anything else throws the work away."""
+    with Session(ctx.engine, expire_on_commit=False) as session:
+        draft = session.get(IngestDraft, item.id)
+    if draft is None or draft.probe is None or draft.derivatives is not None:
+        log.info("derive %s: no early work to do (draft %s)", item.id, "done" if draft else "missing")
+        return None
+    etag = draft.object_etag
+    if _etag(ctx, item) != etag:
+        log.info("derive %s: the object changed since it was probed; verify decides", item.id)
+        return None
+    made, reason = _make_derivatives(ctx, item, ffmpeg.ProbeFacts.from_json(draft.probe))
+    after = _etag(ctx, item)
+    with session_scope(ctx.engine) as session:
+        item = _lock(session, item.id)
+        current = session.get(IngestDraft, item.id)
+        same = current is not None and current.object_etag == etag == after
+        if same and current is not None and item.state is MediaState.RECEIVED:
+            current.derivatives = [_derivative_json(d) for d in made]
+            current.derive_reason = reason
+            current.updated_at = ctx.clock()
+            session.add(current)
+            return None  # verify records it once it has passed
+        if same and current is not None and item.state is MediaState.PROBED:
+            _record_derived(session, ctx, item, made, reason, early=True, object_etag=etag)
+            session.delete(current)
+            return Step.SIGN
+        log.info("derive %s: early work thrown away (state %s, draft %s)", item.id, item.state, bool(current))
+        _discard(session, ctx, made)
+    return None
+
+
+def derive(ctx: Context, media_id: str, sha256: str, sender: StepSender | None = None) -> Step | None:
+    with Session(ctx.engine, expire_on_commit=False) as session:
+        found = session.get(Media, media_id)
+    if found is not None and found.sha256 == sha256 and found.state is MediaState.RECEIVED:
+        return _derive_early(ctx, found)
     item = _unchanged(ctx, Step.DERIVE, media_id, sha256)
     if item is None:
         return None
     made: list[Derivative] = []
     reason = ""
     if item.probe is not None and not item.state_reason:
-        facts = ffmpeg.ProbeFacts.from_json(item.probe)
-        source = _source_url(ctx, item)
-        s = ctx.settings
-        with (
-            tempfile.TemporaryDirectory(prefix="custody-derive-") as tmp,
-            ThreadPoolExecutor(1, thread_name_prefix="poster") as side,
-        ):
-            # The poster (one frame) is made while the proxy is: both read the original. In this
-            # thread's context (the language its messages are written in).
-            poster_job = side.submit(
-                contextvars.copy_context().run,
-                ffmpeg.make_poster,
-                source,
-                facts,
-                Path(tmp),
-                width=s.poster_width,
-            )
-            try:
-                proxy = ffmpeg.make_proxy(
-                    source,
-                    facts,
-                    Path(tmp),
-                    height=s.proxy_height,
-                    stall_s=s.ffmpeg_stall_s,
-                    timeout_s=s.transcode_time_limit_s,
-                )
-                if proxy.path is None:
-                    # The original is its own proxy: nothing stored twice; the manifest says so.
-                    made.append(
-                        Derivative(
-                            media_id=item.id,
-                            kind=DerivativeKind.PROXY,
-                            profile=proxy_profile(s),
-                            object_key=item.object_key,
-                            sha256=item.archived_sha256 or item.sha256,
-                            size=item.size,
-                            content_type=proxy.content_type,
-                            method=ORIGINAL_AS_PROXY,
-                        )
-                    )
-                else:
-                    made.append(_store_derived(ctx, item, DerivativeKind.PROXY, proxy_profile(s), proxy))
-                    proxy.path.unlink()
-                poster = poster_job.result()
-                if poster is not None:
-                    made.append(
-                        _store_derived(ctx, item, DerivativeKind.POSTER, f"jpeg-{s.poster_width}", poster)
-                    )
-            except UndecodableMedia as exc:
-                reason = exc.reason
+        made, reason = _make_derivatives(ctx, item, ffmpeg.ProbeFacts.from_json(item.probe))
     with session_scope(ctx.engine) as session:
         item = _lock(session, media_id)
         if item.state is not MediaState.PROBED:
             return None  # another run won; its objects are the recorded ones
-        for d in made:
-            session.add(d)
-        if reason:
-            item.state_reason = f"unplayable: {reason}"
-        _advance(
-            session,
-            ctx,
-            item,
-            MediaState.DERIVED,
-            "media.derive",
-            derivatives=[
-                {"kind": d.kind, "sha256": d.sha256, "size": d.size, "method": d.method} for d in made
-            ],
-            reason=reason or None,
-        )
+        draft = session.get(IngestDraft, media_id)
+        if draft is not None:
+            session.delete(draft)
+            session.flush()
+            _discard(
+                session,
+                ctx,
+                [d for d in draft.derivatives or [] if d["object_key"] not in {m.object_key for m in made}],
+            )
+        _record_derived(session, ctx, item, made, reason)
     return Step.SIGN
 
 
@@ -384,7 +696,7 @@ def build_manifest(
     }
 
 
-def sign(ctx: Context, media_id: str, sha256: str) -> Step | None:
+def sign(ctx: Context, media_id: str, sha256: str, sender: StepSender | None = None) -> Step | None:
     item = _unchanged(ctx, Step.SIGN, media_id, sha256)
     if item is None:
         return None
@@ -425,7 +737,7 @@ def sign(ctx: Context, media_id: str, sha256: str) -> Step | None:
     return None
 
 
-STEPS: dict[Step, Callable[[Context, str, str], Step | None]] = {
+STEPS: dict[Step, Callable[[Context, str, str, StepSender | None], Step | None]] = {
     Step.VERIFY: verify,
     Step.PROBE: probe,
     Step.DERIVE: derive,
@@ -436,9 +748,10 @@ STEPS: dict[Step, Callable[[Context, str, str], Step | None]] = {
 def run(ctx: Context, step: Step, media_id: str, sha256: str, dispatcher: StepSender | None = None) -> None:
     """Run one step and, after its transaction has committed, hand the item to the next
     (through ``dispatcher``, by default the context's)."""
-    next_step = STEPS[step](ctx, media_id, sha256)
+    sender = dispatcher or ctx.dispatcher
+    next_step = STEPS[step](ctx, media_id, sha256, sender)
     if next_step is not None:
-        (dispatcher or ctx.dispatcher).send(next_step, media_id, sha256)
+        sender.send(next_step, media_id, sha256)
 
 
 def stuck(

@@ -20,7 +20,7 @@ import hashlib
 import logging
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +46,7 @@ class StoredDigest:
     etag: str
     resumed_from: int  # bytes covered by the checkpoint this run started from
     read: int  # bytes read from S3 by this run
+    teed: bool = False  # every byte of the object went to ``tee`` as well, in order
 
 
 def multipart_etag(parts: list[dict[str, Any]]) -> str:
@@ -125,9 +126,16 @@ def digest_stored(
     *,
     checkpoint_bytes: int,
     clock: Clock = utcnow,
+    tee: Callable[[bytes], None] | None = None,
+    expect_etag: str | None = None,
 ) -> StoredDigest:
     """SHA-256 of the stored object ``bucket/key``, resuming from this item's checkpoint if the
-    object is unchanged since it was taken. Raises ObjectMissing if there is no object."""
+    object is unchanged since it was taken. Raises ObjectMissing if there is no object.
+
+    ``tee``: when the read starts at byte 0 (no checkpoint to resume from), every chunk hashed is
+    handed to it too, in order (``teed`` in the result): one read of the object serves the hash and
+    another consumer (ffmpeg's damage check, :class:`archive.media.ffmpeg.PipedCheck`). Given
+    ``expect_etag`` (the object the consumer was prepared for), a different object is not teed."""
     info = store.stat(bucket, key)
     resumable = sha256state.available()
     h: Any
@@ -143,8 +151,12 @@ def digest_stored(
     else:
         h = sha256state.ResumableSha256() if resumable else hashlib.sha256()
     pos, saved = start, start
+    if tee is not None and (start != 0 or (expect_etag is not None and expect_etag != info.etag)):
+        tee = None
     for chunk in _read_ahead(store, bucket, key, start, info.size - start):
         h.update(chunk)
+        if tee is not None:
+            tee(chunk)
         pos += len(chunk)
         if resumable and pos - saved >= checkpoint_bytes and pos < info.size:
             _save(engine, media_id, info.etag, h, clock)
@@ -153,4 +165,4 @@ def digest_stored(
         raise StorageError(f"read {pos} bytes of {bucket}/{key}, which has {info.size}")
     if store.stat(bucket, key).etag != info.etag:
         raise StorageError(f"{bucket}/{key} changed while it was being verified")
-    return StoredDigest(Digest(h.hexdigest(), pos), info.etag, start, pos - start)
+    return StoredDigest(Digest(h.hexdigest(), pos), info.etag, start, pos - start, teed=tee is not None)

@@ -14,7 +14,7 @@ understands; the original is still archived, hashed and signed.
 
 from archive.media.ffmpeg.facts import DerivedFile, MediaKind, ProbeFacts
 from archive.media.ffmpeg.probe import probe
-from archive.media.ffmpeg.proxy import make_poster, make_proxy, proxy_command
+from archive.media.ffmpeg.proxy import PipedCheck, make_poster, make_proxy, proxy_command, proxy_is_original
 from archive.media.ffmpeg.run import FFMPEG, FFPROBE, ToolRun
 
 __all__ = [
@@ -22,10 +22,12 @@ __all__ = [
     "FFPROBE",
     "DerivedFile",
     "MediaKind",
+    "PipedCheck",
     "ProbeFacts",
     "ToolRun",
     "make_poster",
     "make_proxy",
     "probe",
     "proxy_command",
+    "proxy_is_original",
 ]

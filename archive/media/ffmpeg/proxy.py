@@ -2,11 +2,14 @@
 else transcode to H.264/AAC; photo previews; posters."""
 
 import contextlib
+import logging
+import queue
 import secrets
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import ffmpeg
 
@@ -16,16 +19,21 @@ from archive.media.ffmpeg.diagnose import _judge
 from archive.media.ffmpeg.facts import DerivedFile, MediaKind, ProbeFacts
 from archive.media.ffmpeg.run import (
     _ABORT_AFTER_ERRORS,
+    _ACCEPTED_DEMUXERS,
+    _CORRUPT_MIN_ERRORS,
     _GLOBAL_ARGS,
     _H264_REMUXABLE_PIX_FMTS,
     _PREVIEW_MAX_PX,
     FFMPEG,
+    ToolRun,
     _input_options,
     _input_url,
     _output_url,
     _redactor,
     _run,
 )
+
+logger = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------------------------------
 # Proxies and posters
@@ -247,3 +255,101 @@ def _scratch(out_dir: Path, stem: str, suffix: str) -> Iterator[Path]:
         yield tmp
     finally:
         tmp.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# The `original` plan's damage check, fed by the verification read (one read of the stored bytes)
+
+_PIPE_QUEUE = 8  # chunks (1 MiB each from the verification read) between the hash and ffmpeg
+
+
+def piped_check_command(facts: ProbeFacts) -> list[str]:
+    """ffmpeg reading an MP4 on its standard input to the null muxer, streams copied: the same damage
+    check as the `original` plan's ranged read (:func:`proxy_command`), on bytes handed to it."""
+    inp = ffmpeg.input("pipe:0", f="mp4", format_whitelist=_ACCEPTED_DEMUXERS, protocol_whitelist="pipe")
+    streams = [inp["V:0"]]
+    if facts.audio_codec:
+        streams.append(inp["a:0"])
+    return _compile(ffmpeg.output(*streams, "-", f="null", c="copy"))
+
+
+class PipedCheck:
+    """Judge an original whose proxy is the original itself (:func:`proxy_is_original`) from the bytes
+    another reader hands it, so that the verification read (which hashes the stored object) is also
+    ffmpeg's read: one S3 read for both instead of two.
+
+    ffmpeg can demux an MP4 from a pipe only when its index comes first: exactly the `original` plan.
+    :meth:`write` every byte of the object in order, then :meth:`close`: True when ffmpeg read it all
+    and found nothing wrong. False means "not judged clean here": damage, an ffmpeg that stalled or
+    failed, or an input that was cut short. The caller then judges with :func:`make_proxy` over a
+    ranged read, whose verdict counts, so a pipe can never condemn a file a ranged read would pass.
+    Writes block while ffmpeg is busy (at most ``_PIPE_QUEUE`` chunks are queued); a dead ffmpeg
+    drains them, so the writer never hangs.
+    """
+
+    def __init__(self, facts: ProbeFacts, *, stall_s: float = 120, timeout_s: float = 6 * 3600) -> None:
+        self._q: queue.Queue[bytes | None] = queue.Queue(maxsize=_PIPE_QUEUE)
+        self._pipe: queue.Queue[IO[bytes] | None] = queue.Queue(maxsize=1)
+        self._outcome: ToolRun | None = None
+        self._error: BaseException | None = None
+        self._closed = False
+        self.written = 0
+        argv = piped_check_command(facts)
+        self._feeder = threading.Thread(target=self._feed, daemon=True, name="piped-check-feed")
+        self._runner = threading.Thread(
+            target=self._run_tool, args=(argv, stall_s, timeout_s), daemon=True, name="piped-check"
+        )
+        self._feeder.start()
+        self._runner.start()
+
+    def _run_tool(self, argv: list[str], stall_s: float, timeout_s: float) -> None:
+        try:
+            self._outcome = _run(
+                argv, what="proxy", redact=lambda text: text, timeout_s=timeout_s, stall_s=stall_s,
+                abort_after_errors=_ABORT_AFTER_ERRORS, stdin=self._pipe.put,
+            )  # fmt: skip
+        except BaseException as exc:  # noqa: BLE001 - reported by close()
+            self._error = exc
+
+    def _feed(self) -> None:
+        pipe = self._pipe.get()
+        broken = pipe is None
+        while (chunk := self._q.get()) is not None:
+            if broken or pipe is None:
+                continue  # keep draining: the writer must never block on a dead ffmpeg
+            try:
+                pipe.write(chunk)
+            except (OSError, ValueError):
+                broken = True
+        if pipe is not None:
+            with contextlib.suppress(OSError, ValueError):
+                pipe.close()
+
+    def write(self, chunk: bytes) -> None:
+        if not self._closed:
+            self._q.put(chunk)
+            self.written += len(chunk)
+
+    def close(self) -> bool:
+        """End of input; wait for ffmpeg and say whether it judged the bytes clean."""
+        if not self._closed:
+            self._closed = True
+            self._q.put(None)
+        self._feeder.join()
+        self._runner.join()
+        if self._error is not None:
+            logger.warning("piped damage check did not finish: %s", self._error)
+            return False
+        out = self._outcome
+        if out is None:
+            return False
+        damaged = out.truncated or out.aborted_for_errors or out.media_error_count >= _CORRUPT_MIN_ERRORS
+        if damaged or out.returncode != 0 or out.transport_errors:
+            logger.info("piped damage check not clean (%s); judging by a ranged read", out.summary())
+            return False
+        if out.media_error_count:
+            logger.warning(
+                "proxy: %d decode error(s), below the corruption threshold of %d; first: %s",
+                out.media_error_count, _CORRUPT_MIN_ERRORS, out.media_errors[0],
+            )  # fmt: skip
+        return True

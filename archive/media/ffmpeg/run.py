@@ -302,8 +302,13 @@ def _run(
     stall_s: float | None = None,
     abort_after_errors: int | None = None,
     capture_stdout: bool = False,
+    stdin: Callable[[IO[bytes] | None], None] | None = None,
 ) -> ToolRun:
     """Run a tool with a hard timeout and (for ffmpeg, which prints -progress) a stall detector.
+
+    ``stdin``: the tool reads its input from a pipe; the callable is handed the pipe's writing end
+    once the process runs (None if it could not start) and must write and close it from another
+    thread (a watchdog kill makes its writes fail with BrokenPipeError).
 
     Raises MediaToolFailed when the watchdog fires or the process cannot start. Otherwise returns what
     happened (exit status, classified error lines) for the caller to judge.
@@ -314,14 +319,18 @@ def _run(
     try:
         proc = subprocess.Popen(
             argv,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             # Safe despite threads in the worker: it only calls a prctl resolved before the fork.
             preexec_fn=_die_with_parent,
         )
     except OSError as exc:
+        if stdin is not None:
+            stdin(None)
         raise MediaToolFailed(f"{what}: cannot start {argv[0]}: {exc}") from exc
+    if stdin is not None:
+        stdin(proc.stdin)
 
     watch = _Watch(redact, started)
     stdout_buf = bytearray()
