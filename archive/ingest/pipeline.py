@@ -23,6 +23,7 @@ import contextvars
 import hashlib
 import logging
 import tempfile
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -240,8 +241,37 @@ class _Beside:
         self.poster: Future[ffmpeg.DerivedFile | None] | None = None
         self._side: ThreadPoolExecutor | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._bg: threading.Thread | None = None
 
     def start(self) -> None:
+        """Before the read. An MP4 whose index is at the end can never feed ffmpeg through a pipe, so
+        its probe and draft are made in a side thread while the read starts (the hash is what the dock
+        waits for); otherwise the probe comes first (it reads the head only) to choose the plan."""
+        url = _source_url(self.ctx, self.item)
+        if ffmpeg.index_at_front(url, timeout_s=30) is False:
+            self._bg = threading.Thread(
+                target=contextvars.copy_context().run,
+                args=(self._prepare_quietly,),
+                daemon=True,
+                name="early-probe",
+            )
+            self._bg.start()
+        else:
+            self._prepare(may_pipe=True)
+
+    def join(self) -> None:
+        """Wait for the side thread's probe and draft (before the verify transaction reads them)."""
+        if self._bg is not None:
+            self._bg.join()
+            self._bg = None
+
+    def _prepare_quietly(self) -> None:
+        try:
+            self._prepare(may_pipe=False)
+        except Exception:
+            log.exception("verify %s: early probe failed; probing after verification", self.item.id)
+
+    def _prepare(self, *, may_pipe: bool) -> None:
         ctx, item = self.ctx, self.item
         try:
             etag = ctx.store.stat(ctx.store.originals, item.object_key).etag
@@ -277,7 +307,10 @@ class _Beside:
             return
         facts_ = ffmpeg.ProbeFacts.from_json(draft.probe)
         if ffmpeg.proxy_is_original(facts_):
-            self._start_original(facts_)
+            if may_pipe:
+                self._start_original(facts_)
+            # else: the index moved to the front since the look (a replaced object): the derive step
+            # does it after verification, as for any draft without results.
         else:
             self.sender.send(Step.DERIVE, item.id, item.sha256)
 
@@ -337,6 +370,7 @@ class _Beside:
         return made, reason, {"damage_check": "verification read" if clean else "ranged read"}
 
     def close(self) -> None:
+        self.join()
         if self.check is not None:
             self.check.close()
         if self._side is not None:
@@ -386,6 +420,8 @@ def verify(ctx: Context, media_id: str, sha256: str, sender: StepSender | None =
             )
         except ObjectMissing:
             stored = None
+        if beside is not None:
+            beside.join()
         passed = stored is not None and (stored.digest.hex, stored.digest.size) == (item.sha256, item.size)
         if beside is not None and stored is not None and passed:
             early = beside.finish(stored)

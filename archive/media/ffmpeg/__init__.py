@@ -15,7 +15,7 @@ understands; the original is still archived, hashed and signed.
 from archive.media.ffmpeg.facts import DerivedFile, MediaKind, ProbeFacts
 from archive.media.ffmpeg.probe import probe
 from archive.media.ffmpeg.proxy import PipedCheck, make_poster, make_proxy, proxy_command, proxy_is_original
-from archive.media.ffmpeg.run import FFMPEG, FFPROBE, ToolRun
+from archive.media.ffmpeg.run import FFMPEG, FFPROBE, ToolRun, index_at_front
 
 __all__ = [
     "FFMPEG",
@@ -25,6 +25,7 @@ __all__ = [
     "PipedCheck",
     "ProbeFacts",
     "ToolRun",
+    "index_at_front",
     "make_poster",
     "make_proxy",
     "probe",
