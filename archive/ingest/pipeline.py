@@ -503,8 +503,7 @@ def verify(ctx: Context, media_id: str, sha256: str, sender: StepSender | None =
             size=actual.size,
             **read_facts,
         )
-        assert stored is not None
-        if draft is None or draft.object_etag != stored.etag:
+        if draft is None or stored is None or draft.object_etag != stored.etag:
             _drop_draft(session, ctx, draft, "the object was replaced since it was probed")
             if early is not None:
                 _discard(session, ctx, early[0])
