@@ -223,6 +223,53 @@ def _probe_source(ctx: Context, item: Media) -> tuple[dict[str, Any] | None, str
         return None, exc.reason
 
 
+HOLD_BYTES = 32 * 1024 * 1024  # head of the verification read held while the probe chooses the plan
+HOLD_WAIT_S = 30.0  # the longest the read waits for that choice once HOLD_BYTES are held
+
+
+class _HeldTee:
+    """The verification read's chunks for a consumer not chosen yet: held (at most ``cap`` bytes;
+    past that the read waits) until :meth:`decide` names the consumer, which then gets the held
+    chunks first and everything after in order; ``decide(None)`` drops them. Decided once."""
+
+    def __init__(self, cap: int) -> None:
+        self._cap = cap
+        self._cond = threading.Condition()
+        self._held: list[bytes] = []
+        self._size = 0
+        self._sink: Callable[[bytes], None] | None = None
+        self.decided = False
+
+    def write(self, chunk: bytes) -> None:
+        with self._cond:
+            fits = self.decided or self._size + len(chunk) <= self._cap
+            if not fits and not self._cond.wait_for(lambda: self.decided, timeout=HOLD_WAIT_S):
+                # The probe is taking too long: stop holding (the damage check then reads its own).
+                self._held.clear()
+                self._size = 0
+                self.decided = True
+            if not self.decided:
+                self._held.append(chunk)
+                self._size += len(chunk)
+                return
+            sink = self._sink
+        if sink is not None:
+            sink(chunk)
+
+    def decide(self, sink: Callable[[bytes], None] | None) -> None:
+        with self._cond:
+            if self.decided:
+                return
+            if sink is not None:
+                for chunk in self._held:  # under the lock: the writer's next chunk comes after these
+                    sink(chunk)
+            self._held.clear()
+            self._size = 0
+            self._sink = sink
+            self.decided = True
+            self._cond.notify_all()
+
+
 class _Beside:
     """The verify step's early work: probe, a draft, and the derive work started beside the read.
 
@@ -242,22 +289,20 @@ class _Beside:
         self._side: ThreadPoolExecutor | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._bg: threading.Thread | None = None
+        self.held = _HeldTee(HOLD_BYTES)
 
     def start(self) -> None:
-        """Before the read. An MP4 whose index is at the end can never feed ffmpeg through a pipe, so
-        its probe and draft are made in a side thread while the read starts (the hash is what the dock
-        waits for); otherwise the probe comes first (it reads the head only) to choose the plan."""
-        url = _source_url(self.ctx, self.item)
-        if ffmpeg.index_at_front(url, timeout_s=30) is False:
-            self._bg = threading.Thread(
-                target=contextvars.copy_context().run,
-                args=(self._prepare_quietly,),
-                daemon=True,
-                name="early-probe",
-            )
-            self._bg.start()
-        else:
-            self._prepare(may_pipe=True)
+        """Before the read: the probe and the draft are made in a side thread while the read starts
+        (the hash is what the dock waits for). Until the side thread has chosen the plan, the first
+        chunks of the read are held (:class:`_HeldTee`): for the original plan they go to ffmpeg
+        first, so the pipe still sees every byte from 0; otherwise they are dropped."""
+        self._bg = threading.Thread(
+            target=contextvars.copy_context().run,
+            args=(self._prepare_quietly,),
+            daemon=True,
+            name="early-probe",
+        )
+        self._bg.start()
 
     def join(self) -> None:
         """Wait for the side thread's probe and draft (before the verify transaction reads them)."""
@@ -267,11 +312,17 @@ class _Beside:
 
     def _prepare_quietly(self) -> None:
         try:
-            self._prepare(may_pipe=False)
+            # An MP4 whose index is at the end can never feed ffmpeg through a pipe: stop holding
+            # chunks for it at once (a few 16-byte ranged reads), before the slower probe.
+            if ffmpeg.index_at_front(_source_url(self.ctx, self.item), timeout_s=30) is False:
+                self.held.decide(None)
+            self._prepare()
         except Exception:
             log.exception("verify %s: early probe failed; probing after verification", self.item.id)
+        finally:
+            self.held.decide(None)  # no-op once decided: the read never waits on a finished thread
 
-    def _prepare(self, *, may_pipe: bool) -> None:
+    def _prepare(self) -> None:
         ctx, item = self.ctx, self.item
         try:
             etag = ctx.store.stat(ctx.store.originals, item.object_key).etag
@@ -307,8 +358,10 @@ class _Beside:
             return
         facts_ = ffmpeg.ProbeFacts.from_json(draft.probe)
         if ffmpeg.proxy_is_original(facts_):
-            if may_pipe:
+            if not self.held.decided:
                 self._start_original(facts_)
+                assert self.check is not None
+                self.held.decide(self.check.write)
             # else: the index moved to the front since the look (a replaced object): the derive step
             # does it after verification, as for any draft without results.
         else:
@@ -331,7 +384,7 @@ class _Beside:
 
     @property
     def tee(self) -> Callable[[bytes], None] | None:
-        return self.check.write if self.check is not None else None
+        return self.held.write
 
     def finish(
         self, stored: ingest_verify.StoredDigest
@@ -370,6 +423,7 @@ class _Beside:
         return made, reason, {"damage_check": "verification read" if clean else "ranged read"}
 
     def close(self) -> None:
+        self.held.decide(None)  # a read that stopped early must not keep a writer waiting
         self.join()
         if self.check is not None:
             self.check.close()
@@ -416,7 +470,6 @@ def verify(ctx: Context, media_id: str, sha256: str, sender: StepSender | None =
                 checkpoint_bytes=ctx.settings.verify_checkpoint_bytes,
                 clock=ctx.clock,
                 tee=beside.tee if beside is not None else None,
-                expect_etag=beside.etag if beside is not None else None,
             )
         except ObjectMissing:
             stored = None

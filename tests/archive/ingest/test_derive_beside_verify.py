@@ -8,6 +8,7 @@ stores its first derived object (so verify finishes while derive is at work)."""
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -75,6 +76,22 @@ class Interleaved:
             self.fired = True
             self.hook()
         self.store.put_file(bucket, key, path, content_type)
+
+
+class HeldBack:
+    """The real store; the verification read waits to look at the original (its first ``stat``) until
+    ``release`` is set, while the early work (the "early-probe" thread) goes ahead."""
+
+    def __init__(self, store: MinioStore) -> None:
+        self.store, self.release = store, threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def stat(self, bucket: str, key: str) -> Any:
+        if bucket == self.store.originals and threading.current_thread().name != "early-probe":
+            assert self.release.wait(120), "the early work never finished"
+        return self.store.stat(bucket, key)
 
 
 class Killed(Exception):
@@ -182,12 +199,16 @@ def test_early_work_on_a_replaced_object_is_thrown_away_and_redone_after_verify(
     key = media.object_key
     ctx.store.put_file(ctx.store.originals, key, wrong, "video/mp4")  # what S3 held at completion
 
-    def replace() -> None:  # the object is replaced after the early derive, before the read
-        ctx.store.put_file(ctx.store.originals, key, right, "video/mp4")
+    held = HeldBack(ctx.store)
+    verifying = with_store(ctx, held)
 
-    rec = Eager(ctx, then=replace)
+    def replace() -> None:  # the object is replaced after the early derive, before the read looks
+        ctx.store.put_file(ctx.store.originals, key, right, "video/mp4")
+        held.release.set()
+
+    rec = Eager(verifying, then=replace)
     rec.sent.append((Step.VERIFY, media.id, media.sha256))
-    run_all(ctx, rec)
+    run_all(verifying, rec)
     early = rec.drafts[0]
     assert early is not None and early.derivatives
     early_keys = {d["object_key"] for d in early.derivatives}
@@ -311,9 +332,11 @@ def test_derive_killed_mid_way_is_redriven_by_the_reconcile_sweep(
     assert len(rows(ctx, media.id)) == 2 and draft(ctx, media.id) is None
 
 
+@pytest.mark.parametrize("hold", [pipeline.HOLD_BYTES, 1])  # the read held until the plan is chosen
 def test_original_is_read_once_for_hash_and_damage_check(
-    ctx: pipeline.Context, samples: dict[str, Path]
+    ctx: pipeline.Context, samples: dict[str, Path], hold: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(pipeline, "HOLD_BYTES", hold)
     media = receive(ctx, samples["h264"])  # H.264/AAC, index first: the original is its own proxy
     rec = Recorder()
     pipeline.run(ctx, Step.VERIFY, media.id, media.sha256, rec)
