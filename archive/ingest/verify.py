@@ -127,15 +127,14 @@ def digest_stored(
     checkpoint_bytes: int,
     clock: Clock = utcnow,
     tee: Callable[[bytes], None] | None = None,
-    expect_etag: str | None = None,
 ) -> StoredDigest:
     """SHA-256 of the stored object ``bucket/key``, resuming from this item's checkpoint if the
     object is unchanged since it was taken. Raises ObjectMissing if there is no object.
 
     ``tee``: when the read starts at byte 0 (no checkpoint to resume from), every chunk hashed is
     handed to it too, in order (``teed`` in the result): one read of the object serves the hash and
-    another consumer (ffmpeg's damage check, :class:`archive.media.ffmpeg.PipedCheck`). Given
-    ``expect_etag`` (the object the consumer was prepared for), a different object is not teed."""
+    another consumer (ffmpeg's damage check, :class:`archive.media.ffmpeg.PipedCheck`); the result's
+    ``etag`` says which object that was."""
     info = store.stat(bucket, key)
     resumable = sha256state.available()
     h: Any
@@ -151,8 +150,8 @@ def digest_stored(
     else:
         h = sha256state.ResumableSha256() if resumable else hashlib.sha256()
     pos, saved = start, start
-    if tee is not None and (start != 0 or (expect_etag is not None and expect_etag != info.etag)):
-        tee = None
+    if start != 0:
+        tee = None  # a resumed read cannot hand on the bytes before its checkpoint
     for chunk in _read_ahead(store, bucket, key, start, info.size - start):
         h.update(chunk)
         if tee is not None:

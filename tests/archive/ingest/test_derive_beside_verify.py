@@ -8,6 +8,7 @@ stores its first derived object (so verify finishes while derive is at work)."""
 from __future__ import annotations
 
 import hashlib
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -362,3 +363,58 @@ def test_damaged_original_fed_from_the_verify_pipe_is_unplayable(
     assert [k.kind for k in rows(ctx, media.id)] == []
     derive_event = dict(actions(ctx, media.id))["media.derive"]
     assert derive_event["damage_check"] == "ranged read" and derive_event["early"] is True
+
+
+class ReadDies:
+    """The real store; the verification read dies once after ``after`` bytes (a worker killed mid-read)."""
+
+    def __init__(self, store: MinioStore, after: int) -> None:
+        self.store, self.after, self.armed = store, after, True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    @contextmanager
+    def open_stream(self, bucket: str, key: str, offset: int = 0, length: int | None = None) -> Iterator[Any]:
+        def counted(chunks: Iterator[bytes]) -> Iterator[bytes]:
+            read = 0
+            for c in chunks:
+                if self.armed and read + len(c) > self.after:
+                    self.armed = False
+                    raise Killed("worker killed during the verification read")
+                read += len(c)
+                yield c
+
+        with self.store.open_stream(bucket, key, offset, length) as chunks:
+            yield counted(chunks) if bucket == self.store.originals else chunks
+
+
+def test_a_resumed_read_cannot_feed_the_pipe_and_the_check_reads_its_own(
+    ctx: pipeline.Context, tmp_path: Path
+) -> None:
+    clip = tmp_path / "front.mp4"  # H.264/AAC, index first, a few MiB: read in several chunks
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
+         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "12", "-c:v", "libx264",
+         "-preset", "ultrafast", "-b:v", "3M", "-pix_fmt", "yuv420p", "-c:a", "aac", "-movflags",
+         "+faststart",
+         str(clip)],
+        check=True,
+    )  # fmt: skip
+    assert clip.stat().st_size > 3 * 1024 * 1024
+    small = ctx.settings.model_copy(update={"verify_checkpoint_bytes": 1024 * 1024})
+    ctx = pipeline.Context(engine=ctx.engine, store=ctx.store, keyring=ctx.keyring, settings=small)
+    media = receive(ctx, clip)
+    rec = Recorder()
+    dying = pipeline.Context(
+        engine=ctx.engine, store=ReadDies(ctx.store, 2 * 1024 * 1024), keyring=ctx.keyring, settings=small
+    )
+    with pytest.raises(Killed):
+        pipeline.run(dying, Step.VERIFY, media.id, media.sha256, rec)
+    pipeline.run(ctx, Step.VERIFY, media.id, media.sha256, rec)  # redelivered: resumes at the checkpoint
+    run_all(ctx, rec)
+    assert reload(ctx.engine, media.id).state is MediaState.READY
+    seen = dict(actions(ctx, media.id))
+    assert seen["media.verify"]["resumed_from"] > 0
+    assert seen["media.derive"]["damage_check"] == "ranged read"
+    assert {d.method for d in rows(ctx, media.id)} == {"original", "image"}
