@@ -157,3 +157,21 @@ def test_status_drives_the_clock_to_2_december_2026(engine: Engine) -> None:
     with Session(engine) as s:
         st = status(s, clock=lambda: DEC_2)
         assert st.warnings == [] and st.known[2027] and st.label == "db v1"
+
+
+def stand_in_years(engine: Engine, manager: str) -> None:
+    """For tests on the real clock: the years around today that the holiday library does not know get
+    a weekends-only stand-in (no calendar warning, no provisional deadline), whatever day they run."""
+    from sqlmodel import select
+
+    from archive.accounts.models import User
+
+    this = datetime.now(UTC).year
+    years = {
+        str(y): {"holidays": [], "workdays": [], "source": "test stand-in (weekends only)"}
+        for y in range(this - 1, this + 4)
+        if not WorkCalendar().knows_year(y)
+    }
+    with session_scope(engine) as s:
+        user = s.exec(select(User).where(User.name == manager)).one()
+        install(s, user, {"years": years}, "tests run on the real clock")
