@@ -92,9 +92,9 @@ function details(d) {
   const parts = [];
   if (d.command) parts.push(t("calendar_year", { year: d.year, command: d.command }));
   if (d.missing_years) {
-    parts.push(t("provisional_due", {
-      domain: t("domain_" + d.domain), ref: d.ref, due: d.due, years: d.missing_years.join(t("list_sep")),
-    }));
+    const domain = t(d.domain === "publicity" ? "domain_publicity" : "domain_legal");
+    const years = d.missing_years.join(t("list_sep"));
+    parts.push(t("provisional_due", { domain, ref: d.ref, due: d.due, years }));
   }
   if (d.activity) parts.push(t("activity", { activity: d.activity }));
   if (d.gaps) parts.push(t("gaps", { gaps: d.gaps.map(([a, b]) => t("time_span", { start: fmt(a), end: fmt(b) })).join(t("list_sep")) }));

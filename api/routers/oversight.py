@@ -114,7 +114,7 @@ def _texts() -> dict[str, str]:
             "provisional; load it with: {command}"
         ),
         "provisional_due": _("{domain} {ref}: due {due}, provisional ({years} not loaded)"),
-        "domain_legal-review": _("legal review"),
+        "domain_legal": _("legal review"),
         "domain_publicity": _("publicity"),
     }
 

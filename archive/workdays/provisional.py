@@ -101,6 +101,7 @@ class ProvisionalItem:
 
 def provisional_items(session: Session) -> list[ProvisionalItem]:
     """Pending legal reviews and unpublished decisions whose deadline is provisional, earliest first."""
+    import archive.schema  # noqa: F401  (every table: the rows below have foreign keys to cases)
     from archive.legal.models import LegalSubmission, SubmissionState
     from archive.publicity.models import Decision, DecisionState
 
@@ -167,6 +168,7 @@ def recompute(
     record depend on the real deadline too. Each change is a custody-log event on its item (old and
     new date, the calendar version); the provisional marker is cleared when no year is missing any
     more. Idempotent: an item whose answer did not change is left alone and logs nothing."""
+    import archive.schema  # noqa: F401  (every table: the rows below have foreign keys to cases)
     from archive.legal.catalogue_versions import catalogue_version
     from archive.legal.models import LegalSubmission
     from archive.publicity.models import PUBLICATION_WORKING_DAYS, Decision
