@@ -9,12 +9,12 @@ deadline counted from today is then provisional, whatever day the test runs."""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from api.app import create_app
@@ -30,10 +30,6 @@ from tests.api.test_legal_api import proposal
 from tests.archive.legal.legal_factories import World, make_case, make_users
 from tests.archive.publicity.publicity_factories import case_with_decision
 from tests.case_factories import auth
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")  # starlette's httpx-based client is deprecated for httpx2
-    from fastapi.testclient import TestClient
 
 TODAY = local_date(utcnow())
 
