@@ -131,9 +131,13 @@ def catalogue(new_file: Path | None, reason: str, as_name: str | None) -> None:
     click.echo(_("legal review catalogue version {v} in force").format(v=version))
 
 
-@click.group(name="calendar", cls=Group)
-def calendar_group() -> None:
-    """China's working-day calendar: statutory holidays, make-up days, the operator's overrides."""
+@click.group(name="calendar", cls=Group, invoke_without_command=True)
+@click.pass_context
+def calendar_group(ctx: click.Context) -> None:
+    """China's working-day calendar: statutory holidays, make-up days, the operator's overrides.
+    Without a command: its status (as `custody calendar status`)."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(calendar_status)
 
 
 @calendar_group.command("status")

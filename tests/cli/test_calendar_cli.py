@@ -75,6 +75,12 @@ def test_status_warns_lists_provisional_and_set_recomputes(
     st2 = json.loads(after.stdout)
     assert st2["warnings"] == [] and st2["provisional"] == [] and st2["label"] == "db v2"
     assert "2027-01-05  L-1  v1" in custody(env, "legal-review", "overdue", "--all").stdout
+    bare = custody(env, "calendar")  # without a command: the status
+    assert (
+        bare.returncode == 0
+        and "in force: db v2" in bare.stdout
+        and "0 provisional deadline(s)" in bare.stdout
+    )
     # `calendar show` keeps stdout the document (to edit and set again); warnings go to stderr.
     shown = custody(env, "calendar", "show")
     document = json.loads(shown.stdout[: shown.stdout.rindex("}") + 1])
