@@ -79,6 +79,11 @@ Check it offline (Python 3.9+ with the 'cryptography' package, nothing else):
 
 It prints every check it makes and ends with RESULT: OK or RESULT: FAILED. Compare the key ids it
 prints with the signing keys the agency publishes, or pin them: --trusted-keys keys.json.
+
+Client addresses in log/events.json: only those of whoever made this export, with the key that
+checks them. Other people's are a commitment (HMAC-SHA256 under a key that stays in the archive), or,
+for entries written before the archive committed to addresses, withheld: such an entry's leaf hash
+is proven to be in the signed log, its text rests on the signed index. The verifier counts each kind.
 """
 
 
