@@ -166,10 +166,18 @@ HEAD_SETTLE_S = 5.0
                 "Upload-Metadata": header("The metadata the upload was created with", required=True),
                 "Custody-Media-Id": _MEDIA_ID,
             },
-        }
+        },
+        412: {"description": "Tus-Resumable is missing or not `1.0.0` (no body: HEAD)"},
     },
 )
-async def head(upload_id: str, request: Request, session: SessionDep, user: CurrentUser) -> Response:
+async def head(
+    upload_id: str,
+    request: Request,
+    session: SessionDep,
+    user: CurrentUser,
+    tus_resumable: Annotated[str | None, Header(description="The tus version: `1.0.0` (else 412)")] = None,
+) -> Response:
+    tus.check_version(tus_resumable)
     upload = await run_in_threadpool(uploads.get_upload_for, session, upload_id, user)
     locks = _locks(request)
     if await run_in_threadpool(locks.held, upload_id):
@@ -201,11 +209,20 @@ def status(upload_id: str, session: SessionDep, user: CurrentUser) -> UploadStat
     "/{upload_id}",
     status_code=204,
     response_class=Response,
-    responses={204: {"description": "Terminated", "headers": {"Tus-Resumable": _TUS_RESUMABLE}}},
+    responses={
+        204: {"description": "Terminated", "headers": {"Tus-Resumable": _TUS_RESUMABLE}},
+        **errors(412),
+    },
 )
 def terminate(
-    upload_id: str, session: SessionDep, user: CurrentUser, store: StoreDep, addr: ClientAddr
+    upload_id: str,
+    session: SessionDep,
+    user: CurrentUser,
+    store: StoreDep,
+    addr: ClientAddr,
+    tus_resumable: Annotated[str | None, Header(description="The tus version: `1.0.0` (else 412)")] = None,
 ) -> Response:
+    tus.check_version(tus_resumable)
     upload = uploads.get_upload_for(session, upload_id, user)
     uploads.terminate_upload(session, store, upload, user, addr)
     return Response(status_code=204, headers={"Tus-Resumable": TUS_VERSION})

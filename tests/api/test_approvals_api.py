@@ -6,12 +6,12 @@ clear 4xx and nothing changed."""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
@@ -23,11 +23,6 @@ from archive.storage import MinioStore
 from retention.policy import default_policy
 from tests.case_factories import T, auth, media_row
 from tests.retention.test_retention import archived
-
-with warnings.catch_warnings():
-    # Starlette deprecates its httpx-based client in favour of httpx2, which is not installed here.
-    warnings.simplefilter("ignore")
-    from fastapi.testclient import TestClient
 
 ROLES = [
     "officer",

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
@@ -21,10 +21,6 @@ from tests.api.test_approvals_api import ROLES, Sent
 from tests.archive.accounts.test_devices import dock
 from tests.case_factories import auth
 from tests.conftest import ROOT
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")  # starlette's httpx-based client is deprecated for httpx2
-    from fastapi.testclient import TestClient
 
 
 @pytest.fixture

@@ -17,15 +17,11 @@ from __future__ import annotations
 
 import json
 import re
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-with warnings.catch_warnings():  # starlette asks for its httpx fork; the httpx installed works the same
-    warnings.simplefilter("ignore")
-    from fastapi.testclient import TestClient
+from fastapi.testclient import TestClient
 
 from archive.config import get_settings
 from migrations import migrate

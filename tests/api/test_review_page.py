@@ -6,7 +6,6 @@ Artefact: tests/artifacts/review_page.png (git-ignored), a screenshot after clic
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,42 +23,24 @@ from archive.models import Event
 from archive.signing import Keyring
 from archive.storage import MinioStore
 from tests.archive.ingest.test_pipeline import drive, receive
+from tests.browser import NEEDS_CHROMIUM
 from tests.case_factories import auth, new_case, record_body
 from tests.conftest import ROOT, LiveAPI
 from tests.media_samples import make_samples
 
-playwright_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 START = datetime(2024, 6, 10, 14, 3, 0, tzinfo=UTC)
 SCRIPT = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (deploy/install.sh)"),
+    NEEDS_CHROMIUM,
 ]
 
 
 @pytest.fixture(scope="module")
 def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return make_samples(tmp_path_factory.mktemp("media"), seconds=3, size="640x360")
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield b
-        b.close()
 
 
 def _ready(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,8 @@ from sqlalchemy.engine import Engine
 
 from archive.config import Settings
 from archive.storage import MinioStore
-from tests.api.test_review_page import ARGS, CHROMIUM, _ready
+from tests.api.test_review_page import _ready
+from tests.browser import NEEDS_CHROMIUM
 from tests.case_factories import auth, new_case, record_body
 from tests.conftest import ROOT, LiveAPI
 from tests.media_samples import make_samples
@@ -33,16 +33,8 @@ START = datetime(2024, 6, 30, 15, 59, 0, tzinfo=UTC)
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (deploy/install.sh)"),
+    NEEDS_CHROMIUM,
 ]
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield b
-        b.close()
 
 
 def _open(browser: Any, url: str, token: str, locale: str) -> Any:

@@ -5,7 +5,6 @@ browser back to the case with a page session, the token leaves the address bar a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -14,24 +13,14 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from archive.models import Event
-from tests.api.test_review_page import ARGS, CHROMIUM
 from tests.api.test_sso_oidc import World, world  # noqa: F401  (fixture)
+from tests.browser import NEEDS_CHROMIUM
 from tests.case_factories import new_case
-
-playwright_api = pytest.importorskip("playwright.sync_api")
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (deploy/install.sh)"),
+    NEEDS_CHROMIUM,
 ]
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield b
-        b.close()
 
 
 def test_sign_in_on_the_review_page_and_out(

@@ -187,6 +187,24 @@ def test_termination_aborts_the_upload(live_api: LiveAPI, make_user: Any, engine
         assert s.exec(select(Upload)).one().state is UploadState.TERMINATED
 
 
+def test_head_and_delete_without_the_tus_version_are_refused(
+    live_api: LiveAPI, make_user: Any, engine: Engine
+) -> None:
+    """tus 1.0.0: every request but OPTIONS carries Tus-Resumable; a client speaking another
+    version (or none) gets 412 and the upload is left exactly as it was."""
+    token = make_user("0815", "officer")
+    url = _create(live_api, token, 5000, _meta("a" * 64))
+    bearer = {"Authorization": f"Bearer {token}"}
+    for version in (None, "0.2.2"):
+        headers = bearer if version is None else {**bearer, "Tus-Resumable": version}
+        assert httpx.head(url, headers=headers).status_code == 412
+        refused = httpx.delete(url, headers=headers)
+        assert refused.status_code == 412 and "Tus-Resumable" in refused.json()["detail"]
+    assert httpx.head(url, headers={**TUS, **bearer}).headers["upload-offset"] == "0"
+    with Session(engine) as s:
+        assert s.exec(select(Upload)).one().state is UploadState.OPEN
+
+
 @pytest.fixture
 def archived(
     live_api: LiveAPI, make_user: Any, store: MinioStore, engine: Engine, tmp_path: Path
