@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import warnings
 import zipfile
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -14,14 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from api.app import create_app
 from tests.case_factories import T, auth, record_body
-
-with warnings.catch_warnings():
-    # Starlette deprecates its httpx-based client in favour of httpx2, which is not installed here.
-    warnings.simplefilter("ignore")
-    from fastapi.testclient import TestClient
 
 ADDRS = {"clerk": "203.0.113.5", "bob": "198.51.100.22", "root": "192.0.2.77"}
 ROLES = {
