@@ -141,7 +141,16 @@ async def create_export(
     permission. Logged as ``export.create``, ``case.export``
     and ``media.export``."""
     copy_out = await run_in_threadpool(
-        copyout.approve_export, ctx.engine, user, body.case, body.agency, body.copyout, addr
+        partial(
+            copyout.approve_export,
+            ctx.engine,
+            user,
+            body.case,
+            body.agency,
+            body.copyout,
+            addr,
+            with_addresses=body.addresses,
+        )
     )
     out = Path(tempfile.mkdtemp(prefix="custody-export-")) / "export.zip"
     try:

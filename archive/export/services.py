@@ -244,6 +244,13 @@ def _ext(name: str) -> str:
     return suffix if suffix.isascii() and 1 < len(suffix) <= 8 and suffix[1:].isalnum() else ""
 
 
+def check_request(user: User, *, with_addresses: bool) -> None:
+    """What an export asks beyond the case itself: other people's client addresses need the audit
+    permission. Checked before anything is spent on the export (a copy-out approval is used once)."""
+    if with_addresses:
+        authorize(user, Permission.AUDIT, "export other people's client addresses")
+
+
 def build_export(
     engine: Engine,
     store: ObjectStore,
@@ -267,8 +274,8 @@ def build_export(
     with Session(engine) as session:
         case = find_case(session, case_key, agency=agency, user=user)
         case_id = case.id
-    if with_addresses and user is not None:
-        authorize(user, Permission.AUDIT, "export other people's client addresses")
+    if user is not None:
+        check_request(user, with_addresses=with_addresses)
     export_id = hashlib.sha256(f"{actor}{clock().isoformat()}{case_id}{media_ids}".encode()).hexdigest()[:16]
     # A checkpoint made now covers every event of this case committed so far.
     with session_scope(engine) as session:
