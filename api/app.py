@@ -59,6 +59,7 @@ from archive.i18n import N_, _
 from archive.legal import services as legal_services
 from archive.legal.errors import GateClosed
 from archive.signing import Keyring
+from archive.workdays.services import calendar_warnings
 
 log = logging.getLogger("custody.api")
 HEARTBEAT_PREFIX = "custody:worker-heartbeat:"
@@ -209,6 +210,11 @@ def create_app() -> FastAPI:
     class HealthOut(BaseModel):
         status: str = Field(description="`ok`, or `down: ` and what is down")
         checks: dict[str, str] = Field(description="database, redis, s3, worker: `ok` or why not")
+        warnings: list[str] = Field(
+            default=[],
+            description="what needs an operator soon without anything being down (the status stays `ok`):"
+            " a year the working-day calendar should know by now, with the command that loads it",
+        )
 
     @app.get(
         "/healthz",
@@ -219,9 +225,11 @@ def create_app() -> FastAPI:
     def healthz(request: Request) -> JSONResponse:
         """200 when the API, database, Redis and S3 answer and a worker is alive; 503 naming what is down."""
         checks: dict[str, str] = {}
+        warnings: list[str] = []
         try:
             with Session(request.app.state.ctx.engine) as session:
                 session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+                warnings = [w.message for w in calendar_warnings(session)]
             checks["database"] = "ok"
         except Exception as exc:  # noqa: BLE001 - a health check reports every failure, whatever it is
             checks["database"] = f"down: {exc.__class__.__name__}"
@@ -244,7 +252,11 @@ def create_app() -> FastAPI:
             checks["s3"] = f"down: {exc}"
         ok = all(v == "ok" for v in checks.values())
         down = [k for k, v in checks.items() if v != "ok"]
-        body: dict[str, Any] = {"status": "ok" if ok else "down: " + ", ".join(down), "checks": checks}
+        body: dict[str, Any] = {
+            "status": "ok" if ok else "down: " + ", ".join(down),
+            "checks": checks,
+            "warnings": warnings,
+        }
         return JSONResponse(body, status_code=200 if ok else 503)
 
     class MeOut(BaseModel):

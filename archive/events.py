@@ -3,6 +3,10 @@
 Rows are only ever inserted (the database refuses UPDATE and DELETE on ``events``). Every state
 change in the archive calls :func:`record` in the same transaction as the change itself, so a
 change and its log entry commit or vanish together.
+
+Each event gets its own random key (``addr_key``): the Merkle log hashes a commitment to the
+client address made with it, not the address (archive.ledger.services.leaf_document), so an export
+can prove the entry without handing out the address of whoever acted.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import Any
 from sqlmodel import Session
 
 from archive.clock import Clock, utcnow
-from archive.models import Event, Outcome
+from archive.models import Event, Outcome, new_addr_key
 
 SYSTEM_WORKER = "system:worker"
 SYSTEM_API = "system:api"
@@ -39,6 +43,7 @@ def record(
         outcome=outcome,
         client_addr=client_addr,
         details=details or {},
+        addr_key=new_addr_key(),
     )
     session.add(ev)
     session.flush()

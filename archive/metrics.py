@@ -111,6 +111,32 @@ class StateCollector(Collector):
             vage.add_metric([], _seconds(now, last_verify.at))
         yield disc
         yield vage
+        yield from _calendar(self.engine, self.clock)
+
+
+def _calendar(engine: Engine, clock: Clock) -> Iterator[Any]:
+    """Years the working-day calendar should know by now and does not, and the deadlines counted
+    provisionally meanwhile (docs/legal-review.md: a year the calendar does not know)."""
+    from archive.workdays.provisional import provisional_items
+    from archive.workdays.services import calendar_warnings
+
+    with Session(engine) as s:
+        missing = calendar_warnings(s, clock=clock)
+        waiting = provisional_items(s)
+    years = GaugeMetricFamily(
+        "custody_calendar_missing_years",
+        "Years the working-day calendar should know by today and does not (custody calendar set)",
+    )
+    years.add_metric([], float(len(missing)))
+    yield years
+    provisional = GaugeMetricFamily(
+        "custody_provisional_deadlines",
+        "Pending legal reviews and unpublished decisions whose deadline is provisional",
+        labels=["kind"],
+    )
+    for kind in ("legal-review", "publicity"):
+        provisional.add_metric([kind], float(sum(1 for i in waiting if i.kind == kind)))
+    yield provisional
 
 
 def _seconds(now: datetime, then: datetime) -> float:

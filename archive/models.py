@@ -12,6 +12,7 @@ returns; storage keys and token hashes never leave the server.
 from __future__ import annotations
 
 import importlib
+import secrets
 import uuid
 from datetime import datetime
 from enum import StrEnum
@@ -39,6 +40,11 @@ def enum_column(enum: type[StrEnum]) -> Any:
     )
 
 
+def new_addr_key() -> str:
+    """A fresh 256-bit key for one event's address commitment (hex), see :class:`Event`."""
+    return secrets.token_hex(32)
+
+
 class Outcome(StrEnum):
     OK = "ok"
     DENIED = "denied"
@@ -59,6 +65,11 @@ class Event(SQLModel, table=True):
     client_addr: str = Field(default="", max_length=64)
     outcome: Outcome = Field(default=Outcome.OK, sa_type=enum_column(Outcome))
     details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # The key of the address commitment (issue 10, finding 6): the log's leaf holds
+    # HMAC-SHA256(addr_key, client_addr), not the address. NULL for events written before migration
+    # 0014_ledger_addr, whose (version 1) leaves hold the address itself. Never leaves the archive
+    # except to someone entitled to the address (archive.ledger.services.leaf_document).
+    addr_key: str | None = Field(default_factory=new_addr_key, max_length=64, nullable=True)
 
 
 class Tombstone(SQLModel, table=True):

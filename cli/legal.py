@@ -68,9 +68,10 @@ def overdue(show_all: bool, limit: int, as_json: bool) -> None:
         return
     line = _("{due}  {case}  v{version}  {kind}  rule {rule}  submitted by {user} at {time}")
     for item in listed.items:
+        due = item.due.isoformat() + (f" ({item.due_note})" if item.due_provisional else "")
         click.echo(
             line.format(
-                due=item.due.isoformat(),
+                due=due,
                 case=item.case_number,
                 version=item.version,
                 kind=item.decision_kind,
@@ -130,9 +131,78 @@ def catalogue(new_file: Path | None, reason: str, as_name: str | None) -> None:
     click.echo(_("legal review catalogue version {v} in force").format(v=version))
 
 
-@click.group(name="calendar", cls=Group)
-def calendar_group() -> None:
-    """China's working-day calendar: statutory holidays, make-up days, the operator's overrides."""
+@click.group(name="calendar", cls=Group, invoke_without_command=True)
+@click.pass_context
+def calendar_group(ctx: click.Context) -> None:
+    """China's working-day calendar: statutory holidays, make-up days, the operator's overrides.
+    Without a command: its status (as `custody calendar status`)."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(calendar_status)
+
+
+@calendar_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def calendar_status(as_json: bool) -> None:
+    """The calendar in force, the years it knows, its warnings (a year it should know by now, with the
+    command that fixes it) and the deadlines that are provisional meanwhile. Exit status 1 on a warning."""
+    from sqlmodel import Session
+
+    from archive.workdays import provisional
+    from archive.workdays.services import status
+
+    with Session(_engine()) as session:
+        st = status(session, timezone=get_settings().timezone)
+    if as_json:
+        out = {
+            "label": st.label,
+            "version": st.version,
+            "today": st.today.isoformat(),
+            "warn_from": st.warn_from.isoformat(),
+            "known": {str(y): k for y, k in st.known.items()},
+            "warnings": [
+                {"year": w.year, "since": w.since.isoformat(), "message": w.message, "command": w.command}
+                for w in st.warnings
+            ],
+            "provisional": [
+                {
+                    "kind": i.kind,
+                    "subject_type": i.subject_type,
+                    "subject_id": i.subject_id,
+                    "case_id": i.case_id,
+                    "ref": i.ref,
+                    "due": i.due.isoformat(),
+                    "weekdays_due": i.weekdays_due.isoformat() if i.weekdays_due else None,
+                    "missing_years": i.missing_years,
+                }
+                for i in st.provisional
+            ],
+        }
+        click.echo(json.dumps(out, indent=1, ensure_ascii=False))
+    else:
+        click.echo(_("in force: {label}; today {today}").format(label=st.label, today=st.today.isoformat()))
+        for year, known in st.known.items():
+            click.echo((_("{year}: known") if known else _("{year}: NOT KNOWN")).format(year=year))
+        click.echo(
+            _("a next year the calendar does not know is warned about from {day}").format(
+                day=st.warn_from.isoformat()
+            )
+        )
+        for w in st.warnings:
+            click.echo(_("WARNING: {message}").format(message=w.message))
+        line = _("provisional  {due}  {kind} {ref}  case {case}  ({note})")
+        for i in st.provisional:
+            click.echo(
+                line.format(
+                    due=i.due.isoformat(),
+                    kind=i.kind,
+                    ref=i.ref,
+                    case=i.case_id,
+                    note=provisional.note(i.missing_years),
+                )
+            )
+        click.echo(_("{n} provisional deadline(s)").format(n=len(st.provisional)))
+    if st.warnings:
+        raise SystemExit(1)
 
 
 @calendar_group.command("show")
@@ -144,14 +214,17 @@ def calendar_show(year: int | None) -> None:
     from sqlmodel import Session
 
     from archive.workdays import CalendarGap
-    from archive.workdays.services import current_calendar, latest_version
+    from archive.workdays.services import calendar_warnings, current_calendar, latest_version
 
     with Session(_engine()) as session:
         cal = current_calendar(session)
         row = latest_version(session)
+        warnings = calendar_warnings(session, timezone=get_settings().timezone)
     if year is None:
         click.echo(json.dumps(cal.overrides.to_json(), indent=1, ensure_ascii=False))
         click.echo(_("in force: {label}").format(label=cal.label if row is None else f"db v{row.version}"))
+        for w in warnings:  # on stderr: stdout stays the document, to edit and set again
+            click.echo(_("WARNING: {message}").format(message=w.message), err=True)
         return
     d = date(year, 1, 1)
     try:
@@ -170,17 +243,23 @@ def calendar_show(year: int | None) -> None:
 @click.option("--reason", required=True, help="Why (e.g. the State Council's notice for the year).")
 @click.option("--as", "as_name", required=True, help="The account the change is made as.")
 def calendar_set(file: Path, reason: str, as_name: str) -> None:
-    """Install FILE (the whole override document) as the next calendar version."""
+    """Install FILE (the whole override document) as the next calendar version; the provisional
+    deadlines of the years it knows are recomputed from their start (each change logged)."""
     from archive.db import session_scope
     from archive.errors import CustodyError
-    from archive.workdays.services import set_overrides
+    from archive.workdays.services import install
 
     try:
         with session_scope(_engine()) as session:
-            row = set_overrides(
+            done = install(
                 session, _account(session, as_name), json.loads(file.read_text(encoding="utf-8")), reason
             )
-            version = row.version
+            version = done.row.version
     except (CustodyError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(_("working-day calendar version {v} in force").format(v=version))
+    click.echo(
+        _(
+            "provisional deadlines recomputed: {legal} legal review(s), {publicity} publicity decision(s)"
+        ).format(legal=done.recomputed.legal, publicity=done.recomputed.publicity)
+    )

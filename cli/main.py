@@ -367,7 +367,15 @@ def verify(as_json: bool) -> None:
     multiple=True,
     help="Export only these of the case's linked media (repeat); default: all of them.",
 )
-def export_case(case: str, out: Path, agency: str | None, media_ids: tuple[str, ...]) -> None:
+@click.option(
+    "--with-addresses",
+    is_flag=True,
+    help="Include every actor's client address in the custody log file (default: none), for an "
+    "export that stays with people entitled to read the whole log.",
+)
+def export_case(
+    case: str, out: Path, agency: str | None, media_ids: tuple[str, ...], with_addresses: bool
+) -> None:
     """Write an evidence export of CASE (case id or number): linked media, text records, custody
     events with inclusion proofs, keys and a standalone verifier, in one zip."""
     from archive.errors import CustodyError
@@ -386,6 +394,7 @@ def export_case(case: str, out: Path, agency: str | None, media_ids: tuple[str, 
             actor="system:cli",
             agency=agency,
             media_ids=list(media_ids) or None,
+            with_addresses=with_addresses,
         )
     except CustodyError as exc:
         raise click.ClickException(str(exc)) from exc

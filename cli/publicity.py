@@ -67,7 +67,9 @@ def publicity_due(soon: int | None, as_json: bool) -> None:
                 click.echo(
                     line.format(
                         title=title,
-                        deadline=i.deadline,
+                        deadline=f"{i.deadline} ({i.deadline_note})"
+                        if i.deadline_provisional
+                        else i.deadline,
                         days=f"{i.working_days_left:+d}",
                         category=vocabulary.label("publicity_category", i.category),
                         case=i.case_number,

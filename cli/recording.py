@@ -135,6 +135,7 @@ def oversight(run_first: bool, kind: str | None, limit: int, as_json: bool) -> N
     from archive.oversight import check
     from archive.oversight import services as svc
     from archive.oversight.models import LABELS_EN, WarningKind
+    from archive.workdays import provisional
     from migrations import migrate
 
     s = get_settings()
@@ -170,6 +171,15 @@ def oversight(run_first: bool, kind: str | None, limit: int, as_json: bool) -> N
                 officer=w.officer,
             )
         )
+        if w.kind is WarningKind.CALENDAR_YEAR:  # what to do about it, with the command
+            click.echo("    " + provisional.year_message(int(w.details["year"])))
+        elif w.kind is WarningKind.PROVISIONAL_DEADLINE:
+            click.echo(
+                "    "
+                + _("due {due} ({note})").format(
+                    due=w.details.get("due"), note=provisional.note(w.details.get("missing_years", []))
+                )
+            )
     click.echo(_("statistics per unit and officer:"))
     stat = _(
         "  {unit} {officer}: records {records}, required {required}, covered {covered}, gaps {gaps}, "

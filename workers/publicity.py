@@ -64,6 +64,11 @@ def report_warn() -> str | None:
     return message
 
 
+def _noted(note: str) -> str:
+    """The suffix " (provisional: ...)" after a deadline counted on a year the calendar does not know."""
+    return f" ({note})" if note else ""
+
+
 @app.task(name=DUE_WARN)
 def due_warn() -> int:
     """Warn (worker log) about decisions past their publication deadline and those due soon."""
@@ -72,13 +77,19 @@ def due_warn() -> int:
         result = decisions.due_list(session)
     for item in result.overdue:
         log.warning(
-            "publicity overdue: %s decision of case %s, decided %s, deadline %s (%d working days late)",
+            "publicity overdue: %s decision of case %s, decided %s, deadline %s%s (%d working days late)",
             item.category,
             item.case_number,
             item.decided_on,
             item.deadline,
+            _noted(item.deadline_note),
             -item.working_days_left,
         )
     for item in result.due_soon:
-        log.info("publicity due soon: case %s, deadline %s", item.case_number, item.deadline)
+        log.info(
+            "publicity due soon: case %s, deadline %s%s",
+            item.case_number,
+            item.deadline,
+            _noted(item.deadline_note),
+        )
     return len(result.overdue)

@@ -90,12 +90,19 @@ function row(cells, cls) {
 
 function details(d) {
   const parts = [];
+  if (d.command) parts.push(t("calendar_year", { year: d.year, command: d.command }));
+  if (d.missing_years) {
+    const domain = t(d.domain === "publicity" ? "domain_publicity" : "domain_legal");
+    const years = d.missing_years.join(t("list_sep"));
+    parts.push(t("provisional_due", { domain, ref: d.ref, due: d.due, years }));
+  }
   if (d.activity) parts.push(t("activity", { activity: d.activity }));
   if (d.gaps) parts.push(t("gaps", { gaps: d.gaps.map(([a, b]) => t("time_span", { start: fmt(a), end: fmt(b) })).join(t("list_sep")) }));
   if (d.received_at) parts.push(t("received", { time: fmt(d.received_at) }));
   if (d.why) parts.push(String(d.why));
   if (d.version !== undefined) parts.push(t("version", { version: d.version }));
-  const known = new Set(["activity", "gaps", "received_at", "why", "version"]);
+  const known = new Set(["activity", "gaps", "received_at", "why", "version", "year", "since", "command",
+    "domain", "ref", "due", "weekdays_due", "missing_years"]);
   const rest = Object.fromEntries(Object.entries(d).filter(([k]) => !known.has(k)));
   if (Object.keys(rest).length) parts.push(JSON.stringify(rest));
   return parts.join(" · ");

@@ -326,9 +326,18 @@ function buildLegal(lr) {
   }
   document.getElementById("legal-rule").textContent = rule;
   document.getElementById("legal-rule").title = lr.explanation; // the catalogue's own words
-  document.getElementById("legal-due").textContent = lr.due
+  const due = document.getElementById("legal-due");
+  due.textContent = lr.due
     ? t("legal_due", { date: lr.due }) + (lr.higher_authority ? " · " + t("legal_higher_authority") : "")
     : lr.higher_authority ? t("legal_higher_authority") : "";
+  // A due date in a year the calendar does not know is provisional: said so, never shown as final.
+  due.classList.toggle("provisional", Boolean(lr.due_provisional));
+  due.title = lr.due_provisional ? lr.due_explanation : "";
+  if (lr.due && lr.due_provisional) {
+    const note = el("strong", "provisional-note", lr.due_note);
+    due.append(" · ", note);
+    if (lr.due_weekdays) due.append(" · " + t("legal_due_weekdays", { date: lr.due_weekdays }));
+  }
   const s = lr.submission;
   if (s) {
     const kind = CHINESE ? s.decision_kind_zh : label("decision_kind", s.decision_kind);

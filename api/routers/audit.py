@@ -109,6 +109,9 @@ class ExportIn(BaseModel):
     agency: str | None = None  # when the number exists in several agencies
     media: list[str] | None = None  # a subset of the case's linked media (default: all of them)
     copyout: int | None = None  # the approved copy-out request (调取审批) this export uses
+    # Every actor's client address in the custody log file (needs the audit permission); by
+    # default an export carries only the exporter's own (issue 10, finding 6).
+    addresses: bool = False
 
 
 def _remove(path: Path) -> None:
@@ -133,10 +136,21 @@ async def create_export(
     """An evidence export of one case as a zip: its linked originals, proxies and posters, signed
     manifests, every version of its text records (JSON and HTML), the custody events of the case,
     its records and media with inclusion proofs, the public keys and ``verify_export.py``.
-    Reviewers export only the cases assigned to them. Logged as ``export.create``, ``case.export``
+    Reviewers export only the cases assigned to them. The log carries the exporter's own client
+    addresses only (others' as commitments), unless ``addresses`` is set by someone with the audit
+    permission. Logged as ``export.create``, ``case.export``
     and ``media.export``."""
     copy_out = await run_in_threadpool(
-        copyout.approve_export, ctx.engine, user, body.case, body.agency, body.copyout, addr
+        partial(
+            copyout.approve_export,
+            ctx.engine,
+            user,
+            body.case,
+            body.agency,
+            body.copyout,
+            addr,
+            with_addresses=body.addresses,
+        )
     )
     out = Path(tempfile.mkdtemp(prefix="custody-export-")) / "export.zip"
     try:
@@ -154,6 +168,7 @@ async def create_export(
                 media_ids=body.media,
                 client_addr=addr,
                 copy_out=copy_out,
+                with_addresses=body.addresses,
             )
         )
     except BaseException:

@@ -503,6 +503,7 @@ def _review_texts() -> dict[str, str]:
         ),
         "legal_no_rule": _("Legal review not required: no rule of catalogue v{version} matches"),
         "legal_due": _("Review due by {date} (working days, agency calendar)"),
+        "legal_due_weekdays": _("counting Monday-Friday only: {date}"),
         "legal_higher_authority": _("reviewed by the higher authority"),
         "legal_submission": _("Proposed decision v{version}: {kind}"),
         "legal_amounts": _("amounts: {amounts}"),

@@ -109,6 +109,13 @@ def _texts() -> dict[str, str]:
         "received": _("received {time}"),
         "version": _("version {version}"),
         "list_sep": _(", "),
+        "calendar_year": _(
+            "the State Council's {year} holiday arrangement is not loaded: deadlines reaching {year} are "
+            "provisional; load it with: {command}"
+        ),
+        "provisional_due": _("{domain} {ref}: due {due}, provisional ({years} not loaded)"),
+        "domain_legal": _("legal review"),
+        "domain_publicity": _("publicity"),
     }
 
 
@@ -120,6 +127,9 @@ def _labels() -> dict[str, dict[str, str]]:
         "party": _("party"),
         "query": _("search"),
         "officer": _("officer"),
+        "calendar": _("working-day calendar"),
+        "legal-submission": _("proposed decision"),
+        "decision": _("decision"),
     }
     return {"warning": {k: _(v) for k, v in LABELS_EN.items()}, "subject": subjects}
 

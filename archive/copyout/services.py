@@ -162,14 +162,23 @@ def public(row: CopyOutRequest) -> CopyOutPublic:
 
 
 def approve_export(
-    engine: Engine, user: User, case_key: str, agency: str | None, request_id: int | None, addr: str
+    engine: Engine,
+    user: User,
+    case_key: str,
+    agency: str | None,
+    request_id: int | None,
+    addr: str,
+    *,
+    with_addresses: bool = False,
 ) -> dict[str, Any] | None:
     """Before a case export through the API: the approved request it uses (logged as ``copyout.use``
     in its own transaction, so the use is on record even if building the export fails), as the export
-    names it in ``case.json``. None when approval is switched off."""
+    names it in ``case.json``. None when approval is switched off. An export the user may not make as
+    asked (``with_addresses`` without the audit permission) is refused before the approval is used."""
     from archive.config import get_settings
-    from archive.export.services import find_case
+    from archive.export.services import check_request, find_case
 
+    check_request(user, with_addresses=with_addresses)
     if not get_settings().copyout_required:
         return None
     with session_scope(engine) as session:

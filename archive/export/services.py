@@ -12,7 +12,8 @@ Layout::
     media/<id>/manifest.json        signed manifest {manifest, signature, key_id}
     log/checkpoint.json             a signed checkpoint of the custody log, made for this export
     log/events.json                 each custody event of the case, its records and its media,
-                                    with its inclusion proof
+                                    with its inclusion proof; client addresses only where the
+                                    exporter is entitled to them (see below)
     case.json                       the case, its reviewers and its media links (open and closed)
     records/records.json            every version of every text record of the case
     records/records.html            the same, readable in a browser (no scripts, all text escaped)
@@ -22,6 +23,17 @@ Layout::
 
 Objects stream from S3 into the zip in 1 MiB chunks (bounded memory for multi-GB originals) and
 are hashed on the way; the export's own index digest goes into the custody log.
+
+Client addresses (issue 10, finding 6): an export goes to people outside the archive (a court, a
+defence lawyer), so it carries no one's address but the exporter's own. Each entry of
+log/events.json is the leaf as hashed: a version 2 leaf holds only a commitment to the address
+(HMAC-SHA256 with the event's own key); the address and key are added for the exporter's own events
+(and events with no address), so they can be checked. A version 1 leaf (written before migration
+0014_ledger_addr) holds the address itself: for other people's events the address is taken out and
+the entry marked ``withheld``; the verifier then proves its leaf hash is in the log and says the
+rest is vouched for by the signed index only. ``with_addresses`` (the audit permission, or the
+command line, which runs with the database's own rights) opens every address, for an export that
+stays with the people entitled to read the whole log.
 """
 
 from __future__ import annotations
@@ -67,6 +79,11 @@ Check it offline (Python 3.9+ with the 'cryptography' package, nothing else):
 
 It prints every check it makes and ends with RESULT: OK or RESULT: FAILED. Compare the key ids it
 prints with the signing keys the agency publishes, or pin them: --trusted-keys keys.json.
+
+Client addresses in log/events.json: only those of whoever made this export, with the key that
+checks them. Other people's are a commitment (HMAC-SHA256 under a key that stays in the archive), or,
+for entries written before the archive committed to addresses, withheld: such an entry's leaf hash
+is proven to be in the signed log, its text rests on the signed index. The verifier counts each kind.
 """
 
 
@@ -227,6 +244,13 @@ def _ext(name: str) -> str:
     return suffix if suffix.isascii() and 1 < len(suffix) <= 8 and suffix[1:].isalnum() else ""
 
 
+def check_request(user: User, *, with_addresses: bool) -> None:
+    """What an export asks beyond the case itself: other people's client addresses need the audit
+    permission. Checked before anything is spent on the export (a copy-out approval is used once)."""
+    if with_addresses:
+        authorize(user, Permission.AUDIT, "export other people's client addresses")
+
+
 def build_export(
     engine: Engine,
     store: ObjectStore,
@@ -241,13 +265,17 @@ def build_export(
     client_addr: str = "",
     clock: Clock = utcnow,
     copy_out: dict[str, Any] | None = None,
+    with_addresses: bool = False,
 ) -> ExportResult:
     """Export one case: its linked media (or the ``media_ids`` subset of them), every version of
     its text records, and the custody events of the case, its records and those media. With
-    ``user`` (the API), only a case that user may export."""
+    ``user`` (the API), only a case that user may export. Client addresses: only the exporter's
+    own, unless ``with_addresses`` (needs the audit permission: whoever may read the whole log)."""
     with Session(engine) as session:
         case = find_case(session, case_key, agency=agency, user=user)
         case_id = case.id
+    if user is not None:
+        check_request(user, with_addresses=with_addresses)
     export_id = hashlib.sha256(f"{actor}{clock().isoformat()}{case_id}{media_ids}".encode()).hexdigest()[:16]
     # A checkpoint made now covers every event of this case committed so far.
     with session_scope(engine) as session:
@@ -341,7 +369,12 @@ def build_export(
             # name that case: they are not this case's to give out (issue 10).
             and (ev.details or {}).get("case") in (None, case_id)
         ]
-        proofs = [ledger.inclusion(session, ev.id or 0, cp.tree_size).to_json() for ev in evs]
+        proofs = [
+            ledger.inclusion(
+                session, ev.id or 0, cp.tree_size, show_address=with_addresses or ev.actor == actor
+            ).to_json()
+            for ev in evs
+        ]
         case_number = case.number
         html_doc = records_html(case, record_rows)
         records_doc = [_record_json(r) for r in record_rows]

@@ -11,7 +11,12 @@ What it checks, printing one line per check (OK / FAIL) and exiting 1 if anythin
   3. each media item's manifest signature, and that the original, proxy and poster files are the
      bytes the manifest names (SHA-256 and size);
   4. the signed checkpoint of the custody log, and that every custody event in the export is in the
-     log tree it signs (RFC 6962/9162 leaf hash and inclusion proof);
+     log tree it signs (RFC 6962/9162 leaf hash and inclusion proof). Client addresses: a version 2
+     leaf ("v": 2) holds HMAC-SHA256(key, address) instead of the address; where the export carries
+     the address and key (the exporter's own events) the commitment is checked too, elsewhere the
+     address stays undisclosed. A version 1 leaf (written before the archive committed to addresses)
+     holds the address; where it was withheld, only the leaf's hash is proven to be in the log and
+     the entry's other fields rest on the signed index: such entries are counted apart;
   5. the case's own custody history and its text records (records/records.json; records.html is
      the same text for reading) are present, as the signed index lists them;
   6. the legal review (legal/review.json): each version of the proposed decision hashes to the
@@ -37,6 +42,7 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import hmac
 import json
 import math
 import sys
@@ -460,20 +466,7 @@ def verify(path: str, trusted_keys: str | None = None) -> int:
         )
         root = bytes.fromhex(body["root_hash"])
         size = body["tree_size"]
-        for e in evs:
-            leaf = e["leaf"]
-            ok = inclusion_holds(
-                e["leaf_index"],
-                size,
-                leaf_hash(canonical_json(leaf)),
-                [bytes.fromhex(p) for p in e["inclusion_path"]],
-                root,
-            )
-            c.check(
-                ok,
-                f"event {leaf['id']} ({leaf['at']} {leaf['action']} by {leaf['actor']}) is in the signed log",
-                f"event {leaf['id']} ({leaf['action']}) is NOT in the signed log: changed or forged",
-            )
+        _check_events(c, evs, size, root)
         case = index.get("case") or {}
         if isinstance(case, dict) and case.get("id"):
             label = f"case {case.get('number')} ({case['id']})"
@@ -507,6 +500,71 @@ def verify(path: str, trusted_keys: str | None = None) -> int:
     print(f"{c.passed} checks passed, {c.failures} failed")
     print("RESULT: OK, the export is intact" if c.failures == 0 else "RESULT: FAILED, see FAIL lines above")
     return 0 if c.failures == 0 else 1
+
+
+def _address_commitment(key_hex: str, addr: str) -> str:
+    return hmac.new(bytes.fromhex(key_hex), addr.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def _check_events(c: Checker, evs: list[Any], size: int, root: bytes) -> None:
+    """Every event's inclusion in the signed tree; the address commitments that can be checked."""
+    counts = {"open": 0, "committed": 0, "withheld": 0}
+    for e in evs:
+        leaf = e["leaf"]
+        version = leaf.get("v", 1)
+        label = f"event {leaf.get('id')} ({leaf.get('at')} {leaf.get('action')} by {leaf.get('actor')})"
+        path = [bytes.fromhex(p) for p in e["inclusion_path"]]
+        if e.get("withheld"):
+            # Only a version 1 leaf may lack a field: a version 2 leaf is always shipped as hashed.
+            try:
+                stated = bytes.fromhex(str(e.get("leaf_hash", "")))
+            except ValueError:
+                stated = b""
+            ok = (
+                version == 1
+                and e["withheld"] == ["client_addr"]
+                and "client_addr" not in leaf
+                and inclusion_holds(e["leaf_index"], size, stated, path, root)
+            )
+            counts["withheld"] += ok
+            c.check(
+                ok,
+                f"{label}: address withheld (an entry from before addresses were committed); its leaf "
+                "hash is in the signed log, its text rests on the signed index",
+                f"event {leaf.get('id')} ({leaf.get('action')}) is NOT in the signed log: changed or forged",
+            )
+            continue
+        if version not in (1, 2):
+            c.fail(f"event {leaf.get('id')}: unknown leaf version {version!r}")
+            continue
+        ok = inclusion_holds(e["leaf_index"], size, leaf_hash(canonical_json(leaf)), path, root)
+        c.check(
+            ok,
+            f"{label} is in the signed log",
+            f"event {leaf.get('id')} ({leaf.get('action')}) is NOT in the signed log: changed or forged",
+        )
+        if version == 1:
+            counts["open"] += 1
+        elif "client_addr_key" in e or "client_addr" in e:
+            try:
+                opened = _address_commitment(str(e["client_addr_key"]), str(e["client_addr"]))
+            except (KeyError, ValueError):
+                opened = ""
+            same = hmac.compare_digest(opened, str(leaf.get("client_addr_commit", "")))
+            counts["open"] += same
+            c.check(
+                same,
+                f"event {leaf.get('id')}: client address {e.get('client_addr')!r} matches its commitment",
+                f"event {leaf.get('id')}: client address {e.get('client_addr')!r} and key do NOT match "
+                "the commitment in the log: changed or forged",
+            )
+        else:
+            counts["committed"] += 1
+    print(
+        f"NOTE  custody log: {len(evs)} events; client address shown and checked for {counts['open']}, "
+        f"undisclosed (commitment only) for {counts['committed']}, withheld from a version 1 entry "
+        f"(hash proven, text not) for {counts['withheld']}"
+    )
 
 
 def _check_legal(c: Checker, zf: zipfile.ZipFile, index: Any, evs: list[Any], case: Any, label: str) -> None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import text
@@ -41,19 +42,51 @@ class LogCorrupt(IntegrityError):
     code = "ledger.corrupt"
 
 
+LEAF_V2 = 2  # leaves that commit to the client address instead of holding it (issue 10, finding 6)
+
+
+def address_commitment(key_hex: str, addr: str) -> str:
+    """HMAC-SHA256(k_event, address), hex. A keyed MAC, not a salted hash: the IPv4 space is small
+    enough to search, so without the event's key the commitment says nothing about the address."""
+    try:
+        key = bytes.fromhex(key_hex)
+    except ValueError:  # a key edited by hand: hash what is there, the leaf will not match
+        key = key_hex.encode("utf-8")
+    return hmac.new(key, addr.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
 def leaf_document(ev: Event) -> dict[str, Any]:
-    """The facts of one event, as hashed into the log. Datetimes as ISO 8601 UTC strings."""
-    return {
+    """The facts of one event, as hashed into the log. Datetimes as ISO 8601 UTC strings.
+
+    Two formats, told apart by ``"v"``. Events written before migration 0014_ledger_addr have no
+    ``addr_key`` and keep their version 1 leaf, which holds ``client_addr`` (so the leaves,
+    checkpoints and exports made before stay verifiable). Every later event's leaf is version 2:
+    ``"v": 2`` and ``client_addr_commit`` = HMAC-SHA256(addr_key, client_addr) in place of the
+    address; the address and key are shown only to someone entitled to them (:func:`address_opening`).
+    """
+    doc: dict[str, Any] = {
         "id": ev.id,
         "at": as_utc(ev.at).isoformat(),
         "actor": ev.actor,
         "action": ev.action,
         "subject_type": ev.subject_type,
         "subject_id": ev.subject_id,
-        "client_addr": ev.client_addr,
         "outcome": ev.outcome.value,
         "details": ev.details,
     }
+    if ev.addr_key is None:
+        doc["client_addr"] = ev.client_addr
+    else:
+        doc["v"] = LEAF_V2
+        doc["client_addr_commit"] = address_commitment(ev.addr_key, ev.client_addr)
+    return doc
+
+
+def address_opening(ev: Event) -> dict[str, str]:
+    """What checks a version 2 leaf's commitment: the address and the event's key."""
+    if ev.addr_key is None:
+        return {}  # a version 1 leaf holds the address itself
+    return {"client_addr": ev.client_addr, "client_addr_key": ev.addr_key}
 
 
 def leaf_bytes(ev: Event) -> bytes:
@@ -254,22 +287,32 @@ def verify_checkpoint(cp: Checkpoint, keys: list[PublicKeyInfo], keyring: Keyrin
 
 @dataclass(frozen=True)
 class InclusionProof:
+    """An event's leaf and its inclusion path. ``opening`` (the address and key of a version 2
+    leaf) only for someone entitled to the address; ``withheld`` names fields taken out of a
+    version 1 leaf for someone who is not (then only ``leaf_hash`` is proven, not the leaf)."""
+
     event_id: int
     leaf_index: int
     tree_size: int
     leaf: dict[str, Any]
     leaf_hash: str
     path: list[str]
+    opening: dict[str, str] = field(default_factory=dict)
+    withheld: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "event_id": self.event_id,
             "leaf_index": self.leaf_index,
             "tree_size": self.tree_size,
             "leaf": self.leaf,
             "leaf_hash": self.leaf_hash,
             "inclusion_path": self.path,
+            **self.opening,
         }
+        if self.withheld:
+            out["withheld"] = self.withheld
+        return out
 
 
 def leaf_for_event(session: Session, event_id: int) -> LogLeaf:
@@ -283,7 +326,11 @@ def leaf_for_event(session: Session, event_id: int) -> LogLeaf:
     return leaf
 
 
-def inclusion(session: Session, event_id: int, size: int) -> InclusionProof:
+def inclusion(session: Session, event_id: int, size: int, *, show_address: bool = True) -> InclusionProof:
+    """The event's leaf and inclusion path in the tree of ``size``. ``show_address=False`` (an
+    export for someone not entitled to this event's client address): a version 2 leaf goes as
+    hashed, with its commitment only; a version 1 leaf holding a non-empty address goes without it,
+    marked withheld (its hash is still proven, its text no longer is)."""
     leaf = leaf_for_event(session, event_id)
     if leaf.idx >= size:
         raise NotFound(
@@ -299,8 +346,17 @@ def inclusion(session: Session, event_id: int, size: int) -> InclusionProof:
             )
         )
     path = merkle.inclusion_proof(leaf.idx, size, SubtreeSource(session))
+    doc = leaf_document(ev)
+    # An empty address (system actors) is no secret: shipped open, so the leaf stays checkable.
+    if show_address or not ev.client_addr:
+        opening, withheld = address_opening(ev), []
+    elif ev.addr_key is None:
+        opening, withheld = {}, ["client_addr"]
+        doc.pop("client_addr")
+    else:
+        opening, withheld = {}, []
     return InclusionProof(
-        event_id, leaf.idx, size, leaf_document(ev), leaf.leaf_hash, [p.hex() for p in path]
+        event_id, leaf.idx, size, doc, leaf.leaf_hash, [p.hex() for p in path], opening, withheld
     )
 
 
@@ -365,7 +421,9 @@ def _checkpoint_of_size(session: Session, size: int | None) -> Checkpoint:
 def inclusion_for(
     session: Session, user: User, event_id: int, size: int | None
 ) -> tuple[InclusionProof, CheckpointPublic]:
-    """The event's leaf and its inclusion path to a signed checkpoint (the latest by default)."""
+    """The event's leaf and its inclusion path to a signed checkpoint (the latest by default), with
+    the client address and, for a version 2 leaf, the key that checks its commitment: the audit
+    permission reads the whole log, addresses included."""
     authorize(user, Permission.AUDIT, "do this")
     cp = _checkpoint_of_size(session, size)
     return inclusion(session, event_id, cp.tree_size), CheckpointPublic.model_validate(cp.model_dump())

@@ -23,6 +23,7 @@ from archive.legal.models import (
     Opinion,
 )
 from archive.legal.services import case_marks, digest_document
+from archive.workdays import provisional
 
 
 def export_document(session: Session, case_id: str) -> dict[str, Any]:
@@ -97,6 +98,13 @@ def _when(value: Any) -> str:
         return str(value)
 
 
+def _provisional(s: dict[str, Any]) -> str:
+    """ " (provisional: the 2027 holiday arrangement is not loaded)" after a provisional due date."""
+    if not s.get("due_provisional"):
+        return ""
+    return " (" + provisional.note(s.get("due_missing_years") or []) + ")"
+
+
 def review_html(case: Case, doc: dict[str, Any]) -> bytes:
     """The legal review readable without software, in the exporting user's language, times in the
     agency's zone with the zone named."""
@@ -153,7 +161,8 @@ def review_html(case: Case, doc: dict[str, Any]) -> bytes:
             f"<section><h2>{e(t['proposed'])} v{s['version']}: "
             f"{e(kind_name(s['decision_kind']))} ({e(s['state'])})</h2>",
             f"<p>SHA-256 {e(s['digest'])}; {e(t['rule'])} {e(s['rule_id'] or '-')}; "
-            f"{e(t['due'])} {e(s['due'] or '-')}; {e(t['submitted_by'])} {e(s['submitted_by'])} "
+            f"{e(t['due'])} {e(s['due'] or '-')}{e(_provisional(s))}; "
+            f"{e(t['submitted_by'])} {e(s['submitted_by'])} "
             f"{e(_when(s['submitted_at']))}</p>",
             f"<p>{e(s['attestation'])}</p>",
             f"<p>{e(t['legal_basis'])}: {e('; '.join(s['legal_basis']))}</p><pre>{e(s['facts'])}</pre><ul>",

@@ -162,6 +162,11 @@ class LegalSubmission(SQLModel, table=True):
     attestation: str = Field(max_length=500)
     due: date | None = None  # the last working day of the review time limit, agency-local
     calendar: str = Field(default="", max_length=64)  # which calendar data computed ``due``
+    # ``due`` crosses a year the calendar did not know: provisional (every day of those years counted
+    # as working, so never later than the real one), recomputed when the year is set (archive.workdays).
+    due_provisional: bool = False
+    due_missing_years: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    due_weekdays: date | None = None  # provisional only: the Monday-Friday count, for information
     supersedes: int | None = None
     closed_at: datetime | None = None
     closed_by: str | None = Field(default=None, max_length=160)
@@ -253,6 +258,10 @@ class SubmissionPublic(SQLModel):
     submitted_at: datetime
     attestation: str
     due: date | None
+    due_provisional: bool = False
+    due_missing_years: list[int] = []
+    due_weekdays: date | None = None
+    due_note: str = ""  # "provisional: the 2027 holiday arrangement is not loaded", in the reader's language
     supersedes: int | None
     closed_at: datetime | None
     closed_by: str | None
@@ -320,6 +329,11 @@ class LegalReviewPublic(SQLModel):
     status_label: str
     status_zh: str
     due: date | None
+    due_provisional: bool = False
+    due_missing_years: list[int] = []
+    due_weekdays: date | None = None
+    due_note: str = ""
+    due_explanation: str = ""  # how a provisional date was counted
     overdue: bool
     working_days_overdue: int | None
     submission: SubmissionPublic | None
@@ -341,6 +355,10 @@ class OverdueItem(SQLModel):
     submitted_by: str
     submitted_at: datetime
     due: date
+    due_provisional: bool = False
+    due_missing_years: list[int] = []
+    due_weekdays: date | None = None
+    due_note: str = ""
     higher_authority: bool
 
 

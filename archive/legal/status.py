@@ -51,7 +51,7 @@ from archive.legal.models import (
     SubmissionState,
 )
 from archive.legal.review import _latest_answers
-from archive.workdays import local_date
+from archive.workdays import local_date, provisional
 from archive.workdays.services import current_calendar
 
 # --------------------------------------------------------------------------- status
@@ -64,7 +64,11 @@ def _today(clock: Clock, timezone: str) -> date:
 def submission_public(s: LegalSubmission, catalogue: Catalogue | None = None) -> SubmissionPublic:
     kind = (catalogue or default_catalogue()).decision_kinds.get(s.decision_kind)
     return SubmissionPublic.model_validate(
-        {**s.model_dump(), "decision_kind_zh": kind.label_zh if kind else s.decision_kind}
+        {
+            **s.model_dump(),
+            "decision_kind_zh": kind.label_zh if kind else s.decision_kind,
+            "due_note": provisional.note(s.due_missing_years) if s.due_provisional else "",
+        }
     )
 
 
@@ -137,7 +141,9 @@ def review_status(
     overdue = bool(status is ReviewStatus.PENDING and due is not None and due < _today(clock, timezone))
     late: int | None = None
     if overdue and due is not None:
-        late = current_calendar(session).working_days_between(due, _today(clock, timezone))
+        # Counted like the due date (a day of a year the calendar does not know counts): never refused.
+        late = current_calendar(session).working_days_between(due, _today(clock, timezone), provisional=True)
+    missing = list(current.due_missing_years) if current is not None and current.due_provisional else []
     label, label_zh = STATUS_LABELS[status]
     return LegalReviewPublic(
         case_id=case.id,
@@ -153,6 +159,11 @@ def review_status(
         status_label=_(label),
         status_zh=label_zh,
         due=due,
+        due_provisional=bool(missing),
+        due_missing_years=missing,
+        due_weekdays=current.due_weekdays if current is not None and missing else None,
+        due_note=provisional.note(missing),
+        due_explanation=provisional.explanation(missing),
         overdue=overdue,
         working_days_overdue=late,
         submission=submission_public(current, catalogue) if current else None,
@@ -218,6 +229,10 @@ def overdue(
             submitted_by=s.submitted_by,
             submitted_at=as_utc(s.submitted_at),
             due=s.due or today,
+            due_provisional=s.due_provisional,
+            due_missing_years=list(s.due_missing_years),
+            due_weekdays=s.due_weekdays,
+            due_note=provisional.note(s.due_missing_years) if s.due_provisional else "",
             higher_authority=s.higher_authority,
         )
         for s, number, title in rows

@@ -50,6 +50,7 @@ from archive.legal.models import (
 )
 from archive.signing import canonical_json
 from archive.workdays import local_date
+from archive.workdays.calendar import Deadline
 from archive.workdays.services import current_calendar
 
 
@@ -292,11 +293,14 @@ def submit(
             )
     now = clock()
     due: date | None = None
+    limit: Deadline | None = None
     calendar_label = ""
     if verdict.required:
         cal = current_calendar(session)
-        # Raises CalendarGap (422) when the calendar does not know a year the limit crosses.
-        due = cal.add_working_days(local_date(now, timezone), catalogue.review_working_days)
+        # Never refused for a year the calendar does not know: then provisional and conservative
+        # (archive.workdays.provisional), recomputed when the operator sets the year.
+        limit = cal.deadline(local_date(now, timezone), catalogue.review_working_days)
+        due = limit.due
         calendar_label = cal.label
     version = (current.version + 1) if current is not None else 1
     sub = LegalSubmission(
@@ -322,6 +326,9 @@ def submit(
         attestation=SUBMITTER_ATTESTATION,
         due=due,
         calendar=calendar_label,
+        due_provisional=limit is not None and limit.provisional,
+        due_missing_years=list(limit.missing_years) if limit is not None else [],
+        due_weekdays=limit.weekdays_due if limit is not None else None,
         supersedes=live.version if live is not None else None,
     )
     sub.digest = digest(sub)
@@ -355,6 +362,8 @@ def submit(
         catalogue_version=sub.catalogue_version,
         due=due.isoformat() if due else None,
         calendar=calendar_label,
+        due_provisional=sub.due_provisional,
+        due_missing_years=sub.due_missing_years,
         materials=sorted(materials),
         evidence=len(evidence),
         attestation=SUBMITTER_ATTESTATION,

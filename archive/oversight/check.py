@@ -37,6 +37,8 @@ from archive.coverage.services import NOT_RECORDINGS, current_list
 from archive.media.models import Media, MediaState
 from archive.oversight import check_sql
 from archive.oversight.models import OversightRun, OversightWarning, WarningKind
+from archive.workdays import provisional
+from archive.workdays.services import current_calendar
 
 SYSTEM_OVERSIGHT = "system:oversight"
 log = logging.getLogger("custody.oversight")
@@ -158,6 +160,7 @@ def run_check(
         today = started.astimezone(ZoneInfo(timezone)).date()
         for badge, why in sorted(check(session, officers_seen, today).items()):
             warn(WarningKind.NO_CERTIFICATE, "officer", badge, officer=badge, details={"why": why})
+    _check_calendar(session, started.astimezone(ZoneInfo(timezone)).date(), warn)
     flush()
     run.finished_at = clock()
     run.counts = {k.value: counts.get(k, 0) for k in WarningKind}
@@ -174,6 +177,43 @@ def run_check(
         clock=clock,
     )
     return run
+
+
+def _check_calendar(session: Session, today: date, warn: Callable[..., None]) -> None:
+    """Years the working-day calendar should know by ``today`` and does not (from ``warn_from``, 1
+    November by default, for the next year), and the live deadlines that are provisional meanwhile."""
+    for w in provisional.year_warnings(current_calendar(session), today):
+        warn(
+            WarningKind.CALENDAR_YEAR,
+            "calendar",
+            str(w.year),
+            details={"year": w.year, "since": w.since.isoformat(), "command": w.command},
+        )
+    items = provisional.provisional_items(session)
+    agencies = (
+        dict(
+            session.execute(
+                select(col(Case.id), col(Case.agency)).where(col(Case.id).in_({i.case_id for i in items}))
+            ).all()
+        )
+        if items
+        else {}
+    )
+    for i in items:
+        warn(
+            WarningKind.PROVISIONAL_DEADLINE,
+            i.subject_type,
+            i.subject_id,
+            case_id=i.case_id,
+            agency=agencies.get(i.case_id, ""),
+            details={
+                "domain": i.kind,
+                "ref": i.ref,
+                "due": i.due.isoformat(),
+                "weekdays_due": i.weekdays_due.isoformat() if i.weekdays_due else None,
+                "missing_years": i.missing_years,
+            },
+        )
 
 
 def _insert_warnings(session: Session, rows: list[dict[str, Any]]) -> None:

@@ -20,6 +20,9 @@ class WarningKind(StrEnum):
     UNLINKED = "unlinked-recording"  # a recording linked to no case after N days
     NO_CERTIFICATE = "officer-without-certificate"  # from the publicity roster (issue 14)
     NO_ACTIVITY = "record-without-activity"  # a record that states no activity of the list
+    # The working-day calendar does not know a year it should by now (archive.workdays.provisional).
+    CALENDAR_YEAR = "calendar-year-missing"
+    PROVISIONAL_DEADLINE = "provisional-deadline"  # a live legal-review or publicity limit is provisional
 
 
 LABELS_ZH: dict[str, str] = {
@@ -28,6 +31,8 @@ LABELS_ZH: dict[str, str] = {
     WarningKind.UNLINKED: "音像记录未关联案件",
     WarningKind.NO_CERTIFICATE: "执法人员无有效执法证件",
     WarningKind.NO_ACTIVITY: "文字记录未标明执法环节",
+    WarningKind.CALENDAR_YEAR: "工作日历缺少年度节假日安排",
+    WarningKind.PROVISIONAL_DEADLINE: "期限为暂定（节假日安排未载入）",
 }
 LABELS_EN: dict[str, str] = {
     WarningKind.MISSING: N_("required recording missing"),
@@ -35,6 +40,8 @@ LABELS_EN: dict[str, str] = {
     WarningKind.UNLINKED: N_("recording not linked to a case"),
     WarningKind.NO_CERTIFICATE: N_("officer without a valid certificate"),
     WarningKind.NO_ACTIVITY: N_("record states no activity"),
+    WarningKind.CALENDAR_YEAR: N_("working-day calendar lacks a year"),
+    WarningKind.PROVISIONAL_DEADLINE: N_("provisional deadline (holiday arrangement not loaded)"),
 }
 
 
@@ -54,7 +61,7 @@ class OversightWarning(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     run_id: int = Field(foreign_key="oversight_runs.id")
     kind: WarningKind = Field(sa_type=enum_column(WarningKind))
-    subject_type: str = Field(max_length=32)  # record, media, officer
+    subject_type: str = Field(max_length=32)  # record, media, officer, calendar, legal-submission, decision
     subject_id: str = Field(max_length=64)
     case_id: str | None = Field(default=None, max_length=36)
     agency: str = Field(default="", max_length=64)

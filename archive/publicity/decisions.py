@@ -4,7 +4,10 @@ annulled or remade.
 
 Deadlines: licensing and penalty decisions within 7 working days of the decision, the others within
 20 (seed 000), counted on the archive's working-day calendar (archive.workdays, shared with legal
-review). A year the calendar does not know is an error (CalendarGap, 422), never a guess.
+review). A deadline that reaches a year the calendar does not know is provisional, never refused and
+never a silent guess: counted with every day of that year as a working day (so never later than the
+real one), marked and shown as provisional, recomputed when the operator sets the year
+(archive.workdays.provisional).
 """
 
 from __future__ import annotations
@@ -51,11 +54,13 @@ from archive.publicity.models import (
     WithdrawalGround,
 )
 from archive.publicity.services import is_restricted, log, sha256_json, today
+from archive.workdays import provisional
+from archive.workdays.calendar import Deadline
 from archive.workdays.services import current_calendar
 
 
-def deadline_for(session: Session, category: DecisionCategory, decided_on: date) -> date:
-    return current_calendar(session).add_working_days(decided_on, PUBLICATION_WORKING_DAYS[category])
+def deadline_for(session: Session, category: DecisionCategory, decided_on: date) -> Deadline:
+    return current_calendar(session).deadline(decided_on, PUBLICATION_WORKING_DAYS[category])
 
 
 def timeliness(d: Decision, on: date) -> Timeliness:
@@ -128,6 +133,7 @@ def register(
     if taken:
         raise Conflict(_("this decision document is already registered as {ref}").format(ref=taken))
     persons = sorted({p.strip() for p in data.persons if p.strip()})
+    limit = deadline_for(session, data.category, data.decided_on)
     now = clock()
     decision = Decision(
         ref=f"D{data.decided_on.year}-{secrets.token_hex(4)}",
@@ -135,7 +141,10 @@ def register(
         record_id=rec.record_id,
         category=data.category,
         decided_on=data.decided_on,
-        deadline=deadline_for(session, data.category, data.decided_on),
+        deadline=limit.due,
+        deadline_provisional=limit.provisional,
+        deadline_missing_years=list(limit.missing_years),
+        deadline_weekdays=limit.weekdays_due,
         party_kind=data.party_kind,
         party_name=party,
         conclusion=conclusion,
@@ -160,6 +169,8 @@ def register(
         category=data.category,
         decided_on=str(data.decided_on),
         deadline=str(decision.deadline),
+        deadline_provisional=limit.provisional,
+        deadline_missing_years=list(limit.missing_years),
     )
     return decision
 
@@ -191,6 +202,7 @@ def to_public(session: Session, d: Decision, on: date | None = None) -> Decision
             "case_number": case.number if case else "",
             "category_label": CATEGORY_ZH[d.category],
             "timeliness": timeliness(d, on or today()),
+            "deadline_note": provisional.note(d.deadline_missing_years) if d.deadline_provisional else "",
         }
     )
 
@@ -207,7 +219,9 @@ def due_list(session: Session, *, on: date | None = None, soon_days: int | None 
     on = on or today()
     soon = get_settings().publicity_due_soon_days if soon_days is None else soon_days
     cal = current_calendar(session)
-    horizon = cal.add_working_days(on, soon)
+    # Never refused for a year the calendar does not know: counted as provisional deadlines are (every
+    # day working), so a provisional deadline is "due soon" no later than it would be on the real one.
+    horizon = cal.add_working_days(on, soon, provisional=True)
     rows = session.exec(
         select(Decision, Case.number)
         .join(Case, col(Case.id) == col(Decision.case_id))
@@ -225,7 +239,11 @@ def due_list(session: Session, *, on: date | None = None, soon_days: int | None 
             category_label=CATEGORY_ZH[d.category],
             decided_on=d.decided_on,
             deadline=d.deadline,
-            working_days_left=cal.working_days_between(on, d.deadline),
+            deadline_provisional=d.deadline_provisional,
+            deadline_missing_years=list(d.deadline_missing_years),
+            deadline_weekdays=d.deadline_weekdays,
+            deadline_note=provisional.note(d.deadline_missing_years) if d.deadline_provisional else "",
+            working_days_left=cal.working_days_between(on, d.deadline, provisional=True),
         )
         (overdue if d.deadline < on else due_soon).append(item)
     return DueList(today=on, overdue=overdue, due_soon=due_soon)

@@ -274,6 +274,11 @@ class Decision(SQLModel, table=True):
     category: DecisionCategory = Field(sa_type=enum_column(DecisionCategory))
     decided_on: date = Field(index=True)
     deadline: date
+    # ``deadline`` crosses a year the calendar did not know: provisional (every day of those years
+    # counted as working, so never later than the real one), recomputed when the year is set.
+    deadline_provisional: bool = False
+    deadline_missing_years: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    deadline_weekdays: date | None = None  # provisional only: the Monday-Friday count, for information
     party_kind: PartyKind = Field(sa_type=enum_column(PartyKind))
     party_name: str = Field(max_length=200)
     conclusion: str = Field(sa_column=Column(Text, nullable=False))
@@ -332,6 +337,10 @@ class DecisionPublic(SQLModel):
     category_label: str
     decided_on: date
     deadline: date
+    deadline_provisional: bool = False
+    deadline_missing_years: list[int] = []
+    deadline_weekdays: date | None = None
+    deadline_note: str = ""  # "provisional: the 2027 holiday arrangement is not loaded"
     party_kind: PartyKind
     party_name: str
     conclusion: str
@@ -374,7 +383,11 @@ class DueItem(SQLModel):
     category_label: str
     decided_on: date
     deadline: date
-    working_days_left: int  # negative: working days overdue
+    deadline_provisional: bool = False
+    deadline_missing_years: list[int] = []
+    deadline_weekdays: date | None = None
+    deadline_note: str = ""
+    working_days_left: int  # negative: working days overdue (counted as the provisional deadline was)
 
 
 class DueList(SQLModel):

@@ -79,6 +79,8 @@ def _decision_rows(session: Session, year: int, as_of: date) -> list[dict[str, A
                 "category": str(d.category),
                 "decided_on": d.decided_on.isoformat(),
                 "deadline": d.deadline.isoformat(),
+                # counted across a year the calendar did not know yet: provisional (docs/publicity.md)
+                "deadline_provisional": d.deadline_provisional,
                 "published_on": d.published_on.isoformat() if d.published_on else None,
                 "timeliness": str(timeliness(d, as_of)),
                 "state": str(d.state),

@@ -1,8 +1,11 @@
-"""The calendar itself: library facts, then the operator's overrides, never a guess."""
+"""The calendar itself: library facts, then the operator's overrides; for a year neither knows, a
+provisional count that is never later than the real one (see :meth:`WorkCalendar.deadline`)."""
 
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -40,12 +43,20 @@ class DayOverride(BaseModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
+# From this day of a year (MM-DD), the next year missing from the calendar is warned about.
+DEFAULT_WARN_FROM = "11-01"
+_MONTH_DAY = re.compile(r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")
+
+
 class Overrides(BaseModel):
     model_config = ConfigDict(extra="forbid")
     version: int = Field(default=1, ge=1)
     title: str = ""
     years: dict[int, YearArrangement] = {}
     days: list[DayOverride] = []
+    # From this day (MM-DD) of each year, a next year the calendar does not know is warned about
+    # (oversight, `custody calendar status`, /healthz): data, set like the rest of the document.
+    warn_from: str = DEFAULT_WARN_FROM
 
     @model_validator(mode="after")
     def _consistent(self) -> Overrides:
@@ -58,6 +69,13 @@ class Overrides(BaseModel):
             both = set(arrangement.holidays) & set(arrangement.workdays)
             if both:
                 raise ValueError(f"{min(both).isoformat()} is both a holiday and a working day in {year}")
+        if not _MONTH_DAY.match(self.warn_from):
+            raise ValueError(f"warn_from {self.warn_from!r} is not a month and day (MM-DD)")
+        month, day = (int(x) for x in self.warn_from.split("-"))
+        try:
+            date(2001, month, day)  # not a leap year: 02-29 would not exist every year
+        except ValueError as exc:
+            raise ValueError(f"warn_from {self.warn_from!r} is not a day of every year") from exc
         seen = [o.date for o in self.days]
         if len(seen) != len(set(seen)):
             raise ValueError("a day is overridden twice")
@@ -65,6 +83,10 @@ class Overrides(BaseModel):
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+    def warn_from_in(self, year: int) -> date:
+        month, day = (int(x) for x in self.warn_from.split("-"))
+        return date(year, month, day)
 
 
 def parse_overrides(data: Any) -> Overrides:
@@ -85,6 +107,27 @@ def _library_is_workday(d: date) -> bool | None:
         return None
 
 
+@dataclass(frozen=True)
+class Deadline:
+    """The last day of a time limit counted in working days.
+
+    ``missing_years`` empty: ``due`` is exact. Otherwise it is provisional: the limit crosses years
+    the calendar does not know, and ``due`` counts every day of those years as a working day,
+    weekends included. A holiday only makes the real deadline later and a make-up working weekend
+    (调休) only makes it earlier, so no arrangement the State Council can publish makes the real
+    deadline earlier than ``due``: the legal limit is never overrun because of the guess.
+    ``weekdays_due`` is the same count with only Monday-Friday working (what the real deadline is
+    when the year has neither holidays nor make-up days in the span), shown for information."""
+
+    due: date
+    missing_years: tuple[int, ...] = ()
+    weekdays_due: date | None = None
+
+    @property
+    def provisional(self) -> bool:
+        return bool(self.missing_years)
+
+
 class WorkCalendar:
     """Working days in mainland China: day override > the operator's year arrangement > the
     library's published arrangement; otherwise :class:`CalendarGap`."""
@@ -100,6 +143,21 @@ class WorkCalendar:
     def is_working_day(self, d: date) -> bool:
         if isinstance(d, datetime):  # a datetime is a date subclass; its day depends on a zone
             raise TypeError("is_working_day takes a date; convert with local_date() first")
+        answer = self._known(d)
+        if answer is None:
+            raise CalendarGap(d.year)
+        return answer
+
+    def _assumed(self, d: date, missing: set[int], *, weekdays: bool = False) -> bool:
+        """The day's answer, or for a year the calendar does not know (noted in ``missing``) the
+        provisional one: every day working (the conservative count), or Monday-Friday."""
+        answer = self._known(d)
+        if answer is None:
+            missing.add(d.year)
+            return d.weekday() < 5 if weekdays else True
+        return answer
+
+    def _known(self, d: date) -> bool | None:
         if d in self._days:
             return self._days[d]
         if d.year in self._years:
@@ -108,19 +166,24 @@ class WorkCalendar:
             if d in self._holidays:
                 return False
             return d.weekday() < 5
-        answer = _library_is_workday(d)
-        if answer is None:
-            raise CalendarGap(d.year)
-        return answer
+        return _library_is_workday(d)
 
     def knows_year(self, year: int) -> bool:
         return year in self._years or _library_is_workday(date(year, 6, 30)) is not None
 
-    def add_working_days(self, start: date, n: int) -> date:
+    def warn_from(self, year: int) -> date:
+        """The day of ``year`` from which a next year the calendar does not know is warned about."""
+        return self.overrides.warn_from_in(year)
+
+    def add_working_days(self, start: date, n: int, *, provisional: bool = False) -> date:
         """The date ``n`` working days after ``start``: the day of ``start`` itself does not count
         (a limit starts the day after the event, as Chinese administrative time limits do), so
         5 working days after a Friday submission end on the next Friday when no holiday falls
-        between. ``n == 0`` is ``start``."""
+        between. ``n == 0`` is ``start``. A year the calendar does not know raises
+        :class:`CalendarGap`; with ``provisional=True`` its days all count (as in :meth:`deadline`)."""
+        return self._add(start, n, set(), strict=not provisional)
+
+    def _add(self, start: date, n: int, missing: set[int], *, strict: bool, weekdays: bool = False) -> date:
         if not 0 <= n <= MAX_WORKING_DAYS:
             raise InvalidCalendar(
                 _("working days must be between 0 and {max}, not {n}").format(max=MAX_WORKING_DAYS, n=n)
@@ -129,24 +192,38 @@ class WorkCalendar:
         left = n
         while left:
             d += timedelta(days=1)
-            if self.is_working_day(d):
+            working = self.is_working_day(d) if strict else self._assumed(d, missing, weekdays=weekdays)
+            if working:
                 left -= 1
         return d
 
-    def working_days_between(self, a: date, b: date) -> int:
+    def deadline(self, start: date, n: int) -> Deadline:
+        """``n`` working days after ``start`` (as :meth:`add_working_days`), never refused for a year
+        the calendar does not know: then the answer is provisional and conservative (see
+        :class:`Deadline`)."""
+        missing: set[int] = set()
+        due = self._add(start, n, missing, strict=False)
+        if not missing:
+            return Deadline(due)
+        weekdays = self._add(start, n, missing, strict=False, weekdays=True)
+        return Deadline(due, tuple(sorted(missing)), weekdays)
+
+    def working_days_between(self, a: date, b: date, *, provisional: bool = False) -> int:
         """Working days in (a, b]: ``working_days_between(a, add_working_days(a, n)) == n``.
-        Negative when ``b`` is before ``a``."""
+        Negative when ``b`` is before ``a``. With ``provisional=True`` a day of a year the calendar
+        does not know counts as working (the count that matches a provisional :meth:`deadline`)."""
         if b < a:
-            return -self.working_days_between(b, a)
+            return -self.working_days_between(b, a, provisional=provisional)
         if (b - a).days > MAX_WORKING_DAYS * 2:
             raise InvalidCalendar(
                 _("{a} to {b} is too long a span to count").format(a=a.isoformat(), b=b.isoformat())
             )
         count = 0
         d = a
+        missing: set[int] = set()
         while d < b:
             d += timedelta(days=1)
-            if self.is_working_day(d):
+            if self._assumed(d, missing) if provisional else self.is_working_day(d):
                 count += 1
         return count
 

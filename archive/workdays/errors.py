@@ -6,8 +6,9 @@ from archive.i18n import _
 
 class CalendarGap(InvalidInput):
     """A working-day question about a year that neither the holiday library nor the operator's
-    overrides cover. Answered 422: the operator must add the year (``custody calendar set``) from
-    the State Council's notice; the archive never guesses a legal deadline."""
+    overrides cover, from the strict functions (``is_working_day``, ``add_working_days``); the
+    operator adds the year (``custody calendar set``) from the State Council's notice. Deadlines are
+    never refused for it: they are provisional meanwhile (``WorkCalendar.deadline``)."""
 
     http_status = 422
     code = "calendar.year_unknown"

@@ -1,7 +1,11 @@
-"""The operator's calendar versions: read the one in force, set a new one with a reason."""
+"""The operator's calendar versions: read the one in force, set a new one with a reason (which
+recomputes the provisional deadlines of the years it now knows), and the calendar's status with its
+warnings."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from sqlalchemy import func
@@ -11,10 +15,19 @@ from archive import events
 from archive.access import Permission, actor, authorize
 from archive.accounts.models import User
 from archive.clock import Clock, utcnow
+from archive.config import get_settings
 from archive.i18n import _
-from archive.workdays.calendar import WorkCalendar, default_calendar, parse_overrides
+from archive.workdays.calendar import WorkCalendar, default_calendar, local_date, parse_overrides
 from archive.workdays.errors import InvalidCalendar
 from archive.workdays.models import WorkdayCalendarVersion
+from archive.workdays.provisional import (
+    ProvisionalItem,
+    Recomputed,
+    YearWarning,
+    provisional_items,
+    recompute,
+    year_warnings,
+)
 
 
 def latest_version(session: Session) -> WorkdayCalendarVersion | None:
@@ -31,10 +44,25 @@ def current_calendar(session: Session) -> WorkCalendar:
     return WorkCalendar(parse_overrides(row.body), label=f"db v{row.version}")
 
 
+@dataclass(frozen=True)
+class Installed:
+    row: WorkdayCalendarVersion
+    recomputed: Recomputed
+
+
 def set_overrides(
     session: Session, user: User, body: dict[str, Any], reason: str, *, clock: Clock = utcnow
 ) -> WorkdayCalendarVersion:
-    """Store a new version of the overrides (the whole document), logged as ``calendar.set``."""
+    """:func:`install`, answering the stored version."""
+    return install(session, user, body, reason, clock=clock).row
+
+
+def install(
+    session: Session, user: User, body: dict[str, Any], reason: str, *, clock: Clock = utcnow
+) -> Installed:
+    """Store a new version of the overrides (the whole document), logged as ``calendar.set``; then
+    recompute every provisional deadline on it (:func:`archive.workdays.provisional.recompute`, one
+    event per item changed)."""
     authorize(user, Permission.CALENDAR_SET)
     reason = reason.strip()
     if not reason:
@@ -61,7 +89,47 @@ def set_overrides(
             "reason": reason,
             "years": sorted(overrides.years),
             "days": [o.date.isoformat() for o in overrides.days],
+            "warn_from": overrides.warn_from,
         },
         clock=clock,
     )
-    return row
+    cal = WorkCalendar(overrides, label=f"db v{version}")
+    return Installed(row, recompute(session, cal, actor=actor(user), calendar_version=version, clock=clock))
+
+
+@dataclass(frozen=True)
+class CalendarStatus:
+    label: str  # which data answers: "default v1", "db v3"
+    version: int | None  # the database version in force (None: the shipped file)
+    today: date  # agency-local
+    warn_from: date  # this year's day from which a missing next year is warned about
+    known: dict[int, bool]  # this year and the next two: known to the calendar?
+    warnings: list[YearWarning]
+    provisional: list[ProvisionalItem]  # live deadlines that are provisional
+
+
+def calendar_warnings(
+    session: Session, *, clock: Clock = utcnow, timezone: str | None = None
+) -> list[YearWarning]:
+    """The years the calendar should know by today and does not (for the oversight check and
+    /healthz: no reader's permission needed, it names no case)."""
+    tz = timezone or get_settings().timezone
+    return year_warnings(current_calendar(session), local_date(clock(), tz))
+
+
+def status(session: Session, *, clock: Clock = utcnow, timezone: str | None = None) -> CalendarStatus:
+    """The calendar in force, the years it knows around today, its warnings and the provisional
+    deadlines waiting for a year (`custody calendar status`)."""
+    tz = timezone or get_settings().timezone
+    cal = current_calendar(session)
+    row = latest_version(session)
+    today = local_date(clock(), tz)
+    return CalendarStatus(
+        label=cal.label,
+        version=row.version if row is not None else None,
+        today=today,
+        warn_from=cal.warn_from(today.year),
+        known={y: cal.knows_year(y) for y in range(today.year, today.year + 3)},
+        warnings=year_warnings(cal, today),
+        provisional=provisional_items(session),
+    )

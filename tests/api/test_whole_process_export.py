@@ -23,7 +23,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
+from archive.copyout.models import CopyOutRequest
 from archive.coverage import logic
 from archive.coverage.itemlist import Mode
 from archive.export.services import VERIFIER
@@ -117,6 +119,17 @@ def test_export_needs_approval_and_verifies_coverage_and_signatures(
     )
     r = httpx.post(f"{url}/api/v1/exports", json={"case": cid, "copyout": req["id"]}, headers=auth(clerk))
     assert r.status_code == 403  # another person's approval is not yours
+    # Asking for everyone's client addresses without the audit permission: refused before the
+    # approval is used (issue 10, finding 6).
+    r = httpx.post(
+        f"{url}/api/v1/exports",
+        json={"case": cid, "copyout": req["id"], "addresses": True},
+        headers=auth(rev),
+    )
+    assert r.status_code == 403 and "address" in r.json()["detail"], r.text
+    with Session(engine) as s:
+        approved = s.get(CopyOutRequest, req["id"])
+        assert approved is not None and approved.used_count == 0
     r = httpx.post(
         f"{url}/api/v1/exports", json={"case": cid, "copyout": req["id"]}, headers=auth(rev), timeout=120
     )

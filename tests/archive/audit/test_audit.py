@@ -253,7 +253,11 @@ def test_auditor_api_proofs_check_out_offline(
     got = httpx.get(f"{url}/events/{denied.id}/proof", headers=h).json()
     proof, root = got["proof"], bytes.fromhex(got["checkpoint"]["root_hash"])
     leaf = merkle.leaf_hash(canonical_json(proof["leaf"]))
-    assert proof["leaf"]["outcome"] == "denied" and proof["leaf"]["client_addr"] == "127.0.0.1"
+    assert proof["leaf"]["outcome"] == "denied" and proof["client_addr"] == "127.0.0.1"
+    # An auditor reads addresses: the leaf commits to it, the proof opens the commitment.
+    assert proof["leaf"]["client_addr_commit"] == ledger.address_commitment(
+        proof["client_addr_key"], "127.0.0.1"
+    )
     merkle.verify_inclusion(
         proof["leaf_index"],
         proof["tree_size"],

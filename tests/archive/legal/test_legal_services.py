@@ -4,6 +4,7 @@ nothing."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from datetime import UTC, date, datetime
@@ -27,7 +28,7 @@ from archive.legal.errors import (
 )
 from archive.legal.models import LegalCaseMark, LegalSubmission, SubmissionState
 from archive.models import Event
-from archive.workdays import CalendarGap
+from archive.workdays import services as workdays
 from tests.archive.legal.legal_factories import (
     NOW,
     POINTS,
@@ -41,6 +42,7 @@ from tests.archive.legal.legal_factories import (
     submit,
     world,
 )
+from tests.archive.workdays.test_provisional import FIXTURE_2027
 from tests.case_factories import T
 
 
@@ -443,11 +445,78 @@ def test_deadline_and_overdue_list(w: World) -> None:
         assert legal.overdue(s, w.user("lr1"), clock=clock(late)).total == 0
 
 
-def test_a_deadline_in_an_unknown_year_is_refused(w: World) -> None:
-    before = counts(w.engine)
-    with pytest.raises(CalendarGap, match="2027"):
-        submit(w, at=datetime(2026, 12, 28, 2, 0, tzinfo=UTC))
-    assert counts(w.engine) == before
+def test_a_deadline_in_an_unknown_year_is_provisional_then_recomputed(w: World) -> None:
+    """Submitted on Monday 28 December 2026, before anyone loaded 2027: the submission is accepted
+    with a provisional due date (every day of 2027 counted as working: never later than the real
+    one), shown as such, and recomputed from its start when the operator sets 2027 (a test fixture)."""
+    sub = submit(w, at=datetime(2026, 12, 28, 2, 0, tzinfo=UTC))
+    assert (sub.due, sub.due_provisional, sub.due_missing_years, sub.due_weekdays) == (
+        date(2027, 1, 2),
+        True,
+        [2027],
+        date(2027, 1, 4),
+    )
+    with Session(w.engine) as s:
+        logged = s.exec(select(Event).where(Event.action == "legal.submit")).one()
+        assert logged.details["due_provisional"] is True and logged.details["due_missing_years"] == [2027]
+    with use_language("zh_CN"):
+        st = status(w, at=datetime(2026, 12, 29, 2, tzinfo=UTC))
+        assert st.due_note == "暂定，2027 年节假日安排未载入" and st.due_provisional
+        assert st.submission is not None and st.submission.due_note == st.due_note
+        assert "2027" in st.due_explanation and st.due_weekdays == date(2027, 1, 4)
+    # Overdue on the provisional date (the conservative side), counted without refusing: 3 January.
+    late = status(w, at=datetime(2027, 1, 3, 2, tzinfo=UTC))
+    assert late.overdue and late.working_days_overdue == 1 and late.due_provisional
+    with Session(w.engine) as s:
+        listed = legal.overdue(s, w.user("lr1"), clock=clock(datetime(2027, 1, 3, 2, tzinfo=UTC)))
+        (item,) = listed.items
+        assert item.due_provisional and item.due_missing_years == [2027] and "2027" in item.due_note
+
+    fixture = json.loads(FIXTURE_2027.read_text(encoding="utf-8"))
+    with session_scope(w.engine) as s:
+        done = workdays.install(s, w.user("clerk"), fixture, "test fixture standing in for 2027")
+        assert (done.recomputed.legal, done.recomputed.publicity) == (1, 0)
+    with Session(w.engine) as s:
+        again = s.get(LegalSubmission, sub.id)
+        assert again is not None
+        # 29, 30, 31 December; 1 January a holiday (in the fixture); 4 and 5 January.
+        assert (again.due, again.due_provisional, again.due_missing_years, again.due_weekdays) == (
+            date(2027, 1, 5),
+            False,
+            [],
+            None,
+        )
+        assert again.calendar == "db v1"
+        (ev,) = s.exec(select(Event).where(Event.action == "legal.due.recompute")).all()
+        assert (ev.subject_type, ev.subject_id, ev.actor) == ("case", w.case_id, "user:clerk")
+        assert ev.details["old_due"] == "2027-01-02" and ev.details["new_due"] == "2027-01-05"
+        assert ev.details["calendar_version"] == 1 and ev.details["provisional"] is False
+    assert not status(w, at=datetime(2027, 1, 3, 2, tzinfo=UTC)).overdue
+    assert status(w).due_note == ""
+    # Idempotent: setting the calendar again changes and logs nothing more.
+    with session_scope(w.engine) as s:
+        assert workdays.install(s, w.user("clerk"), fixture, "again").recomputed.total == 0
+    with Session(w.engine) as s:
+        assert len(s.exec(select(Event).where(Event.action == "legal.due.recompute")).all()) == 1
+
+
+def test_a_calendar_that_still_lacks_the_year_keeps_the_deadline_provisional(w: World) -> None:
+    """A new calendar version without 2027 recomputes only what it changes: nothing, or (a local rest
+    day on 1 January 2027) a new provisional date that stays provisional and says so in the log."""
+    sub = submit(w, at=datetime(2026, 12, 28, 2, 0, tzinfo=UTC))
+    with session_scope(w.engine) as s:
+        unrelated = {"days": [{"date": "2026-12-31", "working": True, "reason": "test: already one"}]}
+        assert workdays.install(s, w.user("clerk"), unrelated, "no 2027 yet").recomputed.total == 0
+    closure = {"days": [{"date": "2027-01-01", "working": False, "reason": "test: New Year closure"}]}
+    with session_scope(w.engine) as s:
+        assert workdays.install(s, w.user("clerk"), closure, "closure").recomputed.legal == 1
+    with Session(w.engine) as s:
+        again = s.get(LegalSubmission, sub.id)
+        assert again is not None and again.due_provisional and again.due_missing_years == [2027]
+        assert (again.due, again.due_weekdays) == (date(2027, 1, 3), date(2027, 1, 5))
+        (ev,) = s.exec(select(Event).where(Event.action == "legal.due.recompute")).all()
+        assert ev.details["provisional"] is True and ev.details["missing_years"] == [2027]
+        assert ev.details["calendar_version"] == 2
 
 
 def test_two_concurrent_opinions_one_wins(w: World) -> None:

@@ -5,6 +5,7 @@ the SHA-256, residual ID numbers, withdrawal, due lists, the signed yearly repor
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -44,7 +45,7 @@ from archive.publicity.models import (
     DocumentKind as PublicDocKind,
 )
 from archive.signing import Keyring
-from archive.workdays import CalendarGap
+from archive.workdays import services as workdays
 from tests.archive.publicity.publicity_factories import (
     CONCLUSION,
     DECISION_TEXT,
@@ -55,6 +56,7 @@ from tests.archive.publicity.publicity_factories import (
     roster_entry,
     users,
 )
+from tests.archive.workdays.test_provisional import FIXTURE_2027
 from workers.publicity_schedule import DUE_WARN_CRON, REPORT_DRAFT_CRON, REPORT_WARN_CRON, publicity_beat
 
 T = datetime(2025, 3, 3, 2, 0, tzinfo=UTC)  # 10:00 in Beijing, a Monday
@@ -223,11 +225,12 @@ def test_deadlines_follow_the_working_day_calendar(engine: Engine) -> None:
         inspection = _register(s, u["publisher"], b, date(2024, 9, 27), DecisionCategory.INSPECTION)
         assert penalty.deadline == date(2024, 10, 12)
         assert inspection.deadline == date(2024, 10, 30)
-    # A deadline in a year the calendar does not know is an error, never a guess; nothing is stored.
+    # A deadline in a year the calendar does not know is provisional, never refused, never a silent
+    # guess: every day of 2027 counts as working (the real deadline is never earlier), marked as such.
     late = datetime(2026, 12, 30, 2, tzinfo=UTC)
-    with pytest.raises(CalendarGap, match="2027"), session_scope(engine) as s:
+    with session_scope(engine) as s:
         c, _ = case_with_decision(s, u["records"], "2026-9", at=late)
-        decisions.register(
+        d = decisions.register(
             s,
             u["publisher"],
             decisions.DecisionInput(
@@ -240,7 +243,38 @@ def test_deadlines_follow_the_working_day_calendar(engine: Engine) -> None:
             ),
             clock=fixed(late),
         )
-    assert _count(engine, Decision) == 2
+        # 29, 30, 31 December; 1-4 January 2027 all counted. Monday-Friday only: 6 January.
+        assert (d.deadline, d.deadline_provisional, d.deadline_missing_years, d.deadline_weekdays) == (
+            date(2027, 1, 4),
+            True,
+            [2027],
+            date(2027, 1, 6),
+        )
+        decision_id = d.id
+    assert _count(engine, Decision) == 3
+    with Session(engine) as s, use_language("zh_CN"):
+        shown = decisions.to_public(s, s.get(Decision, decision_id), date(2026, 12, 30))  # type: ignore[arg-type]
+        assert shown.deadline_provisional and shown.deadline_note == "暂定，2027 年节假日安排未载入"
+        # The due list counts across the missing year without refusing, as the deadline was counted.
+        listed = decisions.due_list(s, on=date(2026, 12, 30), soon_days=5)
+        (soon,) = [i for i in listed.due_soon if i.id == decision_id]
+        assert soon.working_days_left == 5 and soon.deadline_provisional and "2027" in soon.deadline_note
+        assert decision_id not in {
+            i.id for i in decisions.due_list(s, on=date(2026, 12, 30), soon_days=2).due_soon
+        }
+    # The operator loads 2027 (a test fixture): the deadline is recomputed from the decision date.
+    fixture = json.loads(FIXTURE_2027.read_text(encoding="utf-8"))
+    with session_scope(engine) as s:
+        done = workdays.install(s, u["records"], fixture, "test fixture standing in for 2027")
+        assert (done.recomputed.legal, done.recomputed.publicity) == (0, 1)
+    with Session(engine) as s:
+        again = s.get(Decision, decision_id)
+        assert again is not None and not again.deadline_provisional and again.deadline_missing_years == []
+        assert again.deadline == date(2027, 1, 7)  # 1 January a holiday in the fixture
+        (ev,) = s.exec(select(Event).where(Event.action == "publicity.deadline.recompute")).all()
+        assert (ev.subject_type, ev.subject_id, ev.actor) == ("decision", decision_id, "user:rm")
+        assert (ev.details["old_deadline"], ev.details["new_deadline"]) == ("2027-01-04", "2027-01-07")
+        assert ev.details["calendar_version"] == 1
 
 
 def test_registration_needs_a_decision_document_and_the_right_role(engine: Engine) -> None:
