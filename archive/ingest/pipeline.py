@@ -223,7 +223,7 @@ def _probe_source(ctx: Context, item: Media) -> tuple[dict[str, Any] | None, str
         return None, exc.reason
 
 
-HOLD_BYTES = 32 * 1024 * 1024  # head of the verification read held while the probe chooses the plan
+HOLD_BYTES = 16 * 1024 * 1024  # head of the verification read held while the probe chooses the plan
 HOLD_WAIT_S = 30.0  # the longest the read waits for that choice once HOLD_BYTES are held
 
 
@@ -312,9 +312,10 @@ class _Beside:
 
     def _prepare_quietly(self) -> None:
         try:
-            # An MP4 whose index is at the end can never feed ffmpeg through a pipe: stop holding
-            # chunks for it at once (a few 16-byte ranged reads), before the slower probe.
-            if ffmpeg.index_at_front(_source_url(self.ctx, self.item), timeout_s=30) is False:
+            # Only an MP4 whose index comes first can feed ffmpeg through a pipe: for anything else
+            # (index at the end, another format) stop holding chunks at once (a few 16-byte ranged
+            # reads), before the slower probe.
+            if ffmpeg.index_at_front(_source_url(self.ctx, self.item), timeout_s=30) is not True:
                 self.held.decide(None)
             self._prepare()
         except Exception:
