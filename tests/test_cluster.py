@@ -9,6 +9,7 @@ wait for states (upload offsets, HEALTH_OK, active+clean placement groups) and c
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -41,7 +42,9 @@ from tests.retention.test_retention import (
 )
 from tests.test_e2e import dock, wait_terminal
 
-# One xdist worker runs them all: node-loss tests stop and start the shared cluster's daemons.
+# One at a time: node-loss tests stop and start the shared cluster's daemons. The xdist group asks
+# for one worker; the lock below holds even where the group does not (pytest 9.2 renamed the node id
+# attribute pytest-xdist 3.8 suffixes with the group, and the tests were spread over workers).
 pytestmark = [pytest.mark.cluster, pytest.mark.e2e, pytest.mark.xdist_group("cluster")]
 
 CLUSTER = ROOT / "deploy" / "cluster.sh"
@@ -112,6 +115,18 @@ def _with_env(
                     store.client.remove_object(bucket, o.object_name, version_id=o.version_id)
             store.client.remove_bucket(bucket)
     next(gen, None)
+
+
+@pytest.fixture(autouse=True)
+def one_cluster_test_at_a_time() -> Iterator[None]:
+    """An exclusive lock for each test of this module, taken before its other fixtures (autouse)
+    and released after their teardown (daemons started again), across xdist workers."""
+    base = Path(os.environ.get("CLUSTER_BASE") or ROOT / "var" / "cluster")
+    base.mkdir(parents=True, exist_ok=True)
+    with (base / "tests.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+        fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture

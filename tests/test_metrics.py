@@ -24,6 +24,7 @@ from sqlmodel import Session, select
 
 from archive.ingest.tus import encode_metadata
 from archive.media.models import Media
+from archive.models import Event
 from archive.storage import MinioStore
 from retention import services as rs
 from tests.conftest import LiveAPI, Proc, _spawn, free_port, start_worker
@@ -164,7 +165,13 @@ def test_counters_move_by_what_was_docked(
     assert delta(after, before, "custody_quarantines_total") == 1
     assert delta(after, before, 'custody_task_duration_seconds_count{task="custody.verify"}') == 4
     assert delta(after, before, 'custody_task_duration_seconds_count{task="custody.sign"}') == 3
-    assert delta(after, before, 'custody_task_duration_seconds_count{task="custody.derive"}') == 3
+    # Derive beside verify: an item is derived by its own derive task or inside verify (the one-read
+    # damage check of an original that is its own proxy; a derive finished before verify passed), so
+    # the derive task ran at most once per item derived, and each of the three is derived once.
+    assert 1 <= delta(after, before, 'custody_task_duration_seconds_count{task="custody.derive"}') <= 3
+    with Session(engine) as s:
+        derived = s.exec(select(Event.subject_id).where(Event.action == "media.derive")).all()
+    assert len(derived) == 3 and len(set(derived)) == 3
     assert delta(after, before, "custody_retention_deleted_total") == 1
     assert delta(after, before, "custody_retention_refused_total") == 0
     assert after['custody_media{state="quarantined"}'] == 1
