@@ -32,26 +32,31 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return make_samples(tmp_path_factory.mktemp("media"), seconds=3, size="640x360")
 
 
+def dock_cmd(api: LiveAPI, folder: Path, state: Path, *extra: str) -> list[str]:
+    """`custody dock FOLDER` as officer 0815 with device BC-4711, against ``api``."""
+    return [
+        sys.executable,
+        "-m",
+        "cli.main",
+        "dock",
+        str(folder),
+        "--officer",
+        "0815",
+        "--device",
+        "BC-4711",
+        "--server",
+        api.url,
+        "--state-file",
+        str(state),
+        *extra,
+    ]
+
+
 def dock(
     api: LiveAPI, token: str, folder: Path, state: Path, *extra: str
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cli.main",
-            "dock",
-            str(folder),
-            "--officer",
-            "0815",
-            "--device",
-            "BC-4711",
-            "--server",
-            api.url,
-            "--state-file",
-            str(state),
-            *extra,
-        ],
+        dock_cmd(api, folder, state, *extra),
         env={**os.environ, "CUSTODY_TOKEN": token},
         capture_output=True,
         text=True,

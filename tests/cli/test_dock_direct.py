@@ -8,7 +8,6 @@ import hashlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +28,8 @@ from archive.storage import MinioStore
 from migrations import migrate
 from tests.conftest import PART, ROOT, LiveAPI, free_port
 from tests.tcp_proxy import CountingProxy
+from tests.test_e2e import dock as run_dock
+from tests.test_e2e import dock_cmd
 
 HEADERS_PER_PART = 4096  # generous bound on one PUT's request line and headers
 
@@ -64,38 +65,6 @@ def noise(path: Path, size: int, seed: int) -> Path:
             left -= len(block)
             i += 1
     return path
-
-
-def dock_cmd(api: LiveAPI, folder: Path, state: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "cli.main",
-        "dock",
-        str(folder),
-        "--officer",
-        "0815",
-        "--device",
-        "BC-4711",
-        "--server",
-        api.url,
-        "--state-file",
-        str(state),
-        *extra,
-    ]
-
-
-def run_dock(
-    api: LiveAPI, token: str, folder: Path, state: Path, *extra: str
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        dock_cmd(api, folder, state, *extra),
-        env={**os.environ, "CUSTODY_TOKEN": token},
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,
-    )
 
 
 def start_dock(
