@@ -15,6 +15,7 @@ import click
 from pydantic import ValidationError
 
 from archive import i18n, vocabulary
+from archive.accounts.models import Role
 from archive.config import InsecureSettings, get_settings
 from archive.i18n import _, ngettext
 from cli import i18n as cli_i18n
@@ -104,23 +105,15 @@ def users() -> None:
     """Accounts and tokens."""
 
 
+_ROLES = click.Choice([r.value for r in Role])
+
+
 @users.command("add")
 @click.argument("name")
 @click.option(
     "--role",
     required=True,
-    type=click.Choice(
-        [
-            "officer",
-            "reviewer",
-            "auditor",
-            "records-manager",
-            "admin",
-            "legal-reviewer",
-            "approver",
-            "publisher",
-        ]
-    ),
+    type=_ROLES,
 )
 def users_add(name: str, role: str) -> None:
     """Create a user; prints the bearer token alone on the last line (it is not stored, keep it)."""
@@ -140,11 +133,6 @@ def users_add(name: str, role: str) -> None:
         _("created {role} {name}; bearer token:").format(role=vocabulary.label("role", role), name=name)
     )
     click.echo(token)
-
-
-_ROLES = click.Choice(
-    ["officer", "reviewer", "auditor", "records-manager", "admin", "legal-reviewer", "approver", "publisher"]
-)
 
 
 def _users_change(fn: Any, name: str, as_name: str | None, **kwargs: Any) -> Any:
