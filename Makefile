@@ -18,13 +18,20 @@ setup:
 	deploy/install.sh
 
 run: setup
-	eval "$$(deploy/services.sh up embedded)"; exec .venv/bin/custody serve
+	services_env=$$(deploy/services.sh up embedded); eval "$$services_env"; exec .venv/bin/custody serve
 
 # The Ceph cluster of the node-loss tests (deploy/cluster.sh, ~13 s) starts while the linters run.
+# The test services must be up before anything else runs: `eval "$$(...)"` alone would carry on past a
+# failed start (its status is lost), and every pytest worker would then try to start them at once. A
+# start that times out on a cold, busy machine gets one more try (`up` is idempotent); then make stops
+# with services.sh's reason and the tails of the logs.
 test:
 	deploy/install.sh --with-postgres
 	cluster_env=$$(mktemp); deploy/cluster.sh up >"$$cluster_env" & cluster=$$!; \
-	eval "$$(deploy/services.sh up test)"; \
+	services_env=$$(deploy/services.sh up test) || services_env=$$(deploy/services.sh up test) || \
+	  { echo "make test: the test services did not start (the lines above say why)" >&2; \
+	    deploy/services.sh status test >&2 || true; df -h . /tmp >&2 || true; wait $$cluster || true; exit 1; }; \
+	eval "$$services_env"; \
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy . && .venv/bin/lint-imports && \
 	wait $$cluster && eval "$$(cat "$$cluster_env")" && rm -f "$$cluster_env" && \
 	$(BANDIT) && .venv/bin/pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
@@ -36,7 +43,7 @@ services-down:
 	deploy/services.sh down embedded; deploy/services.sh down test; deploy/cluster.sh down
 
 bench:
-	eval "$$(deploy/services.sh up test)"; .venv/bin/python bench/run_all.py
+	services_env=$$(deploy/services.sh up test); eval "$$services_env"; .venv/bin/python bench/run_all.py
 
 # ---------- translations (docs/i18n.md) ----------
 # make i18n          extract every _() message into the template and merge it into each catalog

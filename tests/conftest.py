@@ -75,6 +75,15 @@ def _service_env() -> dict[str, str]:
     return env
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The services are found or started once, by the main process, before any pytest-xdist worker exists:
+    the workers inherit the environment. A failed start stops the run here with services.sh's reason,
+    instead of each worker trying to start them at once and ending mid-test."""
+    if hasattr(config, "workerinput") or config.option.help:  # an xdist worker: its controller did this
+        return
+    os.environ.update(_service_env())
+
+
 @pytest.fixture(scope="session")
 def services() -> dict[str, str]:
     env = _service_env()
