@@ -38,6 +38,15 @@ SK=${RGW_SECRET_KEY:-}
 TIMEOUT=${CLUSTER_TIMEOUT:-120}
 CONF=$BASE/ceph.conf
 RUN=$BASE/run
+# Without CLUSTER_*_PORT overrides, a fresh `up` that finds the default ports taken (another checkout's
+# cluster) moves its monitor, gateways and load balancer by 10 * k (k = 1-19) and keeps the choice in
+# $BASE/ports.env for every later call; the daemons' range is shared (each binds any free port in it).
+PORTS_FILE=$BASE/ports.env
+PORTS_GIVEN=${CLUSTER_MON_PORT:-}${CLUSTER_RGW_A_PORT:-}${CLUSTER_RGW_B_PORT:-}${CLUSTER_LB_PORT:-}
+if [ -z "$PORTS_GIVEN" ] && [ -s "$PORTS_FILE" ]; then
+  # shellcheck source=/dev/null
+  . "$PORTS_FILE"
+fi
 OSDS=(0 1 2)
 RGWS=(a b)
 umask 077
@@ -253,6 +262,14 @@ start_haproxy() {
   ours_alive haproxy || spawn haproxy -f "$BASE/haproxy.cfg" || die "haproxy failed to start"
 }
 
+port_open() { (: <"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+ports_free() {  # $1 = offset: are the monitor, gateway and balancer ports + offset all free?
+  local port
+  for port in "$MON_PORT" "$RGW_A_PORT" "$RGW_B_PORT" "$LB_PORT"; do
+    if port_open $((port + $1)); then return 1; fi
+  done
+}
+
 all_running() {
   local d
   for d in mon.a mgr.x osd.0 osd.1 osd.2 rgw.a rgw.b haproxy; do ours_alive "$d" || return 1; done
@@ -275,12 +292,18 @@ do_up() {
     log "already running (S3 at 127.0.0.1:$LB_PORT)"
     return 0
   fi
-  local port
-  for port in "$MON_PORT" "$RGW_A_PORT" "$RGW_B_PORT" "$LB_PORT"; do
-    if (: <"/dev/tcp/127.0.0.1/$port") 2>/dev/null && ! ours_alive mon.a; then
-      die "port $port is taken by a process that is not ours (another checkout's cluster? its deploy/cluster.sh down)"
+  if ! ours_alive mon.a && ! ports_free 0; then
+    if [ -n "$PORTS_GIVEN" ] || { [ "$STORE" = bluestore ] && [ -f "$BASE/.initialized" ]; }; then
+      # (a kept bluestore cluster has its ports in its ceph.conf)
+      die "a port of $MON_PORT $RGW_A_PORT $RGW_B_PORT $LB_PORT is taken by a process that is not ours"
     fi
-  done
+    local k
+    for ((k = 1; k < 20; k++)); do ports_free $((10 * k)) && break; done
+    [ $k -lt 20 ] || die "no free ports near :$MON_PORT :$LB_PORT (other checkouts' clusters? their deploy/cluster.sh down)"
+    log "the cluster's ports are taken (another checkout's cluster?): this one moves them by $((10 * k))"
+    MON_PORT=$((MON_PORT + 10 * k)) RGW_A_PORT=$((RGW_A_PORT + 10 * k))
+    RGW_B_PORT=$((RGW_B_PORT + 10 * k)) LB_PORT=$((LB_PORT + 10 * k))
+  fi
   command -v ceph-mgr >/dev/null || die "ceph-mgr not installed (run deploy/install.sh)"
   command -v haproxy >/dev/null || die "haproxy not installed (run deploy/install.sh)"
   if [ "${CLUSTER_FRESH:-0}" != 1 ] && [ "$STORE" = bluestore ] && [ -f "$BASE/.initialized" ] \
@@ -294,6 +317,10 @@ do_up() {
     fi
     rm -rf "$BASE"
     mkdir -p "$BASE"/{run,log,mon.a,mgr.x,rgw.a,rgw.b} "$BASE"/osd.{0,1,2}
+    if [ -z "$PORTS_GIVEN" ]; then
+      printf 'MON_PORT=%s\nRGW_A_PORT=%s\nRGW_B_PORT=%s\nLB_PORT=%s\n' \
+        "$MON_PORT" "$RGW_A_PORT" "$RGW_B_PORT" "$LB_PORT" >"$PORTS_FILE"
+    fi
     write_conf
     write_haproxy
     log "new cluster in $BASE (store=$STORE)"

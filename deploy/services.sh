@@ -21,6 +21,9 @@
 # Overrides (a second, private copy, e.g. a test of this script): SERVICES_VAR (state root,
 # default <repo>/var), SERVICES_REDIS_PORT, SERVICES_PG_PORT, SERVICES_RGW_PORT,
 # SERVICES_RGW_MON_PORT, SERVICES_RGW_OSD_PORTS.
+# Without overrides, the test profile moves aside for another checkout's test services: the first `up`
+# of a fresh var/test takes the first set of ports (each default + k, k = 0-19) on which nothing
+# listens, and keeps it in var/test/ports.env for every later call (see choose_test_ports).
 #
 # Profiles:
 #   test      throwaway state under var/test: Redis :6390 without persistence, PostgreSQL :54329
@@ -115,6 +118,51 @@ spawn() {
 }
 
 port_open() { (: <"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }  # anything listening there?
+
+# The test profile's ports. Its state is throwaway and its callers read the ports from the export
+# lines, so a second checkout's test services on the defaults (a developer's second clone, a CI run
+# on a machine where other test services are up) need not stop this one: the first `up` takes the
+# first offset k at which the Redis, PostgreSQL, gateway and monitor ports are all free, and writes
+# them to ports.env; every later call (up, down, status) reads that file, so they never wander.
+# Services of ours started before ports.env existed keep the defaults. The OSDs bind any free port
+# in their range, which two instances can share.
+PORTS_FILE=$STATE/ports.env
+choose_test_ports() {
+  [ "$PROFILE" = test ] || return 0
+  if [ -n "${SERVICES_REDIS_PORT:-}${SERVICES_PG_PORT:-}${SERVICES_RGW_PORT:-}${SERVICES_RGW_MON_PORT:-}" ]; then
+    return 0  # ports given: used as given (and refused if taken)
+  fi
+  local k=0 ours=0 r=$REDIS_PORT p=$PG_PORT g=$RGW_PORT m=$RGW_MON_PORT
+  if redis_ours || pg_ours || rgw_pid_ours mon.a; then ours=1; fi
+  if [ -s "$PORTS_FILE" ]; then
+    # shellcheck source=/dev/null
+    . "$PORTS_FILE"
+    export RGW_PORT RGW_MON_PORT
+    # kept, unless nothing of ours runs and someone else has since taken one of them
+    if [ $ours = 1 ] || ! { [ "$ACTION" = up ] || [ "$ACTION" = rotate-secrets ]; } ||
+      ! { port_open "$REDIS_PORT" || port_open "$PG_PORT" || port_open "$RGW_PORT" || port_open "$RGW_MON_PORT"; }; then
+      return 0
+    fi
+    REDIS_PORT=$r PG_PORT=$p RGW_PORT=$g RGW_MON_PORT=$m
+  fi
+  [ "$ACTION" = up ] || [ "$ACTION" = rotate-secrets ] || return 0
+  if [ $ours = 0 ]; then
+    for ((k = 0; k < 20; k++)); do
+      if ! port_open $((REDIS_PORT + k)) && ! port_open $((PG_PORT + k)) &&
+        ! port_open $((RGW_PORT + k)) && ! port_open $((RGW_MON_PORT + k)); then
+        break
+      fi
+    done
+    [ $k -lt 20 ] || die "no free set of test ports near :$REDIS_PORT :$PG_PORT :$RGW_PORT :$RGW_MON_PORT"
+    if [ $k -gt 0 ]; then
+      log "the default test ports are taken (another checkout's services?): this one uses default + $k"
+    fi
+  fi
+  REDIS_PORT=$((REDIS_PORT + k)) PG_PORT=$((PG_PORT + k))
+  export RGW_PORT=$((RGW_PORT + k)) RGW_MON_PORT=$((RGW_MON_PORT + k))
+  printf 'REDIS_PORT=%s\nPG_PORT=%s\nRGW_PORT=%s\nRGW_MON_PORT=%s\n' \
+    "$REDIS_PORT" "$PG_PORT" "$RGW_PORT" "$RGW_MON_PORT" >"$PORTS_FILE"
+}
 
 wait_for() {  # $1 = description, $2 = log file to show on timeout, rest = command
   local what=$1 logf=$2 deadline=$((SECONDS + TIMEOUT))
@@ -386,17 +434,19 @@ do_status() {
 
 case "$ACTION" in
   # the work runs with stdout on stderr, so nothing but print_env can reach a caller's `eval`
-  up) make_state_dirs; load_secrets; do_up >&2; print_env ;;
+  up) make_state_dirs; choose_test_ports; load_secrets; do_up >&2; print_env ;;
   rotate-secrets)
     make_state_dirs
+    choose_test_ports
     secrets_rotate "$STATE"
     load_secrets
     do_up >&2
     rm -f "$STATE/secrets.env.old"
     print_env
     ;;
-  down) do_down >&2 ;;
+  down) choose_test_ports; do_down >&2 ;;
   status)
+    choose_test_ports
     if [ -s "$STATE/secrets.env" ]; then load_secrets; fi
     do_status
     ;;
