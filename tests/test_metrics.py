@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -27,7 +29,7 @@ from archive.media.models import Media
 from archive.models import Event
 from archive.storage import MinioStore
 from retention import services as rs
-from tests.conftest import LiveAPI, Proc, _spawn, free_port, start_worker
+from tests.conftest import ROOT, LiveAPI, Proc, _spawn, free_port, start_worker
 from tests.retention.test_retention import archived
 from tests.test_cluster import noise, small_clip
 from tests.test_e2e import dock, wait_terminal
@@ -52,6 +54,19 @@ def scrape(api: LiveAPI, **kw: Any) -> dict[str, float]:
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("text/plain")
     return parse(r.text)
+
+
+def shipped_queries() -> dict[str, str]:
+    """{metric name: where} for every custody_* series deploy/monitoring's dashboard and alerts query."""
+    monitoring = ROOT / "deploy" / "monitoring"
+    exprs = [
+        (f"panel {p['title']!r}", t["expr"])
+        for p in json.loads((monitoring / "grafana-dashboard.json").read_text(encoding="utf-8"))["panels"]
+        for t in p.get("targets", [])
+    ]
+    rules = yaml.safe_load((monitoring / "alerts.yml").read_text(encoding="utf-8"))
+    exprs += [(f"alert {r['alert']}", r["expr"]) for g in rules["groups"] for r in g["rules"]]
+    return {name: where for where, expr in exprs for name in re.findall(r"\bcustody_[a-z0-9_]+", expr)}
 
 
 def delta(after: dict[str, float], before: dict[str, float], key: str) -> float:
@@ -182,6 +197,10 @@ def test_counters_move_by_what_was_docked(
     assert after["custody_verify_discrepancies"] == 0
     assert after['custody_queue_depth{queue="ingest"}'] == 0
     assert expired.id
+    # Every series the shipped dashboard and alert rules query is one this scrape has: a renamed metric
+    # would leave a panel empty or an alert that can never fire.
+    exposed = {key.partition("{")[0] for key in after}
+    assert set(shipped_queries()) <= exposed, set(shipped_queries()) - exposed
 
     # JSON lines everywhere; inside a request they carry its id, inside a task its media id.
     media_id = ids[0]

@@ -17,6 +17,7 @@ from celery.signals import (
     task_prerun,
     task_retry,
     worker_process_shutdown,
+    worker_ready,
 )
 
 from archive import logs, metrics
@@ -59,6 +60,17 @@ def _failure(sender: Any = None, **_: Any) -> None:
 @task_retry.connect
 def _retry(sender: Any = None, **_: Any) -> None:
     metrics.TASK_RETRIES.labels(getattr(sender, "name", "?")).inc()
+
+
+@worker_ready.connect
+def _zero(sender: Any = None, **_: Any) -> None:
+    """Each task's failure and retry counters exist from the start, at 0: a labelled counter has no
+    series until its first increment, so a dashboard would show no data instead of none failed."""
+    app = getattr(sender, "app", None)
+    for name in getattr(app, "tasks", {}):
+        if name.startswith("custody."):
+            metrics.TASK_FAILURES.labels(name)
+            metrics.TASK_RETRIES.labels(name)
 
 
 @worker_process_shutdown.connect
