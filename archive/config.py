@@ -158,6 +158,9 @@ class Settings(BaseSettings):
 
     # Custody log (issue 5). Checkpoints are signed on this schedule when the log grew.
     checkpoint_interval_s: float = 300.0
+    # Each checkpoint and log segment published to S3 is written under COMPLIANCE retention for this
+    # many years (Object Lock: no version of it can be deleted or overwritten before then, by anyone).
+    ledger_lock_years: int = Field(default=30, ge=1, le=100)
     # Fixity sweep: every archived original and derivative is re-hashed once per cycle, a slice
     # per run, at no more than the rate below (so the sweep never starves ingest or review of S3).
     fixity_cycle_s: float = 7 * 86400.0

@@ -97,7 +97,9 @@ class ObjectStore(Protocol):
 
     def ensure_buckets(self) -> None: ...
     def ping(self) -> None: ...
-    def put_bytes(self, bucket: str, key: str, data: bytes, content_type: str) -> None: ...
+    def put_bytes(
+        self, bucket: str, key: str, data: bytes, content_type: str, retain_until: datetime | None = None
+    ) -> None: ...
     def put_file(self, bucket: str, key: str, path: Path, content_type: str) -> None: ...
     def stat(self, bucket: str, key: str) -> ObjectInfo: ...
     def exists(self, bucket: str, key: str) -> bool: ...
@@ -282,11 +284,23 @@ class MinioStore:
         except (MinioException, urllib3.exceptions.HTTPError) as exc:
             raise _translate(exc, "S3 ping") from exc
 
-    def put_bytes(self, bucket: str, key: str, data: bytes, content_type: str) -> None:
+    def put_bytes(
+        self, bucket: str, key: str, data: bytes, content_type: str, retain_until: datetime | None = None
+    ) -> None:
+        """Store ``data``; with ``retain_until``, under COMPLIANCE retention set in the same request (the
+        bucket must have Object Lock), so the object is never readable without its lock."""
         sse, meta = self._write_sse(bucket, key)
+        retention = Retention(COMPLIANCE, retain_until) if retain_until is not None else None
         try:
             self.client.put_object(
-                bucket, key, io.BytesIO(data), len(data), content_type=content_type, sse=sse, metadata=meta
+                bucket,
+                key,
+                io.BytesIO(data),
+                len(data),
+                content_type=content_type,
+                sse=sse,
+                metadata=meta,
+                retention=retention,
             )
         except (MinioException, urllib3.exceptions.HTTPError) as exc:
             raise _translate(exc, f"put {bucket}/{key}") from exc

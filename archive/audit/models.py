@@ -26,6 +26,7 @@ class Problem(StrEnum):
     LOG_ROLLED_BACK = "log rolled back"
     PUBLISHED_ENTRY_MISSING = "published entry missing"
     PUBLISHED_UNREADABLE = "published checkpoints unreadable"
+    PUBLISHED_UNLOCKED = "published object not locked"
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,11 @@ Segments are not signed on their own: ``verify_published`` recomputes the Merkle
 leaves and accepts them only if it equals the signed root, so the entries it names as missing from the
 database are the ones the checkpoint signed. Publishing is idempotent (what is already there is not
 written again) and runs after commit: a checkpoint rolled back with its transaction is never published.
+
+Both are written under COMPLIANCE retention (Object Lock) for ``Settings.ledger_lock_years``, set in the
+same request: no version of a published checkpoint or segment can be deleted or overwritten before then,
+whoever holds the S3 keys. Objects published before this lock existed get it at the next publish;
+``verify_published`` names any that lacks it (``published object not locked``).
 """
 
 from __future__ import annotations
@@ -19,11 +24,14 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlmodel import Session, col, select
 
 from archive.audit.models import Problem, Report
+from archive.clock import Clock, utcnow
+from archive.config import get_settings
 from archive.errors import CustodyError, ObjectMissing
 from archive.ledger import merkle
 from archive.ledger import services as ledger
@@ -82,11 +90,24 @@ def read_checkpoint(store: ObjectStore, size: int) -> Published:
     )
 
 
-def publish(session: Session, store: ObjectStore) -> int:
+def published_keys(store: ObjectStore) -> list[str]:
+    """Every published checkpoint and segment, as object keys."""
+    checkpoints = [checkpoint_key(n) for n in published_sizes(store)]
+    return checkpoints + [segment_key(a, b) for a, b in segments(store)]
+
+
+def publish(
+    session: Session, store: ObjectStore, *, lock_years: int | None = None, clock: Clock = utcnow
+) -> int:
     """Publish every committed checkpoint larger than the largest published one, with the log
-    segment it adds. Returns the tree size now published (0: nothing yet)."""
+    segment it adds, each locked until ``lock_years`` from now (default: the setting). Returns the tree
+    size now published (0: nothing yet)."""
+    years = get_settings().ledger_lock_years if lock_years is None else lock_years
+    until = clock() + timedelta(days=366 * years)
     sizes = published_sizes(store)
     done = sizes[-1] if sizes else 0
+    if sizes and store.lock_state(store.originals, checkpoint_key(done)).retain_until is None:
+        _lock_published(store, until)  # published before checkpoints were locked: once
     rows = list(
         session.exec(
             select(Checkpoint).where(Checkpoint.tree_size > done).order_by(col(Checkpoint.tree_size))
@@ -107,13 +128,41 @@ def publish(session: Session, store: ObjectStore) -> int:
         if len(lines) != cp.tree_size - done:
             raise ledger.LogCorrupt(f"cannot publish checkpoint {cp.id}: log rows {done}..{cp.tree_size - 1}")
         data = ("\n".join(lines) + "\n").encode()
-        store.put_bytes(store.originals, segment_key(done, cp.tree_size), data, "application/jsonl")
+        store.put_bytes(
+            store.originals, segment_key(done, cp.tree_size), data, "application/jsonl", retain_until=until
+        )
         signed = {"body": cp.body, "key_id": cp.key_id, "signature": cp.signature}
         store.put_bytes(
-            store.originals, checkpoint_key(cp.tree_size), canonical_json(signed), "application/json"
+            store.originals,
+            checkpoint_key(cp.tree_size),
+            canonical_json(signed),
+            "application/json",
+            retain_until=until,
         )
         done = cp.tree_size
     return done
+
+
+def _lock_published(store: ObjectStore, until: datetime) -> None:
+    for key in published_keys(store):
+        store.extend_retention(store.originals, key, until)
+
+
+def _check_locks(store: ObjectStore, report: Report, now: datetime) -> None:
+    """Each published object must be under retention that has not run out."""
+    unlocked = []
+    for key in published_keys(store):
+        until = store.lock_state(store.originals, key).retain_until
+        if until is None or until <= now:
+            unlocked.append((key, until))
+    for key, until in unlocked[:NAMED_MAX]:
+        report.add(
+            Problem.PUBLISHED_UNLOCKED,
+            f"{store.originals}/{key}",
+            "no Object Lock retention: it can be deleted or overwritten"
+            if until is None
+            else f"its Object Lock retention ran out at {until.isoformat()}",
+        )
 
 
 def _published_leaves(store: ObjectStore, upto: int) -> list[tuple[int, int, dict[str, Any] | None, str]]:
@@ -134,11 +183,16 @@ def _describe(doc: dict[str, Any]) -> str:
     return f" (event {doc['id']}: {doc['action']} on {doc['subject_type']} {doc['subject_id']})"
 
 
-def verify_published(session: Session, store: ObjectStore, keyring: Keyring, report: Report) -> None:
+def verify_published(
+    session: Session, store: ObjectStore, keyring: Keyring, report: Report, clock: Clock = utcnow
+) -> None:
     """Compare the database's custody log with the last checkpoint published outside it. Names each
-    entry the database lacks (a restore to an earlier point, a rollback) and each that differs."""
+    entry the database lacks (a restore to an earlier point, a rollback) and each that differs, and
+    each published object not under Object Lock retention."""
     try:
         sizes = published_sizes(store)
+        if sizes:
+            _check_locks(store, report, clock())
     except CustodyError as exc:
         report.add(Problem.PUBLISHED_UNREADABLE, "published checkpoints", str(exc))
         return
