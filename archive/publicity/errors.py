@@ -56,3 +56,7 @@ class WrongState(Conflict):
 
 class DecisionNotFound(NotFound):
     code = "publicity.decision_not_found"
+
+
+class InspectionNotFound(NotFound):
+    code = "publicity.inspection_not_found"
