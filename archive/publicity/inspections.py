@@ -24,10 +24,9 @@ from archive.accounts.models import User
 from archive.clock import Clock, utcnow
 from archive.config import get_settings
 from archive.context import Dispatcher
-from archive.errors import InvalidInput
 from archive.i18n import _
 from archive.publicity import redaction, webhooks
-from archive.publicity.errors import DigestMismatch, InspectionNotFound, WrongState
+from archive.publicity.errors import DigestMismatch, InspectionNotFound, InvalidField, WrongState
 from archive.publicity.models import (
     INSPECTION_ZH,
     PARTY_ZH,
@@ -85,12 +84,12 @@ def register(
     item, party, summary = data.item.strip(), data.party_name.strip(), data.summary.strip()
     for name, value in (("item", item), ("party_name", party), ("summary", summary)):
         if not value:
-            raise InvalidInput(_("{field}: must not be empty").format(field=name))
+            raise InvalidField(_("{field}: must not be empty").format(field=name))
     if len(summary) > MAX_SUMMARY:
-        raise InvalidInput(_("summary: longer than {n} characters").format(n=MAX_SUMMARY))
+        raise InvalidField(_("summary: longer than {n} characters").format(n=MAX_SUMMARY))
     on = today(clock)
     if data.inspected_on > on:
-        raise InvalidInput(
+        raise InvalidField(
             _("inspected_on: {day} is in the future (today is {today} in the agency's time zone)").format(
                 day=data.inspected_on, today=on
             )
@@ -220,7 +219,7 @@ def withdraw(
         )
     reason = reason.strip()
     if not reason:
-        raise InvalidInput(_("reason: a withdrawal needs a reason"))
+        raise InvalidField(_("reason: a withdrawal needs a reason"))
     now = clock()
     row.state = InspectionState.WITHDRAWN
     row.withdrawn_by, row.withdrawn_at, row.withdrawn_on = user.name, now, today(clock)

@@ -19,9 +19,9 @@ from archive.access import Permission, authorize
 from archive.accounts.models import User
 from archive.clock import Clock, utcnow
 from archive.context import Dispatcher
-from archive.errors import InvalidInput
 from archive.i18n import _
 from archive.publicity import decisions, webhooks
+from archive.publicity.errors import InvalidField
 from archive.publicity.models import (
     PERFORMANCE_ZH,
     Decision,
@@ -54,18 +54,18 @@ def record(
     d = decisions.get(session, user, decision_id)
     on = today(clock)
     if as_of > on:
-        raise InvalidInput(
+        raise InvalidField(
             _("as_of: {day} is in the future (today is {today} in the agency's time zone)").format(
                 day=as_of, today=on
             )
         )
     if as_of < d.decided_on:
-        raise InvalidInput(
+        raise InvalidField(
             _("as_of: {day} is before the decision of {decided}").format(day=as_of, decided=d.decided_on)
         )
     note = note.strip()
     if len(note) > MAX_NOTE:
-        raise InvalidInput(_("note: longer than {n} characters").format(n=MAX_NOTE))
+        raise InvalidField(_("note: longer than {n} characters").format(n=MAX_NOTE))
     previous = current(session, d.id)
     latest = session.exec(
         select(func.max(DecisionPerformance.version)).where(DecisionPerformance.decision_id == d.id)
