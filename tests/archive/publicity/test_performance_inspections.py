@@ -245,3 +245,45 @@ def test_inspection_refusals(engine: Engine) -> None:
         with pytest.raises(InvalidInput, match="summary"):
             inspections.register(s, pub, _inspection(PartyKind.ORGANISATION, "某某公司", summary="  "))
     assert len(_events(engine, "publicity.inspection.register")) == 1
+
+
+def test_changes_on_the_public_face_are_pushed(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With an external platform set, each A10 change the public sees writes its outbox row (A11)."""
+    from archive.config import get_settings
+    from archive.publicity.models import Delivery
+
+    monkeypatch.setenv("CUSTODY_PUBLICITY_WEBHOOK_URL", "http://127.0.0.1:9/hook")
+    monkeypatch.setenv("CUSTODY_PUBLICITY_WEBHOOK_SECRET", "s" * 32)
+    get_settings.cache_clear()
+    try:
+        u = users(engine)
+        pub = u["publisher"]
+        with session_scope(engine) as s:
+            d = _decision(s, u, "A10-W")
+            pending = _decision(s, u, "A10-X", publish=False)
+            performance.record(s, pub, d.id, PerformanceStatus.ENFORCED, date(2025, 4, 2), note=NOTE)
+            performance.record(s, pub, pending.id, PerformanceStatus.FULFILLED, date(2025, 4, 2))
+            row = inspections.register(s, pub, _inspection(PartyKind.NATURAL_PERSON, PERSON))
+            inspections.approve(s, pub, row.id, row.sha256)
+            inspections.withdraw(s, pub, row.id, "有误")
+            ref, iref = d.ref, row.ref
+        with Session(engine) as s:
+            sent = [
+                (x.event, x.subject, x.payload)
+                for x in s.exec(select(Delivery).order_by(col(Delivery.created_at)))
+                if x.event != "decision.published"
+            ]
+        assert [(e, subject) for e, subject, _p in sent] == [
+            ("decision.performance", ref),  # the unpublished decision's is not pushed
+            ("inspection.published", iref),
+            ("inspection.withdrawn", iref),
+        ]
+        assert sent[0][2]["performance"] == {
+            "status": "enforced",
+            "status_label": "已强制执行",
+            "as_of": "2025-04-02",
+        }
+        assert NOTE not in str(sent) and PERSON not in str(sent)
+        assert sent[1][2]["party"] == "王某某" and sent[2][2] == {"ref": iref, "withdrawn_on": str(today())}
+    finally:
+        get_settings.cache_clear()
