@@ -21,33 +21,12 @@ function label(domain, key) {
   return (LABELS[domain] || {})[key] || key;
 }
 
-const LOCAL = new Intl.DateTimeFormat("en-US", {
-  timeZone: CLOCK.timezone,
-  hourCycle: "h23",
-  year: "numeric",
-  month: "2-digit",
-  day: "2-digit",
-  hour: "2-digit",
-  minute: "2-digit",
-  second: "2-digit",
-});
-
-function pad(n, w = 2) {
-  return String(n).padStart(w, "0");
-}
+const localTime = custodyClock(CLOCK); // clock.js: the agency's local time, to the second
 
 function fmt(iso) {
-  // "2024-06-10 22:03:05 北京时间" / "2024-06-10 22:03:05 CST (UTC+08:00)", like archive.localtime.
   if (!iso) return "";
-  const ms = Math.floor(Date.parse(iso));
-  if (Number.isNaN(ms)) return String(iso);
-  const p = Object.fromEntries(LOCAL.formatToParts(new Date(ms)).map((x) => [x.type, x.value]));
-  const wall = Date.UTC(+p.year, +p.month - 1, +p.day, +p.hour, +p.minute, +p.second);
-  const offset = Math.round((wall - Math.floor(ms / 1000) * 1000) / 60000);
-  const sign = offset < 0 ? "-" : "+";
-  const zone = CLOCK.zone_names[String(offset)] ||
-    `UTC${sign}${pad(Math.floor(Math.abs(offset) / 60))}:${pad(Math.abs(offset) % 60)}`;
-  return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second} ${zone}`;
+  const ms = Date.parse(iso);
+  return Number.isNaN(ms) ? String(iso) : localTime(ms);
 }
 
 function el(tag, text, cls) {

@@ -42,35 +42,7 @@ function el(tag, cls, text) {
   return e;
 }
 
-const LOCAL = new Intl.DateTimeFormat("en-US", {
-  timeZone: CLOCK.timezone,
-  hourCycle: "h23",
-  year: "numeric",
-  month: "2-digit",
-  day: "2-digit",
-  hour: "2-digit",
-  minute: "2-digit",
-  second: "2-digit",
-});
-
-function pad(n, w = 2) {
-  return String(n).padStart(w, "0");
-}
-
-function fmt(ms) {
-  // "2024-06-10 22:03:05 北京时间" / "2024-06-10 22:03:05 CST (UTC+08:00)", like archive.localtime.
-  // Milliseconds only when there are any: corrected times are often fractional.
-  ms = Math.floor(ms);
-  const p = Object.fromEntries(LOCAL.formatToParts(new Date(ms)).map((x) => [x.type, x.value]));
-  const wall = Date.UTC(+p.year, +p.month - 1, +p.day, +p.hour, +p.minute, +p.second);
-  const offset = Math.round((wall - Math.floor(ms / 1000) * 1000) / 60000);
-  const sign = offset < 0 ? "-" : "+";
-  const zone = CLOCK.zone_names[String(offset)] ||
-    `UTC${sign}${pad(Math.floor(Math.abs(offset) / 60))}:${pad(Math.abs(offset) % 60)}`;
-  const milli = ((ms % 1000) + 1000) % 1000;
-  const frac = milli ? "." + pad(milli, 3) : "";
-  return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second}${frac} ${zone}`;
-}
+const fmt = custodyClock(CLOCK, { millis: true }); // clock.js: the agency's local time, milliseconds when any
 
 function showError(msg) {
   const e = document.getElementById("error");

@@ -559,7 +559,12 @@ def review_page(case_id: str) -> HTMLResponse:
 
 @pages.get("/pages/{name}", include_in_schema=False)
 def page_asset(name: str) -> FileResponse:
-    assets = {"review.js": "text/javascript", "language.js": "text/javascript", "review.css": "text/css"}
+    assets = {
+        "review.js": "text/javascript",
+        "clock.js": "text/javascript",
+        "language.js": "text/javascript",
+        "review.css": "text/css",
+    }
     if name not in assets:
         raise NotFound(_("no page asset {name}").format(name=name))
     return FileResponse(PAGES / name, media_type=assets[name], headers=_page_headers())

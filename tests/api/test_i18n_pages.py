@@ -202,6 +202,13 @@ def test_review_page_carries_the_legal_and_coverage_words(client: TestClient) ->
     # the language switch: links without script, the script saves the choice when signed in
     assert '<a href="?lang=en"' not in zh.text or 'data-lang="en"' in zh.text
     assert client.get("/pages/language.js").headers["content-type"].startswith("text/javascript")
+    # one local-time formatter for both signed-in pages (clock.js), loaded before the page's own script
+    assert client.get("/pages/clock.js").headers["content-type"].startswith("text/javascript")
+    pages = {"/cases/any": "/pages/review.js", "/oversight": "/oversight/assets/oversight.js"}
+    for page, script in pages.items():
+        html = client.get(page, headers=ZH).text
+        clock = html.index('<script src="/pages/clock.js" defer></script>')
+        assert clock < html.index(f'<script src="{script}"')
 
 
 @pytest.mark.parametrize("role", ["officer", "reviewer", "auditor", "records-manager", "admin"])
