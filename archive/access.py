@@ -57,9 +57,9 @@ class Permission(StrEnum):
     # enforcement publicity (issue 14)
     ROSTER_READ = "publicity.roster.read"  # read the qualified staff roster
     ROSTER_MANAGE = "publicity.roster.manage"  # admins maintain the roster
-    PUBLICITY_READ = "publicity.read"  # decisions, drafts, due lists, deliveries, qualification flags
+    PUBLICITY_READ = "publicity.read"  # decisions, performance, inspections, due lists, deliveries, flags
     PUBLICITY_REGISTER = "publicity.decision.register"  # give a case's decision its category and date
-    PUBLISH = "publicity.publish"  # redact, approve, publish, withdraw, documents, reports
+    PUBLISH = "publicity.publish"  # redact, approve, withdraw, documents, reports, inspections, performance
     # whole-process recording (issue 13)
     RECORDING_LIST_READ = "recording.list.read"  # read the recording-item list (音像记录事项清单)
     RECORDING_LIST_SET = "recording.list.set"  # install a new recording-item list

@@ -190,6 +190,7 @@ _rendered = _Rendered()
 NAV = (
     ("decisions", N_("Enforcement decisions")),
     ("roster", N_("Enforcement staff")),
+    ("inspections", N_("Random inspections")),
     ("documents", N_("Published in advance")),
     ("reports", N_("Yearly reports")),
 )
@@ -298,8 +299,16 @@ def _decision_html(entry: dict[str, Any], full: bool) -> str:
     )
     head += (
         f"<dt>{e(words['party'])}</dt><dd>{e(party)}</dd>"
-        f"<dt>{e(words['conclusion'])}</dt><dd>{e(entry['conclusion'])}</dd></dl>"
+        f"<dt>{e(words['conclusion'])}</dt><dd>{e(entry['conclusion'])}</dd>"
     )
+    done = entry.get("performance")
+    if done:
+        status = _("{status} (as of {date})").format(
+            status=vocabulary.label("performance_status", done["status"]), date=done["as_of"]
+        )
+        title = _("Performance")
+        head += f'<dt>{e(title)}</dt><dd class="performance">{e(status)}</dd>'
+    head += "</dl>"
     if full:
         head += f'<pre class="text">{e(entry["text"])}</pre>'
     return head
@@ -411,6 +420,54 @@ def roster_page(request: Request) -> Response:
         th = "".join(f"<th>{e(h)}</th>" for h in head)
         body = f'<table class="roster"><thead><tr>{th}</tr></thead><tbody>{table}</tbody></table>'
         return _page(request, view, _("Enforcement staff"), body)
+
+
+@router.get("/inspections", response_class=HTMLResponse)
+def inspections_page(
+    request: Request,
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+) -> Response:
+    """Published random-inspection results (双随机抽查结果), newest first."""
+    view = _view(request)
+    size = 20
+    with _open(request) as session:
+        items, total = public.inspection_list(session, limit=size, offset=(page - 1) * size)
+    words = (
+        _("Inspection item"),
+        _("Inspected party"),
+        _("Inspected on"),
+        _("Inspection result"),
+        _("Inspection summary"),
+    )
+    rows = "".join(
+        '<li class="inspection"><dl class="meta">'
+        + "".join(
+            f"<dt>{e(word)}</dt><dd>{e(value)}</dd>"
+            for word, value in zip(
+                words,
+                (
+                    i["item"],
+                    _("{party} ({kind})").format(
+                        party=i["party"], kind=vocabulary.label("party_kind", i["party_kind"])
+                    ),
+                    i["inspected_on"],
+                    vocabulary.label("inspection_result", i["result"]),
+                    i["summary"],
+                ),
+                strict=True,
+            )
+        )
+        + "</dl></li>"
+        for i in items
+    )
+    more = ""
+    if total > page * size:
+        href, next_page = view.href("/public/inspections", [("page", page + 1)]), _("Next page")
+        more = f'<p><a class="next" href="{href}">{e(next_page)}</a></p>'
+    count = _("{total} in all").format(total=total)
+    body = f'<p>{e(count)}</p><ol class="inspections">{rows}</ol>{more}'
+    params = [("page", page if page > 1 else None)]
+    return _page(request, view, _("Random inspections"), body, "/public/inspections", params)
 
 
 @router.get("/documents", response_class=HTMLResponse)
@@ -526,6 +583,20 @@ def roster_feed(request: Request) -> Response:
 def documents_feed(request: Request) -> Response:
     with _open(request) as session:
         return _json(request, {"items": public.document_list(session)})
+
+
+@router.get("/api/inspections")
+def inspections_feed(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=public.MAX_PAGE)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> Response:
+    """Published random-inspection results, newest publication first: ``ref``, ``authority``, ``item``,
+    ``party_kind``, ``party`` (a natural person's name masked), ``inspected_on``, ``result``,
+    ``result_label``, ``summary`` (redacted), ``published_on``, ``sha256``. A withdrawn one is gone."""
+    with _open(request) as session:
+        items, total = public.inspection_list(session, limit=limit, offset=offset)
+        return _json(request, {"items": items, "total": total, "limit": limit, "offset": offset})
 
 
 @router.get("/api/reports/{year}")

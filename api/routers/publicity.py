@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from api.deps import ClientAddr, CurrentUser, DispatcherDep, KeyringDep, SessionDep
 from archive.errors import TooLarge
 from archive.i18n import _
-from archive.publicity import decisions, documents, report, roster, webhooks
+from archive.publicity import decisions, documents, inspections, performance, report, roster, webhooks
 from archive.publicity.models import (
     DecisionCategory,
     DecisionPublic,
@@ -26,7 +26,12 @@ from archive.publicity.models import (
     DocumentKind,
     DocumentPublic,
     DueList,
+    InspectionOutcome,
+    InspectionPublic,
+    InspectionState,
     PartyKind,
+    PerformancePublic,
+    PerformanceStatus,
     QualificationFlagPublic,
     RedactionPublic,
     ReportPublic,
@@ -309,6 +314,109 @@ def withdraw_decision(
         addr=addr,
     )
     return decisions.to_public(session, done.decision)
+
+
+# --------------------------------------------------------------------------- performance (A10)
+
+
+class PerformanceIn(BaseModel):
+    status: PerformanceStatus
+    as_of: date
+    note: str = Field(default="", max_length=performance.MAX_NOTE)
+
+
+@router.post("/decisions/{decision_id}/performance", response_model=PerformancePublic, status_code=201)
+def record_performance(
+    decision_id: str,
+    body: PerformanceIn,
+    session: SessionDep,
+    user: CurrentUser,
+    dispatcher: DispatcherDep,
+    addr: ClientAddr,
+) -> PerformancePublic:
+    """Record how the decision has been carried out (履行情况), as established on ``as_of`` (not in the
+    future, not before the decision): a new version; the history is kept. The note stays internal."""
+    row = performance.record(
+        session, user, decision_id, body.status, body.as_of, note=body.note, dispatcher=dispatcher, addr=addr
+    )
+    return performance.to_public(session, row)
+
+
+@router.get("/decisions/{decision_id}/performance", response_model=list[PerformancePublic])
+def performance_history(decision_id: str, session: SessionDep, user: CurrentUser) -> list[PerformancePublic]:
+    """Every recorded version of the decision's performance, oldest first (the last is current)."""
+    return [performance.to_public(session, r) for r in performance.history(session, user, decision_id)]
+
+
+# --------------------------------------------------------------------------- random inspections (A10)
+
+
+class InspectionIn(BaseModel):
+    item: str = Field(min_length=1, max_length=500)
+    party_kind: PartyKind
+    party_name: str = Field(min_length=1, max_length=200)
+    inspected_on: date
+    result: InspectionOutcome
+    summary: str = Field(min_length=1, max_length=inspections.MAX_SUMMARY)
+
+
+class InspectionWithdrawIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+@router.post("/inspections", response_model=InspectionPublic, status_code=201)
+def register_inspection(
+    body: InspectionIn, session: SessionDep, user: CurrentUser, addr: ClientAddr
+) -> InspectionPublic:
+    """Register a random-inspection result (双随机抽查结果) as a draft: the answer shows what the
+    public would see (``public_party``, ``public_summary``) and the SHA-256 an approval names."""
+    row = inspections.register(session, user, inspections.InspectionInput(**body.model_dump()), addr=addr)
+    return inspections.to_public(row)
+
+
+@router.get("/inspections", response_model=list[InspectionPublic])
+def list_inspections(
+    session: SessionDep,
+    user: CurrentUser,
+    state: InspectionState | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[InspectionPublic]:
+    rows = inspections.listing(session, user, state=state, limit=limit, offset=offset)
+    return [inspections.to_public(r) for r in rows]
+
+
+@router.get("/inspections/{inspection_id}", response_model=InspectionPublic)
+def get_inspection(inspection_id: str, session: SessionDep, user: CurrentUser) -> InspectionPublic:
+    return inspections.to_public(inspections.get(session, user, inspection_id))
+
+
+@router.post("/inspections/{inspection_id}/approve", response_model=InspectionPublic)
+def approve_inspection(
+    inspection_id: str,
+    body: Approval,
+    session: SessionDep,
+    user: CurrentUser,
+    dispatcher: DispatcherDep,
+    addr: ClientAddr,
+) -> InspectionPublic:
+    """Publish a draft: the SHA-256 must be its public content's (RFC 8785 JSON), else 409."""
+    row = inspections.approve(session, user, inspection_id, body.sha256, dispatcher=dispatcher, addr=addr)
+    return inspections.to_public(row)
+
+
+@router.post("/inspections/{inspection_id}/withdraw", response_model=InspectionPublic)
+def withdraw_inspection(
+    inspection_id: str,
+    body: InspectionWithdrawIn,
+    session: SessionDep,
+    user: CurrentUser,
+    dispatcher: DispatcherDep,
+    addr: ClientAddr,
+) -> InspectionPublic:
+    """Take a published result down at once (it stays here, logged)."""
+    row = inspections.withdraw(session, user, inspection_id, body.reason, dispatcher=dispatcher, addr=addr)
+    return inspections.to_public(row)
 
 
 # --------------------------------------------------------------------------- deliveries

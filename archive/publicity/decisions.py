@@ -486,10 +486,12 @@ def approve(
         overrides=bound,
         timeliness=timeliness(d, on),
     )
+    from archive.publicity.performance import current
     from archive.publicity.public import decision_entry
 
     event = "decision.updated" if correction else "decision.published"
-    sent = webhooks.enqueue(session, event, d.ref, decision_entry(d, r), dispatcher=dispatcher, clock=clock)
+    entry = decision_entry(d, r, current(session, d.id))
+    sent = webhooks.enqueue(session, event, d.ref, entry, dispatcher=dispatcher, clock=clock)
     return Published(d, correction, [sent.id] if sent else [])
 
 

@@ -56,3 +56,16 @@ class WrongState(Conflict):
 
 class DecisionNotFound(NotFound):
     code = "publicity.decision_not_found"
+
+
+class InspectionNotFound(NotFound):
+    code = "publicity.inspection_not_found"
+
+
+class InvalidField(InvalidInput):
+    """A field of a performance record or an inspection result is refused (a date in the future, an
+    empty text): 422, and the message starts with the field's name, as schema errors do."""
+
+    code = "publicity.invalid_field"
+
+    http_status = 422

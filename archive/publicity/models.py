@@ -134,6 +134,50 @@ class DocumentState(StrEnum):
     SUPERSEDED = "superseded"
 
 
+class PerformanceStatus(StrEnum):
+    """How a decision has been carried out (行政执法决定的履行情况, seed 003)."""
+
+    NOT_DUE = "not-due"  # 履行期限未届满
+    FULFILLED = "fulfilled"  # 已履行
+    PARTLY = "partly"  # 部分履行
+    NOT_FULFILLED = "not-fulfilled"  # 未履行
+    ENFORCED = "enforced"  # 已强制执行
+    COURT = "court"  # 已申请人民法院强制执行
+
+
+PERFORMANCE_ZH: dict[str, str] = {
+    PerformanceStatus.NOT_DUE: "履行期限未届满",
+    PerformanceStatus.FULFILLED: "已履行",
+    PerformanceStatus.PARTLY: "部分履行",
+    PerformanceStatus.NOT_FULFILLED: "未履行",
+    PerformanceStatus.ENFORCED: "已强制执行",
+    PerformanceStatus.COURT: "已申请法院强制执行",
+}
+
+
+class InspectionOutcome(StrEnum):
+    """The result of one random inspection (双随机抽查结果)."""
+
+    NO_PROBLEM = "no-problem"  # 未发现问题
+    RECTIFY = "rectify"  # 发现问题已责令整改
+    PENALISED = "penalised"  # 发现问题已依法处罚
+    REFERRED = "referred"  # 已移交有关部门
+
+
+INSPECTION_ZH: dict[str, str] = {
+    InspectionOutcome.NO_PROBLEM: "未发现问题",
+    InspectionOutcome.RECTIFY: "发现问题已责令整改",
+    InspectionOutcome.PENALISED: "发现问题已依法处罚",
+    InspectionOutcome.REFERRED: "已移交有关部门",
+}
+
+
+class InspectionState(StrEnum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    WITHDRAWN = "withdrawn"  # taken down: kept here, gone from the public face
+
+
 class DeliveryState(StrEnum):
     PENDING = "pending"
     DELIVERED = "delivered"
@@ -394,6 +438,102 @@ class DueList(SQLModel):
     today: date
     overdue: list[DueItem]
     due_soon: list[DueItem]
+
+
+# --------------------------------------------------------------------------- performance (A10)
+
+
+class DecisionPerformance(SQLModel, table=True):
+    """One statement of how a decision has been carried out, as established on ``as_of``. Each is a
+    new version (the history is kept, never overwritten); the newest is the current one."""
+
+    __tablename__ = "publicity_performance"
+    __table_args__ = (UniqueConstraint("decision_id", "version", name="uq_publicity_performance_version"),)
+    id: int | None = Field(default=None, primary_key=True)
+    decision_id: str = Field(foreign_key="publicity_decisions.id", index=True, max_length=36)
+    version: int
+    status: PerformanceStatus = Field(sa_type=enum_column(PerformanceStatus))
+    as_of: date
+    note: str = Field(default="", max_length=2000)  # internal: never on the public face
+    created_by: str = Field(max_length=160)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class PerformancePublic(SQLModel):
+    """The internal view of one version (readers with ``publicity.read``)."""
+
+    decision_id: str
+    decision_ref: str
+    version: int
+    status: PerformanceStatus
+    status_label: str
+    as_of: date
+    note: str
+    created_by: str
+    created_at: datetime
+
+
+# --------------------------------------------------------------------------- random inspections (A10)
+
+
+class RandomInspection(SQLModel, table=True):
+    """One result of a random inspection (双随机抽查结果): a draft until a publisher approves it by
+    naming the SHA-256 of exactly what the public will see (``public_party``, ``public_summary`` and
+    the other public fields); withdrawn, it leaves the public face and stays here."""
+
+    __tablename__ = "publicity_inspections"
+    __table_args__ = (
+        UniqueConstraint("ref", name="uq_publicity_inspection_ref"),
+        Index("ix_publicity_inspections_public", "state", "published_at"),
+    )
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    ref: str = Field(max_length=32)  # the public reference
+    item: str = Field(max_length=500)  # the inspection item (随机抽查事项)
+    party_kind: PartyKind = Field(sa_type=enum_column(PartyKind))
+    party_name: str = Field(max_length=200)
+    inspected_on: date
+    result: InspectionOutcome = Field(sa_type=enum_column(InspectionOutcome))
+    summary: str = Field(sa_column=Column(Text, nullable=False))
+    public_party: str = Field(max_length=200)  # a natural person's name masked (张某某)
+    public_summary: str = Field(sa_column=Column(Text, nullable=False))  # through the redaction engine
+    sha256: str = Field(max_length=64)
+    state: InspectionState = Field(default=InspectionState.DRAFT, sa_type=enum_column(InspectionState))
+    created_by: str = Field(max_length=160)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    published_by: str | None = Field(default=None, max_length=160)
+    published_at: datetime | None = None
+    published_on: date | None = None
+    withdrawn_by: str | None = Field(default=None, max_length=160)
+    withdrawn_at: datetime | None = None
+    withdrawn_on: date | None = None
+    withdrawal_reason: str | None = Field(default=None, max_length=2000)
+
+
+class InspectionPublic(SQLModel):
+    """The internal view (readers with ``publicity.read``): what was entered, and what the public
+    sees (``public_party``, ``public_summary``) with the SHA-256 an approval must name."""
+
+    id: str
+    ref: str
+    item: str
+    party_kind: PartyKind
+    party_name: str
+    inspected_on: date
+    result: InspectionOutcome
+    result_label: str
+    summary: str
+    public_party: str
+    public_summary: str
+    sha256: str
+    state: InspectionState
+    created_by: str
+    created_at: datetime
+    published_by: str | None
+    published_on: date | None
+    withdrawn_by: str | None
+    withdrawn_on: date | None
+    withdrawal_reason: str | None
 
 
 # --------------------------------------------------------------------------- webhooks

@@ -18,14 +18,16 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from archive.config import get_settings
-from archive.publicity import documents, roster
+from archive.publicity import documents, inspections, performance, roster
 from archive.publicity.models import (
     CATEGORY_ZH,
     PARTY_ZH,
+    PERFORMANCE_ZH,
     WITHDRAWAL_ZH,
     AnnualReport,
     Decision,
     DecisionCategory,
+    DecisionPerformance,
     DecisionState,
     PublicDocument,
     Redaction,
@@ -46,19 +48,31 @@ def reading(engine: Engine) -> Iterator[Session]:
         yield session
 
 
-def generation(session: Session) -> tuple[int, str, int, str, str]:
-    """Changes whenever any decision is registered, published, corrected or withdrawn, and whenever a
+def generation(session: Session) -> tuple[int, str, int, str, str, int]:
+    """Changes whenever any decision is registered, published, corrected or withdrawn, whenever a
     restriction mark is placed or lifted (issue 13: a mark hides a published decision without
-    changing its row): what a cache of rendered public answers is keyed by."""
+    changing its row), and whenever a decision's performance is recorded (append-only versions: their
+    count): what a cache of rendered public answers is keyed by."""
     count, newest = session.exec(select(func.count(), func.max(Decision.updated_at))).one()
     marks, marked, lifted = session.exec(
         select(func.count(), func.max(Mark.marked_at), func.max(Mark.lifted_at))
     ).one()
-    return int(count), str(newest), int(marks), str(marked), str(lifted)
+    performed = session.exec(select(func.count()).select_from(DecisionPerformance)).one()
+    return int(count), str(newest), int(marks), str(marked), str(lifted), int(performed)
 
 
-def decision_entry(d: Decision, r: Redaction | None) -> dict[str, Any]:
-    """One decision as the public and the external platform see it."""
+def performance_entry(p: DecisionPerformance | None) -> dict[str, Any] | None:
+    """A decision's current performance as the public sees it: status and date, never the note."""
+    if p is None:
+        return None
+    return {"status": str(p.status), "status_label": PERFORMANCE_ZH[p.status], "as_of": p.as_of.isoformat()}
+
+
+def decision_entry(
+    d: Decision, r: Redaction | None, performance: DecisionPerformance | None = None
+) -> dict[str, Any]:
+    """One decision as the public and the external platform see it (``performance``: its current
+    performance, shown while it is published; a withdrawn decision shows none)."""
     entry: dict[str, Any] = {
         "ref": d.ref,
         "authority": get_settings().publicity_authority,
@@ -75,6 +89,7 @@ def decision_entry(d: Decision, r: Redaction | None) -> dict[str, Any]:
         "text": None,
         "sha256": None,
         "withdrawn": None,
+        "performance": None,
     }
     if d.state is DecisionState.WITHDRAWN:
         ground = d.withdrawal_ground or WithdrawalGround.REVOKED  # always set together with the state
@@ -86,6 +101,7 @@ def decision_entry(d: Decision, r: Redaction | None) -> dict[str, Any]:
         }
     elif r is not None:
         entry.update(party=r.party, conclusion=r.conclusion, text=r.text, sha256=r.sha256)
+        entry["performance"] = performance_entry(performance)
     return entry
 
 
@@ -124,12 +140,15 @@ def decisions(
         .limit(min(max(limit, 1), MAX_PAGE))
     ).all()
     out = []
+    performed = performance.current_of(
+        session, [d.id for d, _r in rows if d.state is DecisionState.PUBLISHED]
+    )
     for d, r in rows:
         if d.state is DecisionState.PUBLISHED and (
             r is None or is_restricted(session, case_id=d.case_id, record_id=d.record_id)
         ):
             continue
-        out.append(decision_entry(d, r))
+        out.append(decision_entry(d, r, performed.get(d.id)))
     return out, int(total)
 
 
@@ -146,6 +165,7 @@ def decision(session: Session, ref: str) -> dict[str, Any] | None:
         ).first()
         if r is None:
             return None
+        return decision_entry(d, r, performance.current(session, d.id))
     return decision_entry(d, r)
 
 
@@ -197,3 +217,12 @@ def reports(session: Session) -> list[AnnualReport]:
 
 def report(session: Session, year: int) -> AnnualReport | None:
     return next((r for r in reports(session) if r.year == year), None)
+
+
+def inspection_list(
+    session: Session, *, limit: int = 50, offset: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    """Published random-inspection results, newest publication first (a natural person's name masked;
+    nothing of a draft or a withdrawn result)."""
+    rows, total = inspections.published(session, limit=min(max(limit, 1), MAX_PAGE), offset=offset)
+    return [inspections.entry(r) for r in rows], total

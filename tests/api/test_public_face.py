@@ -17,8 +17,15 @@ from sqlalchemy.engine import Engine
 from archive.accounts.models import Role
 from archive.config import get_settings
 from archive.db import session_scope
-from archive.publicity import decisions, documents, report, roster
-from archive.publicity.models import DecisionCategory, DocumentKind, PartyKind, WithdrawalGround
+from archive.publicity import decisions, documents, inspections, performance, report, roster
+from archive.publicity.models import (
+    DecisionCategory,
+    DocumentKind,
+    InspectionOutcome,
+    PartyKind,
+    PerformanceStatus,
+    WithdrawalGround,
+)
 from archive.signing import Keyring, canonical_json
 from migrations import migrate
 from tests.archive.publicity.publicity_factories import case_with_decision, roster_entry, user
@@ -32,6 +39,11 @@ DRAFT_REDACTION = "DRAFT-REDACTION-流沙河"
 DRAFT_DOCUMENT = "DRAFT-DOC-火焰山"
 REVOKED_OFFICER = "白骨精"
 PUBLISHED_TEXT = "PUBLISHED-通天河"
+PERFORMANCE_NOTE = "PERFORMANCE-NOTE-五指山"  # internal, never public
+INSPECTED_PERSON = "王小明"  # a natural person inspected: masked 王某某
+PUBLISHED_INSPECTION = "PUBLISHED-INSPECTION-狮驼岭"
+DRAFT_INSPECTION = "DRAFT-INSPECTION-女儿国"
+WITHDRAWN_INSPECTION = "WITHDRAWN-INSPECTION-盘丝洞"
 
 
 def _api(env: dict[str, str], tmp: Path, name: str, **extra: str) -> LiveAPI:
@@ -71,6 +83,24 @@ def seeded(engine: Engine, env: dict[str, str]) -> dict[str, Any]:
         r = decisions.draft_redaction(s, pub, published.id)
         decisions.approve(s, pub, published.id, r.version, r.sha256)
         decisions.draft_redaction(s, pub, published.id, text=r.text + DRAFT_REDACTION)  # never approved
+        performance.record(
+            s, pub, published.id, PerformanceStatus.FULFILLED, date(2025, 3, 20), note=PERFORMANCE_NOTE
+        )
+
+        def inspection(summary: str) -> Any:
+            row = inspections.register(s, pub, inspections.InspectionInput(
+                item="食品经营监督检查", party_kind=PartyKind.NATURAL_PERSON, party_name=INSPECTED_PERSON,
+                inspected_on=date(2025, 5, 6), result=InspectionOutcome.RECTIFY,
+                summary=f"{INSPECTED_PERSON}：{summary}"))  # fmt: skip
+            secret.append(row.id)
+            return row
+
+        shown = inspection(PUBLISHED_INSPECTION)
+        inspections.approve(s, pub, shown.id, shown.sha256)
+        inspection(DRAFT_INSPECTION)
+        gone = inspection(WITHDRAWN_INSPECTION)
+        inspections.approve(s, pub, gone.id, gone.sha256)
+        inspections.withdraw(s, pub, gone.id, "有误")
 
         decision("U-1", UNPUBLISHED_TEXT, UNPUBLISHED_PARTY)
         withdrawn = decision("W-1", WITHDRAWN_TEXT, "猪八戒")
@@ -107,6 +137,7 @@ def public_api(env: dict[str, str], tmp_path: Path, seeded: dict[str, Any]) -> I
 
 FORBIDDEN = [
     *(UNPUBLISHED_PARTY, UNPUBLISHED_TEXT, WITHDRAWN_TEXT, DRAFT_REDACTION, DRAFT_DOCUMENT, REVOKED_OFFICER),
+    *(PERFORMANCE_NOTE, INSPECTED_PERSON, DRAFT_INSPECTION, WITHDRAWN_INSPECTION),
     *("猪八戒", "-q7", "user:", "system:", "case_id", "record_id"),  # people, accounts, internal keys
 ]
 
@@ -118,6 +149,7 @@ def test_no_unpublished_string_reaches_any_public_response(
     start = [
         "/public/", "/public/api/decisions", "/public/api/decisions?limit=100", "/public/api/roster",
         "/public/api/documents", "/public/api/reports/2025", "/public/decisions?year=2025",
+        "/public/api/inspections",
         "/public/decisions?category=penalty", f"/public/api/decisions/{seeded['published_ref']}",
         f"/public/api/decisions/{seeded['withdrawn_ref']}",
     ]  # fmt: skip
@@ -139,6 +171,9 @@ def test_no_unpublished_string_reaches_any_public_response(
         for needle in [*FORBIDDEN, *seeded["secret"]]:
             assert needle not in text, (needle, path)
     assert PUBLISHED_TEXT in bodies["/public/api/decisions"]
+    assert "已履行" in bodies[f"/public/api/decisions/{seeded['published_ref']}"]
+    for path in ("/public/api/inspections", "/public/inspections"):
+        assert PUBLISHED_INSPECTION in bodies[path] and "王某某" in bodies[path], path
     assert "赵刚" in bodies["/public/api/roster"]
     # What is not public is not found (and says nothing about why).
     for path in (

@@ -2,8 +2,9 @@
 app (``schemathesis.openapi.from_asgi``), calls every operation as each role and as nobody, with data
 seeded so the calls reach real code (a case with a record, an archived recording linked to it, an
 unfinished upload, a hold, a legal-review submission, a party, a restricted mark, a copy-out request, a
-roster entry, a publicity decision, a checkpoint). It fails on any 5xx and on any answer the document
-does not describe: an undocumented status, media type or header, or a body off its schema.
+roster entry, a publicity decision with its performance, a random-inspection result, a checkpoint). It
+fails on any 5xx and on any answer the document does not describe: an undocumented status, media type
+or header, or a body off its schema.
 
 Two passes. The role pass sends every operation once as each of the eight roles and as nobody (the
 simplest valid request naming seeded things), so each refusal and admission is held to the document.
@@ -367,6 +368,28 @@ def _seed(w: World, url: str, tmp: Path) -> None:
             "persons": ["赵刚"],
         },
     )
+    # A random-inspection result (A10), a draft the publisher may approve or (once published) withdraw.
+    inspection = call(
+        "POST",
+        "/api/v1/publicity/inspections",
+        "publisher",
+        201,
+        json={
+            "item": "道路运输企业安全生产监督检查",
+            "party_kind": "natural-person",
+            "party_name": "王小明",
+            "inspected_on": "2025-05-06",
+            "result": "rectify",
+            "summary": "消防通道堵塞，已责令整改。",
+        },
+    )
+    call(
+        "POST",
+        f"/api/v1/publicity/decisions/{decision['id']}/performance",
+        "publisher",
+        201,
+        json={"status": "not-due", "as_of": "2025-03-03", "note": "期限内"},
+    )
     # An upload the officer has begun and not finished.
     meta = {
         "filename": "b.mp4",
@@ -407,6 +430,7 @@ def _seed(w: World, url: str, tmp: Path) -> None:
         "request_id": [copyout["id"]],
         "entry_id": [roster["id"]],
         "decision_id": [decision["id"]],
+        "inspection_id": [inspection["id"]],
         "event_id": [event_id],
         "year": [2025],
         "version": [1],

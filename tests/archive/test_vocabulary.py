@@ -12,7 +12,14 @@ from archive.cases.models import CaseKind, CaseStatus, DocumentKind, LinkSource,
 from archive.i18n import LANGUAGES, use_language
 from archive.media.ffmpeg.facts import MediaKind
 from archive.media.models import ClockSource, MediaState
-from archive.publicity.models import DecisionCategory, PartyKind, Timeliness, WithdrawalGround
+from archive.publicity.models import (
+    DecisionCategory,
+    InspectionOutcome,
+    PartyKind,
+    PerformanceStatus,
+    Timeliness,
+    WithdrawalGround,
+)
 from archive.publicity.models import DocumentKind as PublicDocumentKind
 from retention.policy import FlagKind, Keep
 
@@ -35,6 +42,8 @@ DOMAINS: dict[str, type[StrEnum]] = {
     "withdrawal_ground": WithdrawalGround,
     "timeliness": Timeliness,
     "publicity_document": PublicDocumentKind,
+    "performance_status": PerformanceStatus,
+    "inspection_result": InspectionOutcome,
 }
 
 
