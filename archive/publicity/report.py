@@ -1,7 +1,9 @@
 """The yearly report: "每年1月31日前公开…上年度行政执法总体情况有关数据" (seed 000).
 
 :func:`build` counts, for one local calendar year, decisions by category and their outcomes,
-publication timeliness, cases, legal reviews, recordings per activity and the roster; the per-decision
+publication timeliness, how the year's decisions have been carried out (履行情况), the random
+inspections of the year by result (双随机抽查结果), cases, legal reviews, recordings per activity and the
+roster; the per-decision
 rows it counts from are part of the body, so anyone can check every total against them. The body is
 signed with the archive's Ed25519 keyring exactly as manifests are (RFC 8785 bytes), stored as a
 draft version, and published by a publisher. A beat task drafts it on the first days of January and
@@ -39,8 +41,13 @@ from archive.publicity.models import (
     AnnualReport,
     Decision,
     DecisionCategory,
+    DecisionPerformance,
     DecisionState,
+    InspectionOutcome,
+    InspectionState,
+    PerformanceStatus,
     QualificationFlag,
+    RandomInspection,
     ReportPublic,
     ReportState,
     Timeliness,
@@ -161,6 +168,52 @@ def _recordings(session: Session, start: datetime, end: datetime) -> dict[str, A
     return {"received": len(media), "by_activity": by_activity}
 
 
+NOT_RECORDED = "not-recorded"  # a decision of the year with no performance stated as of the report
+
+
+def _performance(session: Session, year: int, as_of: date) -> dict[str, Any]:
+    """The year's decisions by how they had been carried out as of ``as_of``: the newest statement
+    established on or before that day (``archive.publicity.performance``); withdrawn decisions apart."""
+    decided = session.exec(
+        select(Decision.id, Decision.state).where(
+            col(Decision.decided_on) >= date(year, 1, 1), col(Decision.decided_on) <= date(year, 12, 31)
+        )
+    ).all()
+    in_force = {d for d, state in decided if state != DecisionState.WITHDRAWN}
+    status: dict[str, tuple[int, str]] = {}  # decision -> (version, status) of its newest statement
+    if in_force:
+        for d, version, st in session.exec(
+            select(
+                DecisionPerformance.decision_id, DecisionPerformance.version, DecisionPerformance.status
+            ).where(
+                col(DecisionPerformance.decision_id).in_(in_force), col(DecisionPerformance.as_of) <= as_of
+            )
+        ).all():
+            if d not in status or version > status[d][0]:
+                status[d] = (version, str(st))
+    counts = Counter(st for _v, st in status.values())
+    by_status = {str(k): counts.get(str(k), 0) for k in PerformanceStatus}
+    by_status[NOT_RECORDED] = len(in_force) - len(status)
+    return {"decisions_in_force": len(in_force), "by_status": by_status}
+
+
+def _inspections(session: Session, year: int) -> dict[str, Any]:
+    """Random inspections carried out in the year and published, by result; those taken down apart."""
+    rows = session.exec(
+        select(RandomInspection.result, RandomInspection.state).where(
+            col(RandomInspection.inspected_on) >= date(year, 1, 1),
+            col(RandomInspection.inspected_on) <= date(year, 12, 31),
+            col(RandomInspection.state) != InspectionState.DRAFT,
+        )
+    ).all()
+    published = Counter(str(r) for r, state in rows if state == InspectionState.PUBLISHED)
+    return {
+        "published": sum(published.values()),
+        "by_result": {str(k): published.get(str(k), 0) for k in InspectionOutcome},
+        "withdrawn": sum(1 for _r, state in rows if state == InspectionState.WITHDRAWN),
+    }
+
+
 def build(session: Session, year: int, *, as_of: date, generated_at: datetime) -> dict[str, Any]:
     s = get_settings()
     start, end = _bounds(year, s.timezone)
@@ -185,6 +238,8 @@ def build(session: Session, year: int, *, as_of: date, generated_at: datetime) -
         "generated_at": as_utc(generated_at).isoformat().replace("+00:00", "Z"),
         "totals": _tally(rows),
         "by_category": by_category,
+        "performance": _performance(session, year, as_of),
+        "random_inspections": _inspections(session, year),
         "cases": _cases(session, start, end),
         "legal_reviews": _legal_reviews(session, start, end),
         "recordings": _recordings(session, start, end),
@@ -421,6 +476,7 @@ def render_html(body: dict[str, Any]) -> str:
         _table(head, cats),
         _heading(3, _("Withdrawn decisions")),
         _table([_("Ground"), _("Number")], withdrawn),
+        *_a10_sections(body),
         _heading(3, _("Cases")),
         _table([_("Cases opened")], [[body["cases"]["opened"]]]),
         _heading(3, _("Legal review")),
@@ -439,6 +495,37 @@ def render_html(body: dict[str, Any]) -> str:
         ),
     ]
     return "\n".join(parts)
+
+
+def _a10_sections(body: dict[str, Any]) -> list[str]:
+    """Performance and random inspections (A10); reports signed before they were counted have neither."""
+    from archive import vocabulary
+
+    out = []
+    if "performance" in body:
+        perf = body["performance"]["by_status"]
+        rows = [
+            [vocabulary.label("performance_status", k) if k != NOT_RECORDED else _("not stated"), n]
+            for k, n in perf.items()
+        ]
+        out += [
+            _heading(3, _("How the year's decisions were carried out")),
+            _table(
+                [_("Performance"), _("Number")],
+                [*rows, [_("Total"), body["performance"]["decisions_in_force"]]],
+            ),
+        ]
+    if "random_inspections" in body:
+        ins = body["random_inspections"]
+        rows = [[vocabulary.label("inspection_result", k), n] for k, n in ins["by_result"].items()]
+        out += [
+            _heading(3, _("Random inspections")),
+            _table(
+                [_("Result"), _("Number")],
+                [*rows, [_("Published"), ins["published"]], [_("Withdrawn"), ins["withdrawn"]]],
+            ),
+        ]
+    return out
 
 
 def page_html(body: dict[str, Any], key_id: str, signature: str) -> str:

@@ -6,6 +6,7 @@ content fixed and masked, approved by its SHA-256, withdrawn from the public fac
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -14,8 +15,9 @@ from sqlmodel import Session, col, select
 from archive.accounts.models import User
 from archive.db import session_scope
 from archive.errors import Forbidden, InvalidInput
+from archive.i18n import use_language
 from archive.models import Event
-from archive.publicity import decisions, inspections, performance, public
+from archive.publicity import decisions, inspections, performance, public, report
 from archive.publicity.errors import DecisionNotFound, DigestMismatch, InspectionNotFound, WrongState
 from archive.publicity.models import (
     Decision,
@@ -28,6 +30,7 @@ from archive.publicity.models import (
     WithdrawalGround,
 )
 from archive.publicity.services import today
+from archive.signing import Keyring
 from tests.archive.publicity.publicity_factories import CONCLUSION, PARTY, case_with_decision, fixed, users
 
 NOTE = "INTERNAL-NOTE-当事人称下月补缴"
@@ -287,3 +290,74 @@ def test_changes_on_the_public_face_are_pushed(engine: Engine, monkeypatch: pyte
         assert sent[1][2]["party"] == "王某某" and sent[2][2] == {"ref": iref, "withdrawn_on": str(today())}
     finally:
         get_settings.cache_clear()
+
+
+def test_the_yearly_report_counts_performance_and_inspections(engine: Engine, tmp_path: Path) -> None:
+    """A9 meets A10: the signed yearly report says how the year's decisions were carried out, as of its
+    own date, and how many random inspections of the year were published, by result."""
+    u = users(engine)
+    pub = u["publisher"]
+    with session_scope(engine) as s:
+        first, second, third = (_decision(s, u, f"A10-R{n}") for n in range(3))
+        withdrawn = _decision(s, u, "A10-R3")
+        performance.record(s, pub, first.id, PerformanceStatus.NOT_DUE, date(2025, 3, 3))
+        performance.record(s, pub, first.id, PerformanceStatus.FULFILLED, date(2025, 4, 1))
+        # established after the report's date: not yet what the report can say
+        performance.record(s, pub, second.id, PerformanceStatus.COURT, date(2026, 1, 10))
+        performance.record(s, pub, withdrawn.id, PerformanceStatus.FULFILLED, date(2025, 3, 5))
+        decisions.withdraw(s, pub, withdrawn.id, WithdrawalGround.REVOKED, "依法撤销")
+        assert third.id  # nothing stated
+        made = []
+        for n, (on, outcome) in enumerate(
+            [
+                (date(2025, 5, 6), InspectionOutcome.RECTIFY),
+                (date(2025, 6, 6), InspectionOutcome.RECTIFY),
+                (date(2025, 7, 6), InspectionOutcome.NO_PROBLEM),
+                (date(2025, 8, 6), InspectionOutcome.PENALISED),  # taken down
+                (date(2025, 9, 6), InspectionOutcome.REFERRED),  # a draft: not counted
+                (date(2024, 9, 6), InspectionOutcome.REFERRED),  # another year
+            ]
+        ):
+            row = inspections.register(
+                s,
+                pub,
+                inspections.InspectionInput(
+                    item=f"检查事项 {n}",
+                    party_kind=PartyKind.ORGANISATION,
+                    party_name="某某有限公司",
+                    inspected_on=on,
+                    result=outcome,
+                    summary="现场检查",
+                ),
+            )
+            made.append(row)
+            if n != 4:
+                inspections.approve(s, pub, row.id, row.sha256)
+        inspections.withdraw(s, pub, made[3].id, "登记有误")
+    keyring = Keyring(tmp_path / "keys")
+    with session_scope(engine) as s:
+        row = report.draft(s, pub, 2025, keyring, clock=fixed(datetime(2026, 1, 3, 2, tzinfo=UTC)))
+        body = row.body
+    report.verify(row, keyring)
+    assert body["performance"] == {
+        "decisions_in_force": 3,
+        "by_status": {
+            "not-due": 0,
+            "fulfilled": 1,
+            "partly": 0,
+            "not-fulfilled": 0,
+            "enforced": 0,
+            "court": 0,
+            "not-recorded": 2,
+        },
+    }
+    assert body["random_inspections"] == {
+        "published": 3,
+        "by_result": {"no-problem": 1, "rectify": 2, "penalised": 0, "referred": 0},
+        "withdrawn": 1,
+    }
+    with use_language("zh-CN"):
+        page = report.render_html(body)
+        assert "已履行" in page and "发现问题已责令整改" in page
+    with use_language("en"):
+        assert "Random inspections" in report.render_html(body)
