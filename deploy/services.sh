@@ -385,9 +385,14 @@ print_env() {
 }
 
 make_state_dirs() {
-  # 0711: the postgres user must pass through to its data folder (it cannot list these)
+  # 0711: the postgres user must pass through to its data folder (it cannot list these). Set even when
+  # the folder exists: `make test` starts deploy/cluster.sh at the same moment, and when it creates
+  # var/ first (for var/cluster, under umask 077) var/ is 0700 and initdb's user is shut out.
   local d
-  for d in "$VAR" "$STATE"; do [ -d "$d" ] || mkdir -m 0711 "$d"; done
+  for d in "$VAR" "$STATE"; do
+    [ -d "$d" ] || mkdir -m 0711 "$d"
+    if [ -O "$d" ]; then chmod 0711 "$d"; fi
+  done
 }
 
 do_up() {

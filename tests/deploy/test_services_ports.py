@@ -56,6 +56,9 @@ def _listening(port: int) -> bool:
 def second_checkout() -> Iterator[Path]:
     top = Path(tempfile.mkdtemp(prefix="custody-second-"))
     top.chmod(0o711)  # the postgres user passes through to its data folder
+    # var/ made 0700 by someone else first, as deploy/cluster.sh does when `make test` starts it beside
+    # services.sh: up must still let the postgres user through
+    (top / "var").mkdir(mode=0o700)
     try:
         yield top / "var"
     finally:
