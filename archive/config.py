@@ -155,6 +155,9 @@ class Settings(BaseSettings):
 
     # Time each worker heartbeat stays valid in Redis (health check "worker alive").
     worker_heartbeat_ttl_s: int = 30
+    # The beat leader's lease in Redis (workers/beat_leader.py): a standby beat takes over within this
+    # long after the leader dies (at once when it stops cleanly).
+    beat_lease_s: float = Field(default=30.0, ge=1.0, le=600.0)
 
     # Custody log (issue 5). Checkpoints are signed on this schedule when the log grew.
     checkpoint_interval_s: float = 300.0

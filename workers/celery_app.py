@@ -104,7 +104,9 @@ def make_celery() -> Celery:
 app = make_celery()
 
 
-import workers.metrics  # noqa: E402, F401  - signal handlers: task metrics, log context, queue age
+# Signal handlers: task metrics, log context, queue age (metrics); one beat in the installation, a leader
+# lease in Redis (beat_leader).
+from workers import beat_leader, metrics  # noqa: E402, F401
 
 
 class CeleryDispatcher:

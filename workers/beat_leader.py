@@ -1,0 +1,73 @@
+"""One beat in the whole installation, whatever is started: a leader lease in Redis.
+
+Celery beat sends the schedule (checkpoints, fixity, retention, oversight, publicity); two beats would
+send each scheduled task twice. Every beat takes the lease ``custody:beat-leader`` (a Redis lock with a
+time-to-live, renewed while it runs) before its scheduler starts; a second beat waits as a standby,
+saying so, and takes over within the lease time once the leader stops or dies. A leader that cannot
+renew (Redis unreachable long enough for the lease to run out, or the lease taken over) stops itself:
+another beat may already be leading. Connected by ``workers.celery_app`` (the ``beat_init`` signal).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from typing import Any
+
+import redis
+from celery.signals import beat_init
+from redis.exceptions import LockError, RedisError
+
+from archive.config import get_settings
+
+LEASE_KEY = "custody:beat-leader"
+log = logging.getLogger("custody.beat")
+
+
+def take_lead(client: redis.Redis, *, lease_s: float, poll_s: float) -> Any:
+    """Block until this process holds the lease; returns the held lock."""
+    me = f"{socket.gethostname()}:{os.getpid()}"
+    lock = client.lock(LEASE_KEY, timeout=lease_s, blocking=False, thread_local=False)
+    said = False
+    while not lock.acquire(token=me.encode()):
+        if not said:
+            holder = client.get(LEASE_KEY)
+            who = holder.decode() if isinstance(holder, bytes) else "?"
+            log.warning("beat: standing by, another beat leads (%s); taking over when it stops", who)
+            said = True
+        time.sleep(poll_s)
+    log.warning("beat: leading (%s); the schedule runs here", me)
+    return lock
+
+
+def _keep(lock: Any, lease_s: float) -> None:
+    """Renew the lease at a third of its time; stop this beat when it cannot be kept."""
+    while True:
+        time.sleep(lease_s / 3)
+        try:
+            lock.reacquire()
+        except (LockError, RedisError) as exc:
+            log.critical("beat: lost the leader lease (%s); stopping so that only one beat runs", exc)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+
+
+@beat_init.connect
+def _lead(sender: Any = None, **_: Any) -> None:
+    settings = get_settings()
+    lease_s = settings.beat_lease_s
+    client = redis.Redis.from_url(settings.redis_url)
+    lock = take_lead(client, lease_s=lease_s, poll_s=max(0.2, lease_s / 6))
+    threading.Thread(target=_keep, args=(lock, lease_s), name="beat-lease", daemon=True).start()
+
+    def release() -> None:  # a clean stop hands over at once instead of after the lease time
+        with contextlib.suppress(LockError, RedisError):
+            lock.release()
+
+    atexit.register(release)
