@@ -35,12 +35,17 @@ def take_lead(client: redis.Redis, *, lease_s: float, poll_s: float) -> Any:
     me = f"{socket.gethostname()}:{os.getpid()}"
     lock = client.lock(LEASE_KEY, timeout=lease_s, blocking=False, thread_local=False)
     said = False
-    while not lock.acquire(token=me.encode()):
-        if not said:
-            holder = client.get(LEASE_KEY)
-            who = holder.decode() if isinstance(holder, bytes) else "?"
-            log.warning("beat: standing by, another beat leads (%s); taking over when it stops", who)
-            said = True
+    while True:
+        try:
+            if lock.acquire(token=me.encode()):
+                break
+            if not said:
+                holder = client.get(LEASE_KEY)
+                who = holder.decode() if isinstance(holder, bytes) else "?"
+                log.warning("beat: standing by, another beat leads (%s); taking over when it stops", who)
+                said = True
+        except RedisError as exc:  # Redis not up yet: wait for it, as Celery itself does
+            log.warning("beat: cannot reach Redis for the leader lease (%s); retrying", exc)
         time.sleep(poll_s)
     log.warning("beat: leading (%s); the schedule runs here", me)
     return lock
