@@ -63,7 +63,10 @@ def public_content(row: RandomInspection) -> dict[str, str]:
     }
 
 
-def _redact(kind: PartyKind, party: str, summary: str) -> tuple[str, str]:
+def _redact(kind: PartyKind, party: str, item: str, summary: str) -> tuple[str, str]:
+    """The public party and summary, through the redaction engine as decisions are (a natural person's
+    name masked; an organisation's name kept, anything personal inside it masked). The item is
+    published as written, so personal data in it is refused, not masked."""
     authority = get_settings().publicity_authority
     orgs = [authority] if authority else []
     names: list[str] = []
@@ -72,7 +75,15 @@ def _redact(kind: PartyKind, party: str, summary: str) -> tuple[str, str]:
         public_party = redaction.mask_name(party)
     else:
         orgs.append(party)
-        public_party = party
+        public_party = redaction.apply(party, redaction.find(party, organisations=orgs, field="party"))
+    found = redaction.find(item, names=names, organisations=orgs, field="item")
+    if found:
+        kinds = ", ".join(sorted({f.kind for f in found}))
+        raise InvalidField(
+            _("item: contains personal data ({kinds}); an inspection item is published as written").format(
+                kinds=kinds
+            )
+        )
     findings = redaction.find(summary, names=names, organisations=orgs, field="summary")
     return public_party, redaction.apply(summary, findings)
 
@@ -94,7 +105,7 @@ def register(
                 day=data.inspected_on, today=on
             )
         )
-    public_party, public_summary = _redact(data.party_kind, party, summary)
+    public_party, public_summary = _redact(data.party_kind, party, item, summary)
     now = clock()
     row = RandomInspection(
         ref=f"I{data.inspected_on.year}-{secrets.token_hex(4)}",

@@ -31,7 +31,7 @@ from archive.publicity.models import (
     PerformanceStatus,
     Redaction,
 )
-from archive.publicity.services import log, today
+from archive.publicity.services import is_restricted, log, today
 
 MAX_NOTE = 2000
 
@@ -49,7 +49,8 @@ def record(
     clock: Clock = utcnow,
 ) -> DecisionPerformance:
     """A new version of the decision's performance (logged with the old and the new status). When the
-    decision is on the public face, the change is pushed to the external platform too."""
+    decision is on the public face (published, not restricted), the change is pushed to the external
+    platform too."""
     authorize(user, Permission.PUBLISH)
     d = decisions.get(session, user, decision_id)
     on = today(clock)
@@ -96,7 +97,10 @@ def record(
         old_as_of=str(previous.as_of) if previous else None,
         as_of=str(as_of),
     )
-    if d.state is DecisionState.PUBLISHED:
+    # pushed only while the public may see it: published and not marked secret or private since
+    if d.state is DecisionState.PUBLISHED and not is_restricted(
+        session, case_id=d.case_id, record_id=d.record_id
+    ):
         from archive.publicity.public import decision_entry
 
         r = session.exec(

@@ -30,6 +30,8 @@ from archive.publicity.models import (
     WithdrawalGround,
 )
 from archive.publicity.services import today
+from archive.restricted import services as restricted
+from archive.restricted.models import MarkCreate, Sensitivity, SubjectKind
 from archive.signing import Keyring
 from tests.archive.publicity.publicity_factories import CONCLUSION, PARTY, case_with_decision, fixed, users
 
@@ -247,7 +249,18 @@ def test_inspection_refusals(engine: Engine) -> None:
             )
         with pytest.raises(InvalidInput, match="summary"):
             inspections.register(s, pub, _inspection(PartyKind.ORGANISATION, "某某公司", summary="  "))
-    assert len(_events(engine, "publicity.inspection.register")) == 1
+        # the item is published as written: personal data in it is refused, not masked
+        with pytest.raises(InvalidInput, match=r"item: contains personal data \(mobile\)"):
+            inspections.register(
+                s, pub, _inspection(PartyKind.ORGANISATION, "某某公司", item="回访电话 13812345678")
+            )
+    with session_scope(engine) as s:
+        # an organisation keeps its name; personal data inside it is masked like a decision party's
+        row = inspections.register(
+            s, pub, _inspection(PartyKind.ORGANISATION, "某某公司（联系电话13812345678）")
+        )
+        assert row.public_party.startswith("某某公司") and "13812345678" not in row.public_party
+    assert len(_events(engine, "publicity.inspection.register")) == 2
 
 
 def test_changes_on_the_public_face_are_pushed(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -264,8 +277,21 @@ def test_changes_on_the_public_face_are_pushed(engine: Engine, monkeypatch: pyte
         with session_scope(engine) as s:
             d = _decision(s, u, "A10-W")
             pending = _decision(s, u, "A10-X", publish=False)
+            secret = _decision(s, u, "A10-Y")
+            # marked private after it was published: off the public face, and never pushed again
+            restricted.mark(
+                s,
+                u["records"],
+                MarkCreate(
+                    subject_kind=SubjectKind.RECORD,
+                    subject_id=secret.record_id or "",
+                    sensitivity=Sensitivity.PRIVACY,
+                    reason="个人隐私",
+                ),
+            )
             performance.record(s, pub, d.id, PerformanceStatus.ENFORCED, date(2025, 4, 2), note=NOTE)
             performance.record(s, pub, pending.id, PerformanceStatus.FULFILLED, date(2025, 4, 2))
+            performance.record(s, pub, secret.id, PerformanceStatus.FULFILLED, date(2025, 4, 2))
             row = inspections.register(s, pub, _inspection(PartyKind.NATURAL_PERSON, PERSON))
             inspections.approve(s, pub, row.id, row.sha256)
             inspections.withdraw(s, pub, row.id, "有误")
@@ -277,7 +303,7 @@ def test_changes_on_the_public_face_are_pushed(engine: Engine, monkeypatch: pyte
                 if x.event != "decision.published"
             ]
         assert [(e, subject) for e, subject, _p in sent] == [
-            ("decision.performance", ref),  # the unpublished decision's is not pushed
+            ("decision.performance", ref),  # the unpublished and the restricted decisions' are not pushed
             ("inspection.published", iref),
             ("inspection.withdrawn", iref),
         ]
