@@ -52,19 +52,40 @@ def take_lead(client: redis.Redis, *, lease_s: float, poll_s: float) -> Any:
 
 
 def _keep(lock: Any, lease_s: float) -> None:
-    """Renew the lease at a third of its time; stop this beat when it cannot be kept."""
+    """Renew the lease at a third of its time. Stop this beat when the lease is someone else's (or gone),
+    or when Redis has been unreachable for as long as the lease lasts: by then another beat may lead.
+    A shorter outage (a Redis restart) is ridden out, as Celery itself rides it out."""
+    last_ok = time.monotonic()
     while True:
         time.sleep(lease_s / 3)
         try:
             lock.reacquire()
-        except (LockError, RedisError) as exc:
-            log.critical("beat: lost the leader lease (%s); stopping so that only one beat runs", exc)
-            os.kill(os.getpid(), signal.SIGTERM)
-            return
+            last_ok = time.monotonic()
+            continue
+        except LockError as exc:  # not ours any more (LockNotOwnedError), or gone
+            reason = str(exc) or type(exc).__name__
+        except RedisError as exc:
+            if time.monotonic() - last_ok < lease_s:
+                log.warning("beat: cannot renew the leader lease (%s); retrying", exc)
+                continue
+            reason = f"Redis unreachable for {lease_s:g} s: {exc}"
+        log.critical("beat: lost the leader lease (%s); stopping so that only one beat runs", reason)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
 
 
 @beat_init.connect
 def _lead(sender: Any = None, **_: Any) -> None:
+    # Celery's signal dispatch logs and swallows a receiver's exceptions, which would let this beat run
+    # its schedule with no lease: anything unexpected stops the beat instead (SystemExit gets through).
+    try:
+        _take_and_keep()
+    except Exception as exc:
+        log.critical("beat: cannot take the leader lease (%s); stopping", exc)
+        raise SystemExit(1) from exc
+
+
+def _take_and_keep() -> None:
     settings = get_settings()
     lease_s = settings.beat_lease_s
     client = redis.Redis.from_url(settings.redis_url)
