@@ -43,6 +43,7 @@ RUN=$BASE/run
 # $BASE/ports.env for every later call; the daemons' range is shared (each binds any free port in it).
 PORTS_FILE=$BASE/ports.env
 PORTS_GIVEN=${CLUSTER_MON_PORT:-}${CLUSTER_RGW_A_PORT:-}${CLUSTER_RGW_B_PORT:-}${CLUSTER_LB_PORT:-}
+DEFAULT_PORTS=("$MON_PORT" "$RGW_A_PORT" "$RGW_B_PORT" "$LB_PORT")
 if [ -z "$PORTS_GIVEN" ] && [ -s "$PORTS_FILE" ]; then
   # shellcheck source=/dev/null
   . "$PORTS_FILE"
@@ -270,6 +271,12 @@ ports_free() {  # $1 = offset: are the monitor, gateway and balancer ports + off
   done
 }
 
+any_ours_alive() {  # a daemon of this cluster still up (its ports are ours, not another checkout's)
+  local d
+  for d in mon.a mgr.x osd.0 osd.1 osd.2 rgw.a rgw.b haproxy; do ours_alive "$d" && return 0; done
+  return 1
+}
+
 all_running() {
   local d
   for d in mon.a mgr.x osd.0 osd.1 osd.2 rgw.a rgw.b haproxy; do ours_alive "$d" || return 1; done
@@ -292,15 +299,19 @@ do_up() {
     log "already running (S3 at 127.0.0.1:$LB_PORT)"
     return 0
   fi
-  if ! ours_alive mon.a && ! ports_free 0; then
+  if ! any_ours_alive && ! ports_free 0; then
     if [ -n "$PORTS_GIVEN" ] || { [ "$STORE" = bluestore ] && [ -f "$BASE/.initialized" ]; }; then
       # (a kept bluestore cluster has its ports in its ceph.conf)
       die "a port of $MON_PORT $RGW_A_PORT $RGW_B_PORT $LB_PORT is taken by a process that is not ours"
     fi
+    # offsets count from the defaults, not from a previous choice, so the ports never drift
+    MON_PORT=${DEFAULT_PORTS[0]} RGW_A_PORT=${DEFAULT_PORTS[1]} RGW_B_PORT=${DEFAULT_PORTS[2]} LB_PORT=${DEFAULT_PORTS[3]}
     local k
-    for ((k = 1; k < 20; k++)); do ports_free $((10 * k)) && break; done
+    for ((k = 0; k < 20; k++)); do ports_free $((10 * k)) && break; done
     [ $k -lt 20 ] || die "no free ports near :$MON_PORT :$LB_PORT (other checkouts' clusters? their deploy/cluster.sh down)"
-    log "the cluster's ports are taken (another checkout's cluster?): this one moves them by $((10 * k))"
+    if [ $k -gt 0 ]; then
+      log "the cluster's ports are taken (another checkout's cluster?): this one moves them by $((10 * k))"
+    fi
     MON_PORT=$((MON_PORT + 10 * k)) RGW_A_PORT=$((RGW_A_PORT + 10 * k))
     RGW_B_PORT=$((RGW_B_PORT + 10 * k)) LB_PORT=$((LB_PORT + 10 * k))
   fi

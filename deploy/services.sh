@@ -390,7 +390,7 @@ make_state_dirs() {
   # var/ first (for var/cluster, under umask 077) var/ is 0700 and initdb's user is shut out.
   local d
   for d in "$VAR" "$STATE"; do
-    [ -d "$d" ] || mkdir -m 0711 "$d"
+    mkdir -p "$d"  # (-p: cluster.sh may create var/ between a test and a plain mkdir)
     if [ -O "$d" ]; then chmod 0711 "$d"; fi
   done
 }

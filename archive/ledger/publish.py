@@ -144,8 +144,13 @@ def publish(
 
 
 def _lock_published(store: ObjectStore, until: datetime) -> None:
-    for key in published_keys(store):
-        store.extend_retention(store.originals, key, until)
+    """Lock what was published unlocked: the segments, then the checkpoints oldest first, so the newest
+    checkpoint (whose lock is the sign that this is done) is locked last and an interrupted run is
+    taken up again by the next publish."""
+    for a, b in segments(store):
+        store.extend_retention(store.originals, segment_key(a, b), until)
+    for size in published_sizes(store):
+        store.extend_retention(store.originals, checkpoint_key(size), until)
 
 
 def _check_locks(store: ObjectStore, report: Report, now: datetime) -> None:
@@ -191,13 +196,23 @@ def verify_published(
     each published object not under Object Lock retention."""
     try:
         sizes = published_sizes(store)
-        if sizes:
-            _check_locks(store, report, clock())
     except CustodyError as exc:
         report.add(Problem.PUBLISHED_UNREADABLE, "published checkpoints", str(exc))
         return
     if not sizes:
         return
+    try:
+        _compare_published(session, store, keyring, report, sizes)
+    finally:  # the locks are checked whatever the comparison found; a failed check never hides it
+        try:
+            _check_locks(store, report, clock())
+        except CustodyError as exc:
+            report.add(Problem.PUBLISHED_UNREADABLE, "published objects' locks", str(exc))
+
+
+def _compare_published(
+    session: Session, store: ObjectStore, keyring: Keyring, report: Report, sizes: list[int]
+) -> None:
     report.published_tree_size = sizes[-1]
     try:
         pub = read_checkpoint(store, sizes[-1])

@@ -173,28 +173,24 @@ NOT_RECORDED = "not-recorded"  # a decision of the year with no performance stat
 
 def _performance(session: Session, year: int, as_of: date) -> dict[str, Any]:
     """The year's decisions by how they had been carried out as of ``as_of``: the newest statement
-    established on or before that day (``archive.publicity.performance``); withdrawn decisions apart."""
-    decided = session.exec(
-        select(Decision.id, Decision.state).where(
-            col(Decision.decided_on) >= date(year, 1, 1), col(Decision.decided_on) <= date(year, 12, 31)
-        )
-    ).all()
-    in_force = {d for d, state in decided if state != DecisionState.WITHDRAWN}
+    established on or before that day (``archive.publicity.performance``); withdrawn decisions apart.
+    One joined query (no list of ids: a busy year stays within the databases' parameter limits)."""
+    first, last = date(year, 1, 1), date(year, 12, 31)
+    of_year = (col(Decision.decided_on) >= first) & (col(Decision.decided_on) <= last)
+    in_force = of_year & (col(Decision.state) != DecisionState.WITHDRAWN)
+    decisions_in_force = session.exec(select(func.count()).select_from(Decision).where(in_force)).one()
     status: dict[str, tuple[int, str]] = {}  # decision -> (version, status) of its newest statement
-    if in_force:
-        for d, version, st in session.exec(
-            select(
-                DecisionPerformance.decision_id, DecisionPerformance.version, DecisionPerformance.status
-            ).where(
-                col(DecisionPerformance.decision_id).in_(in_force), col(DecisionPerformance.as_of) <= as_of
-            )
-        ).all():
-            if d not in status or version > status[d][0]:
-                status[d] = (version, str(st))
+    for d, version, st in session.exec(
+        select(DecisionPerformance.decision_id, DecisionPerformance.version, DecisionPerformance.status)
+        .join(Decision, col(Decision.id) == col(DecisionPerformance.decision_id))
+        .where(in_force, col(DecisionPerformance.as_of) <= as_of)
+    ).all():
+        if d not in status or version > status[d][0]:
+            status[d] = (version, str(st))
     counts = Counter(st for _v, st in status.values())
     by_status = {str(k): counts.get(str(k), 0) for k in PerformanceStatus}
-    by_status[NOT_RECORDED] = len(in_force) - len(status)
-    return {"decisions_in_force": len(in_force), "by_status": by_status}
+    by_status[NOT_RECORDED] = int(decisions_in_force) - len(status)
+    return {"decisions_in_force": int(decisions_in_force), "by_status": by_status}
 
 
 def _inspections(session: Session, year: int) -> dict[str, Any]:
