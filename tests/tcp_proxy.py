@@ -107,6 +107,10 @@ class CountingProxy:
         """Refuse new connections and drop open ones: storage is down."""
         self.up = False
         if self._listener is not None:
+            # shutdown first: close alone leaves a thread blocked in accept() holding the socket, and
+            # the port goes on accepting connections (Linux)
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
             self._listener.close()
             self._listener = None
         self.cut()

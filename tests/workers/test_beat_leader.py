@@ -1,6 +1,7 @@
 """One beat in the installation, however many are started (workers/beat_leader.py): real Celery beat
 processes on the test Redis. The second stands by and says so; it takes over at once when the leader
-stops cleanly, within the lease when the leader is killed; a leader whose lease is gone stops itself."""
+stops cleanly, within the lease when the leader is killed; a leader whose lease is gone stops itself,
+and one cut off from Redis stops only once the outage lasts as long as the lease."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from pathlib import Path
 
 import pytest
 import redis
+from sqlalchemy.engine import make_url
 
 from tests.conftest import Proc, _spawn
+from tests.tcp_proxy import CountingProxy
 from workers.beat_leader import LEASE_KEY
 
 LEASE_S = 3  # short, so the takeover after a kill is quick; the default is 30 s
@@ -79,3 +82,31 @@ def test_a_leader_that_lost_its_lease_stops(env: dict[str, str], beats: Callable
     _until("a stops", lambda: a.popen.poll() is not None, [a])
     assert "lost the leader lease" in a.tail()
     assert client.get(LEASE_KEY) == b"elsewhere:1"  # a did not release what it no longer held
+
+
+def test_a_redis_outage_shorter_than_the_lease_is_ridden_out_a_longer_one_stops_the_leader(
+    env: dict[str, str], beats: Callable[[str], Proc]
+) -> None:
+    """The beat reaches Redis through a proxy the test takes down: a short outage (a Redis restart)
+    leaves the leader leading; one as long as the lease stops it, since another beat may lead by then."""
+    direct = env["CUSTODY_REDIS_URL"]
+    url = make_url(direct)
+    proxy = CountingProxy(f"{url.host}:{url.port}").start()
+    try:
+        env["CUSTODY_REDIS_URL"] = url.set(port=proxy.port).render_as_string(hide_password=False)
+        a = beats("a")
+        _until("a leads", lambda: "beat: leading" in a.tail(), [a])
+        proxy.stop()
+        _until("a notices", lambda: "cannot renew the leader lease" in a.tail(), [a])
+        proxy.start()  # back within the lease
+        renewed = a.tail(10**7).count("cannot renew")
+        # two more lease periods: renewed through the proxy again, still leading, never stopped
+        time.sleep(2 * LEASE_S)
+        assert a.popen.poll() is None and "lost the leader lease" not in a.tail(), a.tail()
+        assert a.tail(10**7).count("cannot renew") == renewed  # no failure since Redis came back
+        assert _holder({"CUSTODY_REDIS_URL": direct}).endswith(f":{a.popen.pid}")
+        proxy.stop()  # now for longer than the lease
+        _until("a stops", lambda: a.popen.poll() is not None, [a])
+        assert "Redis unreachable for" in a.tail()
+    finally:
+        proxy.stop()
