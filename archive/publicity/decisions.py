@@ -53,7 +53,7 @@ from archive.publicity.models import (
     Timeliness,
     WithdrawalGround,
 )
-from archive.publicity.services import is_restricted, log, sha256_json, today
+from archive.publicity.services import add_version, is_restricted, log, sha256_json, today
 from archive.workdays import provisional
 from archive.workdays.calendar import Deadline
 from archive.workdays.services import current_calendar
@@ -337,8 +337,7 @@ def draft_redaction(
         created_by=user.name,
         created_at=clock(),
     )
-    session.add(r)
-    session.flush()
+    add_version(session, r, _("the redaction of decision {ref}").format(ref=d.ref))
     log(
         session,
         user,

@@ -54,6 +54,12 @@ class WrongState(Conflict):
     code = "publicity.wrong_state"
 
 
+class ConcurrentChange(Conflict):
+    """Two people wrote the next version of the same thing at once; the other one was stored first."""
+
+    code = "publicity.concurrent_change"
+
+
 class DecisionNotFound(NotFound):
     code = "publicity.decision_not_found"
 

@@ -31,7 +31,7 @@ from archive.publicity.models import (
     PerformanceStatus,
     Redaction,
 )
-from archive.publicity.services import is_restricted, log, today
+from archive.publicity.services import add_version, is_restricted, log, today
 
 MAX_NOTE = 2000
 
@@ -80,8 +80,7 @@ def record(
         created_by=user.name,
         created_at=clock(),
     )
-    session.add(row)
-    session.flush()
+    add_version(session, row, _("the performance of decision {ref}").format(ref=d.ref))
     log(
         session,
         user,

@@ -22,13 +22,16 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, SQLModel
 
 from archive import events
 from archive.access import actor
 from archive.accounts.models import User
 from archive.clock import Clock, as_utc, utcnow
 from archive.config import get_settings
+from archive.i18n import _
+from archive.publicity.errors import ConcurrentChange
 from archive.restricted.models import SubjectKind
 from archive.restricted.services import active_mark
 from archive.signing import canonical_json
@@ -52,6 +55,22 @@ def is_restricted(session: Session, *, case_id: str, record_id: str | None = Non
     carries grants only, so the decision's own record is what is asked about."""
     del case_id
     return record_id is not None and active_mark(session, SubjectKind.RECORD, record_id) is not None
+
+
+def add_version(session: Session, row: SQLModel, what: str) -> None:
+    """Store the next version of something (its number was max + 1 when read). Two writers may read the
+    same max at once; the unique (subject, version) key stops the second, which gets a 409 naming
+    what to do, not a 500, and its transaction stays usable (a savepoint)."""
+    session.add(row)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as exc:
+        raise ConcurrentChange(
+            _("someone else stored a new version of {what} at the same moment; reload and try again").format(
+                what=what
+            )
+        ) from exc
 
 
 def sha256_text(value: str) -> str:

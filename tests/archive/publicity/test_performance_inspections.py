@@ -5,10 +5,13 @@ content fixed and masked, approved by its SHA-256, withdrawn from the public fac
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -18,7 +21,13 @@ from archive.errors import Forbidden, InvalidInput
 from archive.i18n import use_language
 from archive.models import Event
 from archive.publicity import decisions, inspections, performance, public, report
-from archive.publicity.errors import DecisionNotFound, DigestMismatch, InspectionNotFound, WrongState
+from archive.publicity.errors import (
+    ConcurrentChange,
+    DecisionNotFound,
+    DigestMismatch,
+    InspectionNotFound,
+    WrongState,
+)
 from archive.publicity.models import (
     Decision,
     DecisionCategory,
@@ -387,3 +396,47 @@ def test_the_yearly_report_counts_performance_and_inspections(engine: Engine, tm
         assert "已履行" in page and "发现问题已责令整改" in page
     with use_language("en"):
         assert "Random inspections" in report.render_html(body)
+
+
+def test_two_people_recording_at_once_get_a_conflict_not_an_error(engine: Engine) -> None:
+    """Both read the same latest version; the second insert waits on the first's unique key and, once the
+    first commits, is refused with 409 publicity.concurrent_change (not a 500). Real PostgreSQL, two
+    transactions, the second blocked until the first commits."""
+    u = users(engine)
+    pub = u["publisher"]
+    with session_scope(engine) as s:
+        did = _decision(s, u, "A10-C").id
+    first = Session(engine)
+    performance.record(first, pub, did, PerformanceStatus.NOT_DUE, date(2025, 3, 3))  # v1, not committed
+    outcome: dict[str, object] = {}
+
+    def second() -> None:
+        try:
+            with session_scope(engine) as s:
+                performance.record(s, pub, did, PerformanceStatus.FULFILLED, date(2025, 3, 4))  # v1 too
+        except Exception as exc:  # noqa: BLE001 - the test reads what it was
+            outcome["error"] = exc
+
+    t = threading.Thread(target=second)
+    t.start()
+    # wait until the second transaction is blocked on the first's row (PostgreSQL says so)
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    )
+    deadline = time.monotonic() + 30
+    with engine.connect() as watch:
+        while not watch.execute(waiting).scalar():
+            watch.rollback()  # a new snapshot of pg_stat_activity on each look
+            assert time.monotonic() < deadline and t.is_alive(), outcome
+            time.sleep(0.05)
+    first.commit()
+    first.close()
+    t.join(30)
+    error = outcome.get("error")
+    assert isinstance(error, ConcurrentChange), error
+    assert error.code == "publicity.concurrent_change" and error.http_status == 409
+    with Session(engine) as s:
+        assert [(r.version, r.status) for r in performance.history(s, pub, did)] == [
+            (1, PerformanceStatus.NOT_DUE)
+        ]
