@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +33,14 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return make_samples(tmp_path_factory.mktemp("media"), seconds=3, size="640x360")
 
 
-def dock_cmd(api: LiveAPI, folder: Path, state: Path, *extra: str) -> list[str]:
-    """`custody dock FOLDER` as officer 0815 with device BC-4711, against ``api``."""
+def dock_cmd(api: LiveAPI, folder: Path, state: Path, *extra: str, before: Sequence[str] = ()) -> list[str]:
+    """`custody [BEFORE] dock FOLDER` as officer 0815 with device BC-4711, against ``api`` (``before``:
+    options of `custody` itself, such as ``--lang en``)."""
     return [
         sys.executable,
         "-m",
         "cli.main",
+        *before,
         "dock",
         str(folder),
         "--officer",

@@ -7,7 +7,7 @@ an inspection result with a natural person's name masked) and nothing after a wi
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -20,11 +20,10 @@ from archive.accounts import services as accounts
 from archive.accounts.models import Role
 from archive.db import session_scope
 from archive.models import Event
-from archive.publicity import decisions
-from archive.publicity.models import DecisionCategory, PartyKind, RandomInspection
+from archive.publicity.models import RandomInspection
 from archive.publicity.services import today
 from tests.api.test_approvals_api import Sent
-from tests.archive.publicity.publicity_factories import CONCLUSION, PARTY, case_with_decision
+from tests.archive.publicity.publicity_factories import penalty_decision
 from tests.case_factories import auth
 
 ROLES = [r.value for r in Role]
@@ -55,22 +54,7 @@ def world(engine: Engine) -> dict[str, Any]:
         pub, clerk = users["publisher"], users["records-manager"]
         out: dict[str, Any] = {"tokens": tokens}
         for key, number, publish in (("published", "A10-P", True), ("pending", "A10-U", False)):
-            case_id, _record = case_with_decision(s, clerk, number)
-            d = decisions.register(
-                s,
-                pub,
-                decisions.DecisionInput(
-                    case_id=case_id,
-                    category=DecisionCategory.PENALTY,
-                    decided_on=date(2025, 3, 3),
-                    party_kind=PartyKind.NATURAL_PERSON,
-                    party_name=PARTY,
-                    conclusion=CONCLUSION,
-                ),
-            )
-            if publish:
-                r = decisions.draft_redaction(s, pub, d.id)
-                decisions.approve(s, pub, d.id, r.version, r.sha256)
+            d = penalty_decision(s, pub, clerk, number, publish=publish)
             out[key] = {"id": d.id, "ref": d.ref}
     return out
 

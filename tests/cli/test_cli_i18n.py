@@ -10,28 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import ROOT, LiveAPI
+from tests.test_e2e import dock_cmd
 
 
 def dock(api: LiveAPI, token: str, folder: Path, state: Path, *lang: str, **env: str) -> Any:
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cli.main",
-            *lang,
-            "dock",
-            str(folder),
-            "--officer",
-            "0815",
-            "--device",
-            "BC-4711",
-            "--server",
-            api.url,
-            "--state-file",
-            str(state),
-            "--verify-timeout",
-            "1",
-        ],
+        dock_cmd(api, folder, state, "--verify-timeout", "1", before=lang),
         env={**os.environ, "CUSTODY_TOKEN": token, "LC_ALL": "", "LC_MESSAGES": "", "LANGUAGE": "", **env},
         capture_output=True,
         text=True,

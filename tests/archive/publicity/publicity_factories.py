@@ -15,7 +15,8 @@ from archive.cases import services as cases
 from archive.cases.models import CaseKind, DocumentKind, Stage
 from archive.db import session_scope
 from archive.legal import services as legal
-from archive.publicity import roster
+from archive.publicity import decisions, roster
+from archive.publicity.models import Decision, DecisionCategory, PartyKind
 from archive.publicity.redaction import id_check_digit
 
 ID_NUMBER = "11010519491231002" + id_check_digit("11010519491231002")
@@ -129,3 +130,27 @@ def case_with_decision(
         ),
     )
     return case.id, rec.record_id if with_decision else None
+
+
+def penalty_decision(
+    session: Session, publisher: User, clerk: User, number: str, *, publish: bool = True
+) -> Decision:
+    """A penalty decided on 3 March 2025 against the natural person ``PARTY``, registered by
+    ``publisher`` on a case ``clerk`` opened; unless told otherwise redacted and approved (published)."""
+    case_id, _record = case_with_decision(session, clerk, number)
+    d = decisions.register(
+        session,
+        publisher,
+        decisions.DecisionInput(
+            case_id=case_id,
+            category=DecisionCategory.PENALTY,
+            decided_on=date(2025, 3, 3),
+            party_kind=PartyKind.NATURAL_PERSON,
+            party_name=PARTY,
+            conclusion=CONCLUSION,
+        ),
+    )
+    if publish:
+        r = decisions.draft_redaction(session, publisher, d.id)
+        decisions.approve(session, publisher, d.id, r.version, r.sha256)
+    return d

@@ -30,7 +30,6 @@ from archive.publicity.errors import (
 )
 from archive.publicity.models import (
     Decision,
-    DecisionCategory,
     InspectionOutcome,
     InspectionState,
     PartyKind,
@@ -42,7 +41,7 @@ from archive.publicity.services import today
 from archive.restricted import services as restricted
 from archive.restricted.models import MarkCreate, Sensitivity, SubjectKind
 from archive.signing import Keyring
-from tests.archive.publicity.publicity_factories import CONCLUSION, PARTY, case_with_decision, fixed, users
+from tests.archive.publicity.publicity_factories import fixed, penalty_decision, users
 
 NOTE = "INTERNAL-NOTE-当事人称下月补缴"
 PERSON = "王小明"
@@ -54,23 +53,7 @@ def _events(engine: Engine, action: str) -> list[Event]:
 
 
 def _decision(s: Session, u: dict[str, User], number: str, *, publish: bool = True) -> Decision:
-    case_id, _record = case_with_decision(s, u["records"], number)
-    d = decisions.register(
-        s,
-        u["publisher"],
-        decisions.DecisionInput(
-            case_id=case_id,
-            category=DecisionCategory.PENALTY,
-            decided_on=date(2025, 3, 3),
-            party_kind=PartyKind.NATURAL_PERSON,
-            party_name=PARTY,
-            conclusion=CONCLUSION,
-        ),
-    )
-    if publish:
-        r = decisions.draft_redaction(s, u["publisher"], d.id)
-        decisions.approve(s, u["publisher"], d.id, r.version, r.sha256)
-    return d
+    return penalty_decision(s, u["publisher"], u["records"], number, publish=publish)
 
 
 def test_performance_is_versioned_logged_and_public_without_the_note(engine: Engine) -> None:
