@@ -29,6 +29,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from archive import localtime
 from archive.audit.models import Problem, Report
 from archive.clock import Clock, utcnow
 from archive.config import get_settings
@@ -90,9 +91,10 @@ def read_checkpoint(store: ObjectStore, size: int) -> Published:
     )
 
 
-def published_keys(store: ObjectStore) -> list[str]:
-    """Every published checkpoint and segment, as object keys."""
-    checkpoints = [checkpoint_key(n) for n in published_sizes(store)]
+def published_keys(store: ObjectStore, sizes: list[int] | None = None) -> list[str]:
+    """Every published checkpoint and segment, as object keys (``sizes``: the checkpoints, when the
+    caller has listed them already)."""
+    checkpoints = [checkpoint_key(n) for n in (published_sizes(store) if sizes is None else sizes)]
     return checkpoints + [segment_key(a, b) for a, b in segments(store)]
 
 
@@ -153,10 +155,10 @@ def _lock_published(store: ObjectStore, until: datetime) -> None:
         store.extend_retention(store.originals, checkpoint_key(size), until)
 
 
-def _check_locks(store: ObjectStore, report: Report, now: datetime) -> None:
+def _check_locks(store: ObjectStore, report: Report, now: datetime, sizes: list[int]) -> None:
     """Each published object must be under retention that has not run out."""
     unlocked = []
-    for key in published_keys(store):
+    for key in published_keys(store, sizes):
         until = store.lock_state(store.originals, key).retain_until
         if until is None or until <= now:
             unlocked.append((key, until))
@@ -166,7 +168,7 @@ def _check_locks(store: ObjectStore, report: Report, now: datetime) -> None:
             f"{store.originals}/{key}",
             "no Object Lock retention: it can be deleted or overwritten"
             if until is None
-            else f"its Object Lock retention ran out at {until.isoformat()}",
+            else f"its Object Lock retention ran out at {localtime.format_local(until)}",
         )
 
 
@@ -205,7 +207,7 @@ def verify_published(
         _compare_published(session, store, keyring, report, sizes)
     finally:  # the locks are checked whatever the comparison found; a failed check never hides it
         try:
-            _check_locks(store, report, clock())
+            _check_locks(store, report, clock(), sizes)
         except CustodyError as exc:
             report.add(Problem.PUBLISHED_UNREADABLE, "published objects' locks", str(exc))
 
